@@ -1,0 +1,305 @@
+/**
+ * OAR's configuration: `KEY=value` lines in an `oar.conf`, found through `OARCONFFILE`, then
+ * `/etc/oar/oar.conf`, then the embedded default's file. One table of defaults (spec §14) lives
+ * here and nowhere else; every module reads its keys through the typed getters.
+ */
+import { existsSync } from "node:fs";
+import { canRead, envGet } from "./env.ts";
+import { embeddedConfigFile } from "./paths.ts";
+
+export type ConfigValue = string | number;
+
+interface Default {
+  value: ConfigValue;
+  /** One line for the generated sample oar.conf. */
+  doc: string;
+}
+
+/** Every key oar-deno reads, with its default and its meaning. */
+export const DEFAULTS: Readonly<Record<string, Default>> = {
+  // Database
+  DB_TYPE: { value: "Pg", doc: "database type; only PostgreSQL (Pg) is supported" },
+  DB_HOSTNAME: { value: "localhost", doc: "database host, or a directory holding its unix socket" },
+  DB_PORT: { value: 5432, doc: "database port" },
+  DB_BASE_NAME: { value: "oar", doc: "database name" },
+  DB_BASE_LOGIN: { value: "oar", doc: "database user (read-write)" },
+  DB_BASE_PASSWD: { value: "", doc: "database password" },
+  // Server topology
+  SERVER_HOSTNAME: { value: "localhost", doc: "host running almighty and the appendice proxy" },
+  SERVER_PORT: { value: 6666, doc: "TCP port of the appendice proxy (oarsub, oarexec reports)" },
+  APPENDICE_SERVER_PORT: { value: 6670, doc: "ZeroMQ port where almighty pulls commands" },
+  BIPBIP_COMMANDER_SERVER: { value: "localhost", doc: "host of bipbip_commander" },
+  BIPBIP_COMMANDER_PORT: { value: 6671, doc: "ZeroMQ port where bipbip_commander pulls" },
+  GRETA_SERVER: { value: "localhost", doc: "host of greta (energy saving)" },
+  GRETA_PORT: { value: 6672, doc: "ZeroMQ port where greta pulls" },
+  OARDIR: {
+    value: "",
+    doc: "directory of compiled module artifacts; empty runs modules from source",
+  },
+  // Almighty
+  META_SCHED_CMD: { value: "kao", doc: "meta-scheduler command (kao is ours, meta_sched)" },
+  SCHEDULER_MIN_TIME_BETWEEN_2_CALLS: {
+    value: 5,
+    doc: "minimal seconds between two scheduling rounds",
+  },
+  FINAUD_FREQUENCY: { value: 300, doc: "seconds between two node checks (0 disables)" },
+  ENERGY_SAVING_INTERNAL: { value: "no", doc: "start and supervise greta" },
+  // Logging
+  LOG_FILE: { value: ":stderr:", doc: "log file path, or :stderr:" },
+  LOG_LEVEL: { value: 2, doc: "1 errors, 2 errors+warnings+info, 3 debug" },
+  // bipbip_commander, bipbip, oarexec
+  MAX_CONCURRENT_JOBS_STARTING_OR_TERMINATING: {
+    value: 25,
+    doc: "maximum bipbip/leon children run at once by bipbip_commander",
+  },
+  BIPBIP_COMMANDER_CHILD_TIMEOUT: {
+    value: 1800,
+    doc: "seconds before a bipbip or leon child is killed",
+  },
+  DETACH_JOB_FROM_SERVER: { value: 1, doc: "oarexec detaches from the launching session" },
+  OPENSSH_CMD: { value: "/usr/bin/ssh -p 6667", doc: "ssh command used to reach compute nodes" },
+  OAREXEC_LAUNCHER: { value: "ssh", doc: "how oarexec is started on the head node: ssh or local" },
+  TIMEOUT_SSH: { value: 120, doc: "seconds allowed to remote commands (launch waits twice this)" },
+  OAR_SSH_CONNECTION_TIMEOUT: { value: 120, doc: "ssh connection timeout for user notifications" },
+  NODE_FILE_DB_FIELD: { value: "network_address", doc: "resource column written in the node file" },
+  NODE_FILE_DB_FIELD_DISTINCT_VALUES: {
+    value: "resource_id",
+    doc: "one node-file line per distinct value of this column",
+  },
+  OAR_SSH_AUTHORIZED_KEYS_FILE: { value: ".ssh/authorized_keys", doc: "job key file on nodes" },
+  OAREXEC_DIRECTORY: {
+    value: "/var/lib/oar",
+    doc: "oarexec's directory on nodes (node file, pid)",
+  },
+  OAREXEC_PID_FILE_NAME: { value: "pid_of_oarexec_for_jobId_", doc: "oarexec pid file prefix" },
+  OAREXEC_DEBUG_MODE: { value: 0, doc: "oarexec debug output" },
+  SSH_RENDEZ_VOUS: {
+    value: "oarexec is initialized and ready to do the job",
+    doc: "line oarexec prints once the job is started",
+  },
+  PROLOGUE_EXEC_FILE: { value: "", doc: "node prologue script" },
+  EPILOGUE_EXEC_FILE: { value: "", doc: "node epilogue script" },
+  PROLOGUE_EPILOGUE_TIMEOUT: { value: 60, doc: "seconds allowed to node prologue/epilogue" },
+  SERVER_PROLOGUE_EXEC_FILE: { value: "", doc: "server prologue script" },
+  SERVER_EPILOGUE_EXEC_FILE: { value: "", doc: "server epilogue script" },
+  SERVER_PROLOGUE_EPILOGUE_TIMEOUT: {
+    value: 60,
+    doc: "seconds allowed to server prologue/epilogue",
+  },
+  DEPLOY_HOSTNAME: { value: "127.0.0.1", doc: "head node of deploy jobs" },
+  COSYSTEM_HOSTNAME: { value: "127.0.0.1", doc: "head node of cosystem jobs" },
+  ACTIVATE_PINGCHECKER_AT_JOB_END: { value: "no", doc: "ping a job's nodes when it ends" },
+  JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD: { value: "", doc: "cpuset column (empty: no cpusets)" },
+  JOB_RESOURCE_MANAGER_FILE: { value: "", doc: "job resource manager script" },
+  CPUSET_PATH: { value: "/oar", doc: "cpuset root path" },
+  // Node checks
+  PINGCHECKER_GENERIC_COMMAND: { value: "", doc: "generic node check: prints bad hosts" },
+  PINGCHECKER_FPING_COMMAND: { value: "", doc: "fping node check" },
+  PINGCHECKER_NMAP_COMMAND: { value: "", doc: "nmap node check" },
+  CHECK_NODES_WITH_RUNNING_JOB: { value: "no", doc: "finaud also checks busy nodes" },
+  // Leon and sarko
+  LEON_SOFT_WALLTIME: { value: 20, doc: "seconds before a frag is re-sent" },
+  LEON_WALLTIME: { value: 300, doc: "seconds before a fragged job is exterminated" },
+  JOBDEL_SOFTWALLTIME: { value: "", doc: "overrides LEON_SOFT_WALLTIME when set" },
+  JOBDEL_WALLTIME: { value: "", doc: "overrides LEON_WALLTIME when set" },
+  DEAD_SWITCH_TIME: { value: 0, doc: "seconds Absent/Suspected before Dead (0 disables)" },
+  SUSPECTED_HEALING_EXEC_FILE: { value: "", doc: "script fed suspected resources" },
+  SUSPECTED_HEALING_TIMEOUT: { value: 10, doc: "seconds allowed to the healing script" },
+  SUSPEND_RESUME_FILE: { value: "", doc: "suspend/resume manager script" },
+  JUST_AFTER_SUSPEND_EXEC_FILE: { value: "", doc: "script run after a job is suspended" },
+  JUST_BEFORE_RESUME_EXEC_FILE: { value: "", doc: "script run before a job is resumed" },
+  SUSPEND_RESUME_SCRIPT_TIMEOUT: { value: 60, doc: "seconds allowed to suspend/resume scripts" },
+  USERS_ALLOWED_HOLD_RESUME: { value: "yes", doc: "users may hold/resume their Running jobs" },
+  // Greta
+  OAR_RUNTIME_DIRECTORY: { value: "/var/lib/oar", doc: "greta's state directory" },
+  ENERGY_SAVING_NODE_MANAGER_WAKEUP_TIMEOUT: { value: 900, doc: "boot timeouts (N or n:s ...)" },
+  ENERGY_SAVING_NODES_KEEPALIVE: { value: "type='default':0", doc: "idle nodes kept up" },
+  ENERGY_SAVING_WINDOW_FORKER_SIZE: { value: 20, doc: "node-manager commands run at once" },
+  ENERGY_SAVING_WINDOW_TIMEOUT: {
+    value: 120,
+    doc: "seconds before a node-manager command is killed",
+  },
+  ENERGY_MAX_CYCLES_UNTIL_REFRESH: {
+    value: 5000,
+    doc: "greta cycles before it saves and restarts",
+  },
+  ENERGY_SAVING_NODE_MANAGER_SLEEP_CMD: {
+    value: "",
+    doc: "command halting a node (host on stdin)",
+  },
+  ENERGY_SAVING_NODE_MANAGER_WAKE_UP_CMD: {
+    value: "",
+    doc: "command waking a node (host on stdin)",
+  },
+  ENERGY_SAVING_MODE: { value: "", doc: "metascheduler_decision_making enables energy saving" },
+  SCHEDULER_NODE_MANAGER_IDLE_TIME: { value: 600, doc: "idle seconds before a node is halted" },
+  SCHEDULER_NODE_MANAGER_SLEEP_TIME: { value: 600, doc: "free seconds ahead required to halt" },
+  SCHEDULER_NODE_MANAGER_WAKEUP_TIME: { value: 1, doc: "seconds ahead a node is woken for a job" },
+  // Meta-scheduler
+  SCHEDULER_TIMEOUT: { value: 10, doc: "seconds allowed to external scheduler commands" },
+  SCHEDULER_JOB_SECURITY_TIME: { value: 60, doc: "seconds kept free after each job" },
+  SCHEDULER_BESTEFFORT_KILL_DURATION_BEFORE_RESERVATION: {
+    value: 0,
+    doc: "seconds ahead besteffort jobs are killed",
+  },
+  RESERVATION_WAITING_RESOURCES_TIMEOUT: { value: 300, doc: "seconds a reservation waits" },
+  SCHEDULER_RESOURCE_ORDER: { value: "resource_id ASC", doc: "SQL order of the resource set" },
+  HIERARCHY_LABELS: { value: "resource_id,network_address,cpu,core", doc: "resource hierarchy" },
+  SCHEDULER_AVAILABLE_SUSPENDED_RESOURCE_TYPE: {
+    value: "default",
+    doc: "types usable when suspended",
+  },
+  MAX_JOB_PER_QUEUES_GROUP_SCHEDULING_ROUND: { value: 1000, doc: "jobs scheduled per queue group" },
+  JOB_PRIORITY: { value: "FIFO", doc: "FIFO or FAIRSHARE" },
+  QUOTAS: { value: "no", doc: "enable quotas" },
+  // Submission
+  OARSUB_DEFAULT_RESOURCES: { value: "/resource_id=1", doc: "resources when -l gives none" },
+  OARSUB_DEFAULT_WALLTIME: { value: 7200, doc: "walltime (seconds) when -l gives none" },
+  OARSUB_FORCE_JOB_KEY: { value: "no", doc: "always generate a job key" },
+  // User notification
+  MAIL_SMTP_SERVER: { value: "", doc: "SMTP server for --notify mail:" },
+  MAIL_SENDER: { value: "", doc: "sender address for --notify mail:" },
+};
+
+/** A malformed configuration: names the file and the line. */
+export class ConfigError extends Error {
+  constructor(readonly file: string, readonly line: number, reason: string) {
+    super(line > 0 ? `${file}:${line}: ${reason}` : `${file}: ${reason}`);
+    this.name = "ConfigError";
+  }
+}
+
+const KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const NUMBER_RE = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+/** OAR's value rules: drop surrounding quotes; decimal numbers become numbers. */
+function convertValue(raw: string): ConfigValue {
+  let v = raw.trim();
+  if (v.length >= 1 && (v[0] === '"' || v[0] === "'")) v = v.slice(1);
+  if (v.length >= 1 && (v.at(-1) === '"' || v.at(-1) === "'")) v = v.slice(0, -1);
+  v = v.trim();
+  if (NUMBER_RE.test(v)) {
+    const n = Number(v);
+    if (Number.isFinite(n)) return n;
+  }
+  return v;
+}
+
+/** Parses oar.conf text. Throws ConfigError for a line that is not `KEY=value`. */
+export function parseOarConf(text: string, file = "oar.conf"): Map<string, ConfigValue> {
+  const values = new Map<string, ConfigValue>();
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    // OAR drops everything after the first '#', even inside quotes.
+    const hash = lines[i].indexOf("#");
+    const line = (hash >= 0 ? lines[i].slice(0, hash) : lines[i]).trim();
+    if (line === "") continue;
+    const eq = line.indexOf("=");
+    if (eq <= 0) {
+      throw new ConfigError(file, i + 1, `expected KEY=value, found "${line.slice(0, 80)}"`);
+    }
+    const key = line.slice(0, eq).trim();
+    if (!KEY_RE.test(key)) {
+      throw new ConfigError(file, i + 1, `invalid key "${key.slice(0, 80)}"`);
+    }
+    values.set(key, convertValue(line.slice(eq + 1)));
+  }
+  return values;
+}
+
+const YES = new Set(["yes", "y", "true", "1", "on"]);
+const NO = new Set(["no", "n", "false", "0", "off", ""]);
+
+/** Typed, read-only view of a configuration with the defaults table behind it. */
+export class Config {
+  readonly #values: Map<string, ConfigValue>;
+  /** The file the values came from, or "" for defaults only. */
+  readonly source: string;
+
+  constructor(values: Map<string, ConfigValue> | Record<string, ConfigValue> = {}, source = "") {
+    this.#values = values instanceof Map ? new Map(values) : new Map(Object.entries(values));
+    this.source = source;
+  }
+
+  /** A copy with some keys replaced (tests, and modules that apply overrides). */
+  with(overrides: Record<string, ConfigValue>): Config {
+    const merged = new Map(this.#values);
+    for (const [k, v] of Object.entries(overrides)) merged.set(k, v);
+    return new Config(merged, this.source);
+  }
+
+  /** True when the key is set in the file (defaults do not count). */
+  isSet(key: string): boolean {
+    return this.#values.has(key);
+  }
+
+  get(key: string): ConfigValue | undefined {
+    return this.#values.get(key) ?? DEFAULTS[key]?.value;
+  }
+
+  str(key: string): string {
+    const v = this.get(key);
+    return v === undefined ? "" : String(v);
+  }
+
+  int(key: string): number {
+    const v = this.get(key);
+    const n = typeof v === "number" ? v : Number(String(v ?? "").trim());
+    if (!Number.isFinite(n) || String(v ?? "").trim() === "") {
+      throw new ConfigError(
+        this.source || "configuration",
+        0,
+        `${key} must be a number, not "${v}"`,
+      );
+    }
+    return Math.trunc(n);
+  }
+
+  /** yes/no values, case-insensitive everywhere (DECISIONS §12). */
+  bool(key: string): boolean {
+    const v = String(this.get(key) ?? "").trim().toLowerCase();
+    if (YES.has(v)) return true;
+    if (NO.has(v)) return false;
+    throw new ConfigError(
+      this.source || "configuration",
+      0,
+      `${key} must be yes or no, not "${v}"`,
+    );
+  }
+
+  /** All explicitly set keys (for diagnostics). */
+  entries(): [string, ConfigValue][] {
+    return [...this.#values.entries()];
+  }
+}
+
+/** Reads and parses one file. */
+export function readConfigFile(path: string): Config {
+  const text = Deno.readTextFileSync(path);
+  return new Config(parseOarConf(text, path), path);
+}
+
+/**
+ * The configuration file in force: `OARCONFFILE`, then `/etc/oar/oar.conf`, then the embedded
+ * default's file; null when there is none (defaults only).
+ */
+export function findConfigFile(): string | null {
+  const fromEnv = envGet("OARCONFFILE");
+  if (fromEnv) return fromEnv;
+  for (const candidate of ["/etc/oar/oar.conf", embeddedConfigFile()]) {
+    if (canRead(candidate) && existsSync(candidate)) return candidate;
+  }
+  return null;
+}
+
+/** Loads the configuration in force. Throws ConfigError on a malformed file. */
+export function loadConfig(): Config {
+  const file = findConfigFile();
+  if (file === null) return new Config();
+  try {
+    return readConfigFile(file);
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(file, 0, `cannot read: ${(e as Error).message}`);
+  }
+}
