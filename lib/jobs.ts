@@ -1,0 +1,312 @@
+/**
+ * Job state and job reads (spec §12.2, §13.1). Every state change goes through `setJobState`,
+ * whose conditional UPDATE is the arbiter between concurrent writers (bipbip children, leon,
+ * NodeChangeState, CLI): the row lock it takes serialises them, and a writer that loses sees
+ * zero rows changed and does nothing else.
+ *
+ * Not done here, unlike OAR's set_job_state: user notification (mail/exec, `notify_user`) and
+ * the scheduler-priority update of `SCHEDULER_PRIORITY_HIERARCHY_ORDER`.
+ */
+import type { Queryable, TxSql } from "./db/client.ts";
+import type { Notifier } from "./notifier.ts";
+import { type JobTypes, parseJobTypes } from "./protocol.ts";
+import { fitVarchar, inTransaction } from "./events.ts";
+
+export const JOB_STATES = [
+  "Waiting",
+  "Hold",
+  "toLaunch",
+  "toError",
+  "toAckReservation",
+  "Launching",
+  "Running",
+  "Suspended",
+  "Resuming",
+  "Finishing",
+  "Terminated",
+  "Error",
+] as const;
+export type JobState = typeof JOB_STATES[number];
+
+/** States a job never leaves (spec §13.1). */
+export const FINAL_STATES: readonly JobState[] = ["Terminated", "Error"];
+
+export function isFinalState(s: string): boolean {
+  return s === "Terminated" || s === "Error";
+}
+
+/** A `jobs` row (spec §13). */
+export interface Job {
+  job_id: number;
+  array_id: number;
+  array_index: number;
+  initial_request: string | null;
+  job_name: string | null;
+  job_env: string | null;
+  job_type: "INTERACTIVE" | "PASSIVE";
+  info_type: string | null;
+  state: JobState;
+  reservation: "None" | "toSchedule" | "Scheduled";
+  message: string;
+  scheduler_info: string;
+  job_user: string;
+  project: string;
+  job_group: string;
+  command: string | null;
+  exit_code: number | null;
+  queue_name: string;
+  properties: string | null;
+  launching_directory: string;
+  submission_time: number;
+  start_time: number;
+  stop_time: number;
+  file_id: number | null;
+  accounted: "YES" | "NO";
+  notify: string | null;
+  assigned_moldable_job: number;
+  checkpoint: number;
+  checkpoint_signal: number;
+  stdout_file: string | null;
+  stderr_file: string | null;
+  resubmit_job_id: number;
+  suspended: "YES" | "NO";
+  last_karma: number | null;
+}
+
+/** `jobs.message` is varchar(255). */
+export const JOB_MESSAGE_MAX = 255;
+
+export interface SetJobStateOptions {
+  /**
+   * Written to `jobs.message` by the same UPDATE, hence only when the state does change (a
+   * writer that lost the race must not overwrite the winner's explanation).
+   */
+  message?: string;
+}
+
+interface ChangedJob {
+  start_time: number;
+  stop_time: number;
+  assigned_moldable_job: number | null;
+  suspended: "YES" | "NO";
+  now: number;
+}
+
+/**
+ * `set_job_state` (spec §12.2). Refuses to leave Terminated/Error and refuses a no-op; returns
+ * whether the state changed. One transaction: the job row, its state log, and for a final
+ * state the stop time, resources.last_job_date, suspended_jobs (Error of a suspended job) and
+ * the LOG indexes; then almighty gets `ChState`.
+ */
+export async function setJobState(
+  sql: Queryable,
+  notifier: Notifier,
+  jobId: number,
+  state: JobState,
+  opts: SetJobStateOptions = {},
+): Promise<boolean> {
+  const final = isFinalState(state);
+  const message = opts.message === undefined ? null : fitVarchar(opts.message, JOB_MESSAGE_MAX);
+  const changed = await inTransaction(sql, async (tx) => {
+    // The time is read in RETURNING, i.e. once the row lock is held: a writer that queued
+    // behind another one must not date its log row before the one it closes.
+    const rows = await tx<ChangedJob[]>`
+      UPDATE jobs SET
+        state = ${state}::job_state,
+        message = COALESCE(${message}::text, message),
+        stop_time = CASE WHEN ${final}::boolean AND stop_time < start_time
+                         THEN start_time ELSE stop_time END
+      WHERE job_id = ${jobId}
+        AND state NOT IN ('Terminated', 'Error')
+        AND state <> ${state}::job_state
+      RETURNING start_time, stop_time, assigned_moldable_job, suspended,
+        EXTRACT(EPOCH FROM clock_timestamp())::int AS now`;
+    if (rows.length === 0) return false;
+    const job = rows[0];
+    await tx`
+      WITH closed AS (
+        UPDATE job_state_logs SET date_stop = ${job.now}
+        WHERE job_id = ${jobId} AND date_stop = 0
+      )
+      INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)
+      VALUES (${jobId}, ${state}, ${job.now}, 0)`;
+    if (final) await finalise(tx, jobId, state, job);
+    return true;
+  });
+  if (changed && final) notifier.almighty("ChState");
+  return changed;
+}
+
+/** The Terminated/Error part of set_job_state, inside its transaction. */
+async function finalise(tx: TxSql, jobId: number, state: JobState, job: ChangedJob) {
+  const moldable = job.assigned_moldable_job ?? 0;
+  if (moldable !== 0) {
+    // Resource rows are locked in id order everywhere (see resources.ts), so that two
+    // transactions touching overlapping resources cannot deadlock.
+    await tx`
+      SELECT resource_id FROM resources
+      WHERE resource_id IN (SELECT resource_id FROM assigned_resources
+                            WHERE moldable_job_id = ${moldable})
+      ORDER BY resource_id FOR UPDATE`;
+    await tx`
+      UPDATE resources SET last_job_date = ${job.now}
+      WHERE resource_id IN (SELECT resource_id FROM assigned_resources
+                            WHERE moldable_job_id = ${moldable})`;
+  }
+  if (state === "Error" && job.suspended === "YES") {
+    // The job no longer holds its resources suspended: keep the flag only where another
+    // Suspended job still sits (this job is already in Error, so it does not count).
+    await tx`
+      SELECT resource_id FROM resources WHERE suspended_jobs = 'YES'
+      ORDER BY resource_id FOR UPDATE`;
+    await tx`
+      UPDATE resources SET suspended_jobs = 'NO'
+      WHERE suspended_jobs = 'YES'
+        AND resource_id NOT IN (
+          SELECT ar.resource_id FROM jobs j
+          JOIN assigned_resources ar ON ar.moldable_job_id = j.assigned_moldable_job
+          WHERE j.state = 'Suspended' AND ar.assigned_resource_index = 'CURRENT')`;
+  }
+  await logJob(tx, jobId, moldable);
+}
+
+/**
+ * `log_job`: moves the job's rows of the per-job tables to index LOG, which keeps the CURRENT
+ * partitions (what the scheduler scans) small.
+ */
+async function logJob(tx: TxSql, jobId: number, moldable: number) {
+  await tx`
+    WITH molds AS (
+      SELECT moldable_id FROM moldable_job_descriptions WHERE moldable_job_id = ${jobId}
+    ), groups AS (
+      SELECT res_group_id FROM job_resource_groups
+      WHERE res_group_moldable_id IN (SELECT moldable_id FROM molds)
+    ), m AS (
+      UPDATE moldable_job_descriptions SET moldable_index = 'LOG'
+      WHERE moldable_job_id = ${jobId} AND moldable_index = 'CURRENT'
+    ), g AS (
+      UPDATE job_resource_groups SET res_group_index = 'LOG'
+      WHERE res_group_id IN (SELECT res_group_id FROM groups) AND res_group_index = 'CURRENT'
+    ), d AS (
+      UPDATE job_resource_descriptions SET res_job_index = 'LOG'
+      WHERE res_job_group_id IN (SELECT res_group_id FROM groups) AND res_job_index = 'CURRENT'
+    ), t AS (
+      UPDATE job_types SET types_index = 'LOG'
+      WHERE job_id = ${jobId} AND types_index = 'CURRENT'
+    ), dep AS (
+      UPDATE job_dependencies SET job_dependency_index = 'LOG'
+      WHERE job_id = ${jobId} AND job_dependency_index = 'CURRENT'
+    )
+    UPDATE assigned_resources SET assigned_resource_index = 'LOG'
+    WHERE moldable_job_id = ${moldable} AND ${moldable} <> 0
+      AND assigned_resource_index = 'CURRENT'`;
+}
+
+/** `set_job_message` (truncated to the column's 255 characters). Returns whether a row changed. */
+export async function setJobMessage(
+  sql: Queryable,
+  jobId: number,
+  message: string,
+): Promise<boolean> {
+  const r = await sql`
+    UPDATE jobs SET message = ${fitVarchar(message, JOB_MESSAGE_MAX)} WHERE job_id = ${jobId}`;
+  return r.count === 1;
+}
+
+/** `set_job_exit_code`: the raw wait status of the user command (NULL when unknown). */
+export async function setJobExitCode(
+  sql: Queryable,
+  jobId: number,
+  exitCode: number | null,
+): Promise<boolean> {
+  const r = await sql`UPDATE jobs SET exit_code = ${exitCode}::int WHERE job_id = ${jobId}`;
+  return r.count === 1;
+}
+
+/** `set_finish_date`: stop_time := max(now, start_time). Returns the stop time, null if no job. */
+export async function setFinishDate(sql: Queryable, jobId: number): Promise<number | null> {
+  const rows = await sql<{ stop_time: number }[]>`
+    UPDATE jobs SET stop_time = GREATEST(EXTRACT(EPOCH FROM now())::int, start_time)
+    WHERE job_id = ${jobId} RETURNING stop_time`;
+  return rows.length ? rows[0].stop_time : null;
+}
+
+/** `set_running_date`: start_time := now. Returns the start time, null if no job. */
+export async function setRunningDate(sql: Queryable, jobId: number): Promise<number | null> {
+  const rows = await sql<{ start_time: number }[]>`
+    UPDATE jobs SET start_time = EXTRACT(EPOCH FROM now())::int
+    WHERE job_id = ${jobId} RETURNING start_time`;
+  return rows.length ? rows[0].start_time : null;
+}
+
+/** The `jobs` row, or null. */
+export async function getJob(sql: Queryable, jobId: number): Promise<Job | null> {
+  const rows = await sql<Job[]>`SELECT * FROM jobs WHERE job_id = ${jobId}`;
+  return rows.length ? normaliseJob(rows[0]) : null;
+}
+
+/** bigserial columns come back as numbers already; file_id etc. are plain int. */
+export function normaliseJob(j: Job): Job {
+  return { ...j, job_id: Number(j.job_id) };
+}
+
+/** The job's CURRENT types through the one parser (DECISIONS §16). */
+export async function getJobTypes(sql: Queryable, jobId: number): Promise<JobTypes> {
+  const rows = await sql<{ type: string }[]>`
+    SELECT type FROM job_types WHERE job_id = ${jobId} AND types_index = 'CURRENT'
+    ORDER BY job_type_id`;
+  return parseJobTypes(rows.map((r) => r.type));
+}
+
+/** Byte-order sort: host names are ASCII, and the database collation may not be. */
+function sortHosts(hosts: string[]): string[] {
+  return hosts.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * `get_job_current_hostnames`: distinct hosts (type default, non-empty address) assigned
+ * CURRENT to the job's assigned moldable, sorted; the first one is the head node
+ * (DECISIONS §15).
+ */
+export async function jobCurrentHosts(sql: Queryable, jobId: number): Promise<string[]> {
+  const rows = await sql<{ network_address: string }[]>`
+    SELECT DISTINCT r.network_address
+    FROM jobs j
+    JOIN assigned_resources ar ON ar.moldable_job_id = j.assigned_moldable_job
+    JOIN resources r ON r.resource_id = ar.resource_id
+    WHERE j.job_id = ${jobId} AND ar.assigned_resource_index = 'CURRENT'
+      AND r.type = 'default' AND r.network_address <> ''`;
+  return sortHosts(rows.map((r) => r.network_address));
+}
+
+/**
+ * `get_job_host_log`: the same hosts whatever the assignment index (the job may already be
+ * logged), sorted as well so that "the first host" is the head node here too.
+ */
+export async function jobHostsForLog(sql: Queryable, jobId: number): Promise<string[]> {
+  const rows = await sql<{ network_address: string }[]>`
+    SELECT DISTINCT r.network_address
+    FROM jobs j
+    JOIN assigned_resources ar ON ar.moldable_job_id = j.assigned_moldable_job
+    JOIN resources r ON r.resource_id = ar.resource_id
+    WHERE j.job_id = ${jobId} AND r.type = 'default' AND r.network_address <> ''`;
+  return sortHosts(rows.map((r) => r.network_address));
+}
+
+/**
+ * `get_job_suspended_sum_duration`: seconds spent Suspended or Resuming; a still-open row
+ * counts until `now`.
+ */
+export async function suspendedDuration(
+  sql: Queryable,
+  jobId: number,
+  now: number,
+): Promise<number> {
+  const [row] = await sql<{ total: number }[]>`
+    SELECT COALESCE(SUM(GREATEST(
+      CASE WHEN date_stop = 0 THEN ${now}::int ELSE date_stop END - date_start, 0)), 0)::int
+      AS total
+    FROM job_state_logs
+    WHERE job_id = ${jobId} AND job_state IN ('Suspended', 'Resuming')`;
+  return Number(row.total);
+}
