@@ -1,0 +1,22 @@
+/**
+ * How one module starts another: the compiled artifact in OARDIR when configured, otherwise
+ * `deno run <its flags> modules/<name>.ts`. Either way the child runs with only the permissions
+ * of lib/permissions.ts and finds the same configuration file.
+ */
+import { join } from "node:path";
+import type { Config } from "./config.ts";
+import { denoRunArgs, type EntryName } from "./permissions.ts";
+
+export interface ChildCommand {
+  program: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+export function moduleCommand(name: EntryName, config: Config, args: string[] = []): ChildCommand {
+  const env: Record<string, string> = {};
+  if (config.source) env.OARCONFFILE = config.source;
+  const oardir = config.str("OARDIR");
+  if (oardir) return { program: join(oardir, name), args, env };
+  return { program: Deno.execPath(), args: denoRunArgs(name, config, args), env };
+}

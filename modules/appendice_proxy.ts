@@ -1,0 +1,46 @@
+/**
+ * appendice_proxy: bridges the legacy TCP protocol on SERVER_PORT to almighty and
+ * bipbip_commander over ZeroMQ (spec §2). Runs until SIGTERM/SIGINT; exit 0 on a clean stop,
+ * 1 when it cannot start (port taken, bad configuration).
+ */
+import { ConfigError, loadConfig } from "../lib/config.ts";
+import { almightyEndpoint, commanderEndpoint } from "../lib/endpoints.ts";
+import { setupLogging } from "../lib/log.ts";
+import { AppendiceProxy } from "../lib/proxy.ts";
+import { PushSocket, terminate } from "../lib/zmq.ts";
+
+export async function main(_args: string[]): Promise<number> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    console.error(e instanceof ConfigError ? e.message : String(e));
+    return 1;
+  }
+  const log = setupLogging("appendice_proxy", config);
+  const toAlmighty = new PushSocket();
+  const toCommander = new PushSocket();
+  let proxy: AppendiceProxy;
+  try {
+    toAlmighty.connect(almightyEndpoint(config));
+    toCommander.connect(commanderEndpoint(config));
+    proxy = new AppendiceProxy(
+      { almighty: (t) => toAlmighty.send(t), commander: (t) => toCommander.send(t) },
+      { port: config.int("SERVER_PORT"), log },
+    );
+  } catch (e) {
+    log.error("cannot start: {error}", { error: String(e) });
+    await terminate();
+    return 1;
+  }
+  log.info("listening on port {port}", { port: proxy.port });
+  const stopped = Promise.withResolvers<void>();
+  for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, stopped.resolve);
+  await stopped.promise;
+  log.info("stopping");
+  await proxy.stop();
+  await terminate();
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

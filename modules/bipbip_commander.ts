@@ -1,0 +1,68 @@
+/**
+ * bipbip_commander: pulls `{"job_id", "cmd", "args"}` messages and runs bipbip or leon for each
+ * (spec §3, DECISIONS §9). Runs until SIGTERM/SIGINT (exit 0); exit 1 when it cannot start.
+ */
+import { ConfigError, loadConfig } from "../lib/config.ts";
+import { Commander, processSpawner } from "../lib/commander.ts";
+import { bindEndpoint } from "../lib/endpoints.ts";
+import { setupLogging } from "../lib/log.ts";
+import { parseCommanderMessage } from "../lib/protocol.ts";
+import { moduleCommand } from "../lib/spawn.ts";
+import { PullSocket, terminate } from "../lib/zmq.ts";
+
+export async function main(_args: string[]): Promise<number> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    console.error(e instanceof ConfigError ? e.message : String(e));
+    return 1;
+  }
+  const log = setupLogging("bipbip_commander", config);
+  let pull: PullSocket;
+  let commander: Commander;
+  try {
+    commander = new Commander({
+      max: config.int("MAX_CONCURRENT_JOBS_STARTING_OR_TERMINATING"),
+      childTimeoutMs: config.int("BIPBIP_COMMANDER_CHILD_TIMEOUT") * 1000,
+      spawn: processSpawner((module, args) => moduleCommand(module, config, args), log),
+      log,
+    });
+    pull = new PullSocket({ highWaterMark: 100_000 });
+    pull.bind(
+      await bindEndpoint(
+        config.str("BIPBIP_COMMANDER_SERVER"),
+        config.int("BIPBIP_COMMANDER_PORT"),
+      ),
+    );
+  } catch (e) {
+    log.error("cannot start: {error}", { error: String(e) });
+    await terminate();
+    return 1;
+  }
+  const stop = new AbortController();
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(sig, () => stop.abort());
+  }
+  log.info("ready");
+  while (!stop.signal.aborted) {
+    const msg = await pull.receive({ signal: stop.signal });
+    if (msg === null) continue;
+    const parsed = parseCommanderMessage(msg);
+    if (!parsed.ok) {
+      log.warn("dropped a message: {error}", { error: parsed.error });
+      continue;
+    }
+    commander.enqueue(parsed.value);
+  }
+  log.info("stopping ({running} running, {queued} queued)", {
+    running: commander.running,
+    queued: commander.queued,
+  });
+  pull.close();
+  await commander.stop();
+  await terminate();
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

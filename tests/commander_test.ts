@@ -1,0 +1,148 @@
+/**
+ * bipbip_commander's queue with real child processes (shell scripts standing in for bipbip and
+ * leon, logging when they start and end).
+ */
+import { assertEquals, assertOk } from "./support/assert.ts";
+import { Commander, processSpawner } from "../lib/commander.ts";
+import type { CommanderMessage } from "../lib/protocol.ts";
+
+/** A spawner running `sh -c` that logs "start <job>" / "end <job>" around a sleep. */
+function scriptSpawner(log: string, sleep: number) {
+  return processSpawner((_module, args) => ({
+    program: "sh",
+    args: ["-c", `echo "start $1" >> "$0"; sleep ${sleep}; echo "end $1" >> "$0"`, log, args[0]],
+    env: {},
+  }));
+}
+
+async function events(log: string): Promise<[string, number][]> {
+  const text = await Deno.readTextFile(log).catch(() => "");
+  return text.trim().split("\n").filter((l) => l).map((l) => {
+    const [what, id] = l.split(" ");
+    return [what, Number(id)];
+  });
+}
+
+/** The most children that were between their start and end lines at once. */
+function maxConcurrency(ev: [string, number][]): number {
+  let cur = 0, max = 0;
+  for (const [what] of ev) {
+    cur += what === "start" ? 1 : -1;
+    max = Math.max(max, cur);
+  }
+  return max;
+}
+
+const msg = (id: number, cmd: CommanderMessage["cmd"] = "OARRUN"): CommanderMessage => ({
+  job_id: id,
+  cmd,
+  args: [],
+});
+
+Deno.test("commander: at most MAX children at once (DECISIONS §9: not MAX+1)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const c = new Commander({
+      max: 3,
+      childTimeoutMs: 60_000,
+      spawn: scriptSpawner(`${dir}/log`, 0.15),
+    });
+    for (let i = 1; i <= 10; i++) c.enqueue(msg(i));
+    assertEquals(c.running, 3);
+    await c.idle();
+    const ev = await events(`${dir}/log`);
+    assertEquals(ev.length, 20);
+    assertEquals(maxConcurrency(ev), 3);
+    assertEquals(c.stats.started, 10);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("commander: one child at a time per job; duplicates wait their turn, in order", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const c = new Commander({
+      max: 10,
+      childTimeoutMs: 60_000,
+      spawn: scriptSpawner(`${dir}/log`, 0.1),
+    });
+    c.enqueue(msg(7, "OARRUN"));
+    c.enqueue(msg(7, "OAREXEC"));
+    c.enqueue(msg(8));
+    c.enqueue(msg(7, "LEONEXTERMINATE"));
+    assertEquals([c.running, c.queued], [2, 2]);
+    await c.idle();
+    const ev = await events(`${dir}/log`);
+    const job7 = ev.filter(([, id]) => id === 7).map(([w]) => w);
+    assertEquals(job7, ["start", "end", "start", "end", "start", "end"]);
+    assertEquals(c.stats.started, 4);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("commander: a child over its time limit is killed and reaped", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const c = new Commander({
+      max: 2,
+      childTimeoutMs: 200,
+      spawn: scriptSpawner(`${dir}/log`, 30),
+    });
+    const t0 = Date.now();
+    c.enqueue(msg(1));
+    await c.idle();
+    assertOk(Date.now() - t0 < 10_000, "the child was not killed in time");
+    assertEquals(c.stats.killed, 1);
+    assertEquals(c.running, 0);
+    assertEquals(await events(`${dir}/log`), [["start", 1]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("commander: a burst of thousands of messages is queued and drained", async () => {
+  const spawn = processSpawner(() => ({ program: "true", args: [], env: {} }));
+  const c = new Commander({ max: 25, childTimeoutMs: 60_000, spawn });
+  for (let i = 0; i < 2000; i++) c.enqueue(msg(i % 1000));
+  await c.idle();
+  assertEquals(c.stats.started, 2000);
+  assertEquals(c.stats.finished, 2000);
+});
+
+Deno.test("commander: a child that cannot start is logged, not fatal", async () => {
+  const c = new Commander({
+    max: 2,
+    childTimeoutMs: 1000,
+    spawn: processSpawner(() => ({ program: "/nonexistent/bipbip", args: [], env: {} })),
+  });
+  c.enqueue(msg(1));
+  c.enqueue(msg(2));
+  await c.idle();
+  assertEquals(c.stats.finished, 2);
+  c.enqueue(msg(3));
+  await c.idle();
+  assertEquals(c.stats.finished, 3);
+});
+
+Deno.test("commander: stop() terminates running children", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const c = new Commander({
+      max: 2,
+      childTimeoutMs: 60_000,
+      spawn: scriptSpawner(`${dir}/log`, 30),
+    });
+    c.enqueue(msg(1));
+    c.enqueue(msg(2));
+    c.enqueue(msg(3));
+    const t0 = Date.now();
+    await c.stop(2000);
+    assertOk(Date.now() - t0 < 5000);
+    assertEquals(c.queued, 0);
+    assertEquals(c.running, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
