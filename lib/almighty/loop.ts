@@ -1,0 +1,79 @@
+/**
+ * Almighty's main loop: performs the actions the automaton asks for. The effects come in as
+ * functions so the loop runs the same against real sockets and processes (modules/almighty.ts)
+ * and in tests.
+ */
+import type { Logger } from "../log.ts";
+import { parseAlmightyMessage } from "../protocol.ts";
+import {
+  type Automaton,
+  initialAutomaton,
+  type Input,
+  type OneShotModule,
+  type Settings,
+  step,
+} from "./automaton.ts";
+
+export interface LoopEffects {
+  /** The next raw message, or null at the timeout or once `signal` aborts. */
+  receive(timeoutMs: number, signal: AbortSignal): Promise<Uint8Array | null>;
+  /** Runs a one-shot module to completion; its exit code. */
+  runModule(module: OneShotModule, signal: AbortSignal): Promise<number>;
+  /** Wall clock, seconds. */
+  now(): number;
+}
+
+export interface LoopObserver {
+  onStep?(a: Automaton): void;
+}
+
+/** Runs until a signal (or a bad module exit) stops it; returns almighty's exit code (10). */
+export async function runLoop(
+  effects: LoopEffects,
+  settings: Settings,
+  stop: AbortSignal,
+  log?: Logger,
+  observer: LoopObserver = {},
+): Promise<number> {
+  let a = initialAutomaton();
+  let input: Input = { kind: "continue" };
+  for (;;) {
+    if (stop.aborted && input.kind !== "ran") input = { kind: "signal" };
+    const r = step(a, input, effects.now(), settings);
+    a = r.automaton;
+    for (const note of r.notes) log?.warn(note);
+    observer.onStep?.(a);
+    const action = r.action;
+    switch (action.kind) {
+      case "exit":
+        log?.info("Stop Almighty");
+        return action.code;
+      case "continue":
+        input = { kind: "continue" };
+        break;
+      case "receive": {
+        const raw = await effects.receive(action.timeoutMs, stop);
+        if (raw === null) {
+          input = stop.aborted ? { kind: "signal" } : { kind: "received", cmd: null };
+          break;
+        }
+        const parsed = parseAlmightyMessage(raw);
+        if (!parsed.ok) {
+          log?.warn("dropped a message: {error}", { error: parsed.error });
+          input = { kind: "continue" };
+        } else {
+          log?.debug("received {cmd}", { cmd: parsed.value.cmd });
+          input = { kind: "received", cmd: parsed.value.cmd };
+        }
+        break;
+      }
+      case "run": {
+        log?.debug("running {module}", { module: action.module });
+        const code = await effects.runModule(action.module, stop);
+        log?.debug("{module} exited with {code}", { module: action.module, code });
+        input = { kind: "ran", module: action.module, code };
+        break;
+      }
+    }
+  }
+}

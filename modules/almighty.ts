@@ -1,0 +1,111 @@
+/**
+ * almighty: the server's automaton (spec §1). Pulls commands on APPENDICE_SERVER_PORT, runs the
+ * one-shot modules one at a time, supervises appendice_proxy, bipbip_commander and (with
+ * ENERGY_SAVING_INTERNAL) greta. SIGTERM, SIGINT or SIGUSR1 stop it and all its children; it
+ * then exits 10, as OAR's does. Exit 1 when it cannot start.
+ */
+import { DEFAULT_SETTINGS, type OneShotModule } from "../lib/almighty/automaton.ts";
+import { runLoop } from "../lib/almighty/loop.ts";
+import { Supervisor } from "../lib/almighty/supervisor.ts";
+import { type Config, ConfigError, loadConfig } from "../lib/config.ts";
+import { bindEndpoint } from "../lib/endpoints.ts";
+import { setupLogging } from "../lib/log.ts";
+import { exitCodeOf } from "../lib/signals.ts";
+import { moduleCommand } from "../lib/spawn.ts";
+import { PullSocket, terminate } from "../lib/zmq.ts";
+
+/** A module still running this long after a stop request is terminated. */
+const STOP_GRACE_MS = 20_000;
+
+export async function main(_args: string[]): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    console.error(e instanceof ConfigError ? e.message : String(e));
+    return 1;
+  }
+  const log = setupLogging("almighty", config);
+  const pull = new PullSocket({ highWaterMark: 100_000 });
+  try {
+    pull.bind(
+      await bindEndpoint(config.str("SERVER_HOSTNAME"), config.int("APPENDICE_SERVER_PORT")),
+    );
+  } catch (e) {
+    log.error("cannot bind: {error}", { error: String(e) });
+    await terminate();
+    return 1;
+  }
+  const stop = new AbortController();
+  for (const sig of ["SIGTERM", "SIGINT", "SIGUSR1"] as const) {
+    Deno.addSignalListener(sig, () => {
+      if (!stop.signal.aborted) log.info("{sig} received; stopping", { sig });
+      stop.abort();
+    });
+  }
+
+  const companions = new Supervisor({ log });
+  // Ctrl-C reaches the companions too: they must not be restarted while everything stops.
+  stop.signal.addEventListener("abort", () => companions.stopping(), { once: true });
+  companions.add("appendice_proxy", moduleCommand("appendice_proxy", config));
+  companions.add("bipbip_commander", moduleCommand("bipbip_commander", config));
+  if (config.bool("ENERGY_SAVING_INTERNAL")) {
+    companions.add("greta", moduleCommand("greta", config));
+  }
+
+  const code = await runLoop(
+    {
+      receive: (timeoutMs, signal) => pull.receive({ timeoutMs, signal }),
+      runModule: (module, signal) => runModule(module, config, signal),
+      now: () => Date.now() / 1000,
+    },
+    {
+      ...DEFAULT_SETTINGS,
+      minBetween: config.int("SCHEDULER_MIN_TIME_BETWEEN_2_CALLS"),
+      finaudPeriod: config.int("FINAUD_FREQUENCY"),
+    },
+    stop.signal,
+    log,
+  );
+  await companions.stop();
+  pull.close();
+  await terminate();
+  return code;
+}
+
+/** Runs a one-shot module; on a stop request it gets STOP_GRACE_MS, then SIGTERM. */
+async function runModule(
+  module: OneShotModule,
+  config: Config,
+  stop: AbortSignal,
+): Promise<number> {
+  const cmd = moduleCommand(module, config);
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(cmd.program, {
+      args: cmd.args,
+      env: cmd.env,
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+  } catch {
+    return 127;
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onStop = () => {
+    timer = setTimeout(() => {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+    }, STOP_GRACE_MS);
+  };
+  if (stop.aborted) onStop();
+  else stop.addEventListener("abort", onStop, { once: true });
+  const status = await child.status;
+  clearTimeout(timer);
+  stop.removeEventListener("abort", onStop);
+  return exitCodeOf(status);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

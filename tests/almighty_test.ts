@@ -1,0 +1,142 @@
+/**
+ * almighty as a real process: commands over real ZeroMQ, one-shot modules and companions as
+ * real child processes (small scripts in OARDIR that log their runs), supervision and shutdown.
+ */
+import { assertEquals, assertOk } from "./support/assert.ts";
+import { freePort } from "./support/ports.ts";
+import { spawnEntry, waitFor, writeConf } from "./support/proc.ts";
+import { PushSocket, terminate } from "../lib/zmq.ts";
+
+const ONE_SHOT = ["meta_sched", "sarko", "finaud", "leon", "node_change_state"];
+const COMPANIONS = ["appendice_proxy", "bipbip_commander", "greta"];
+
+async function makeOardir(exitCodes: Record<string, number> = {}): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "oar-test-oardir-" });
+  for (const m of ONE_SHOT) {
+    await Deno.writeTextFile(
+      `${dir}/${m}`,
+      `#!/bin/sh\necho "run ${m}" >> "${dir}/runs.log"\nexit ${exitCodes[m] ?? 0}\n`,
+      { mode: 0o755 },
+    );
+  }
+  for (const m of COMPANIONS) {
+    await Deno.writeTextFile(
+      `${dir}/${m}`,
+      `#!/bin/sh\necho $$ > "${dir}/${m}.pid"\necho "start ${m}" >> "${dir}/runs.log"\nexec sleep 1000\n`,
+      { mode: 0o755 },
+    );
+  }
+  return dir;
+}
+
+const runs = async (dir: string) =>
+  (await Deno.readTextFile(`${dir}/runs.log`).catch(() => "")).trim().split("\n").filter((l) => l);
+
+/** Companions still alive, from the pid files their scripts write. */
+async function pidsOf(dir: string): Promise<number[]> {
+  const alive: number[] = [];
+  for (const m of COMPANIONS) {
+    const pid = Number(await Deno.readTextFile(`${dir}/${m}.pid`).catch(() => "0"));
+    if (pid > 0 && existsPid(pid)) {
+      alive.push(pid);
+    }
+  }
+  return alive;
+}
+
+function existsPid(pid: number): boolean {
+  try {
+    // A zombie is gone for our purpose: it runs nothing.
+    return !Deno.readTextFileSync(`/proc/${pid}/stat`).includes(") Z ");
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("almighty: Qsub runs the scheduler then node_change_state; companions supervised; clean stop", async () => {
+  const dir = await makeOardir();
+  const port = await freePort();
+  const conf = await writeConf({
+    SERVER_HOSTNAME: "127.0.0.1",
+    APPENDICE_SERVER_PORT: port,
+    OARDIR: dir,
+    SCHEDULER_MIN_TIME_BETWEEN_2_CALLS: 0,
+    ENERGY_SAVING_INTERNAL: "YES",
+    LOG_FILE: ":stderr:",
+    LOG_LEVEL: 3,
+  });
+  const almighty = spawnEntry("almighty", conf);
+  const push = new PushSocket();
+  try {
+    push.connect(`tcp://127.0.0.1:${port}`);
+    await waitFor("companions to start", async () => {
+      const r = await runs(dir);
+      return COMPANIONS.every((c) => r.includes(`start ${c}`));
+    });
+    await push.send('{"cmd": "Qsub"}');
+    await waitFor("a scheduling round", async () => {
+      const r = await runs(dir);
+      const i = r.indexOf("run meta_sched");
+      return i >= 0 && r.indexOf("run node_change_state") > i;
+    });
+
+    // A companion that dies is restarted.
+    const proxyPid = Number(await Deno.readTextFile(`${dir}/appendice_proxy.pid`));
+    assertOk(proxyPid > 0, "appendice_proxy is not running");
+    Deno.kill(proxyPid, "SIGKILL");
+    await waitFor(
+      "appendice_proxy to be restarted",
+      async () => (await runs(dir)).filter((l) => l === "start appendice_proxy").length === 2,
+    );
+
+    // Garbage on the command socket is dropped; almighty keeps working.
+    await push.send(new Uint8Array([0xff, 0x00, 0x7b]));
+    await push.send('{"no": "cmd"}');
+    await push.send('{"cmd": "Villains"}');
+    await waitFor("sarko to run", async () => (await runs(dir)).includes("run sarko"));
+
+    const status = await almighty.stop();
+    assertEquals(status.code, 10, almighty.output());
+    await waitFor("no child left", async () => (await pidsOf(dir)).length === 0);
+  } finally {
+    push.close();
+    await terminate();
+    await almighty.stop();
+    for (const pid of await pidsOf(dir)) Deno.kill(pid, "SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(conf.replace(/\/oar\.conf$/, ""), { recursive: true });
+  }
+});
+
+Deno.test("almighty: an unexpected exit code from the scheduler stops it with 10", async () => {
+  const dir = await makeOardir({ meta_sched: 7 });
+  const port = await freePort();
+  const conf = await writeConf({
+    SERVER_HOSTNAME: "127.0.0.1",
+    APPENDICE_SERVER_PORT: port,
+    OARDIR: dir,
+    LOG_FILE: ":stderr:",
+  });
+  const almighty = spawnEntry("almighty", conf);
+  const push = new PushSocket();
+  try {
+    push.connect(`tcp://127.0.0.1:${port}`);
+    await push.send('{"cmd": "Scheduling"}');
+    const status = await waitFor("almighty to stop", async () => {
+      const s = await Promise.race([
+        almighty.child.status,
+        new Promise<null>((r) => setTimeout(() => r(null), 50)),
+      ]);
+      return s ?? undefined;
+    }, 20_000);
+    assertEquals(status.code, 10);
+    await waitFor("no child left", async () => (await pidsOf(dir)).length === 0);
+  } finally {
+    push.close();
+    await terminate();
+    await almighty.stop();
+    for (const pid of await pidsOf(dir)) Deno.kill(pid, "SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(conf.replace(/\/oar\.conf$/, ""), { recursive: true });
+  }
+});
