@@ -6,6 +6,7 @@
 import { ConfigError, loadConfig } from "../lib/config.ts";
 import { almightyEndpoint, commanderEndpoint } from "../lib/endpoints.ts";
 import { setupLogging } from "../lib/log.ts";
+import { whenParentExits } from "../lib/parent_watch.ts";
 import { AppendiceProxy } from "../lib/proxy.ts";
 import { PushSocket, terminate } from "../lib/zmq.ts";
 
@@ -36,6 +37,7 @@ export async function main(_args: string[]): Promise<number> {
   log.info("listening on port {port}", { port: proxy.port });
   const stopped = Promise.withResolvers<void>();
   for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, stopped.resolve);
+  whenParentExits(stopped.resolve);
   await stopped.promise;
   log.info("stopping");
   await proxy.stop();

@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from "../lib/config.ts";
 import { Commander, processSpawner } from "../lib/commander.ts";
 import { bindEndpoint } from "../lib/endpoints.ts";
 import { setupLogging } from "../lib/log.ts";
+import { whenParentExits } from "../lib/parent_watch.ts";
 import { parseCommanderMessage } from "../lib/protocol.ts";
 import { moduleCommand } from "../lib/spawn.ts";
 import { PullSocket, terminate } from "../lib/zmq.ts";
@@ -44,6 +45,7 @@ export async function main(_args: string[]): Promise<number> {
   for (const sig of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(sig, () => stop.abort());
   }
+  whenParentExits(() => stop.abort());
   log.info("ready");
   while (!stop.signal.aborted) {
     const msg = await pull.receive({ signal: stop.signal });

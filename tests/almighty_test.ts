@@ -140,3 +140,45 @@ Deno.test("almighty: an unexpected exit code from the scheduler stops it with 10
     await Deno.remove(conf.replace(/\/oar\.conf$/, ""), { recursive: true });
   }
 });
+
+Deno.test("almighty killed with SIGKILL: its real companions stop by themselves", async () => {
+  const [proxyPort, almightyPort, commanderPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const conf = await writeConf({
+    SERVER_HOSTNAME: "127.0.0.1",
+    SERVER_PORT: proxyPort,
+    APPENDICE_SERVER_PORT: almightyPort,
+    BIPBIP_COMMANDER_SERVER: "127.0.0.1",
+    BIPBIP_COMMANDER_PORT: commanderPort,
+    LOG_FILE: ":stderr:",
+  });
+  const almighty = spawnEntry("almighty", conf);
+  const listening = async () => {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port: proxyPort })).close();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    await waitFor("the proxy to listen", listening, 20_000);
+    almighty.child.kill("SIGKILL");
+    await waitFor("the proxy to stop", async () => !(await listening()), 20_000);
+    // bipbip_commander has released its port too: binding it works again.
+    await waitFor("bipbip_commander to stop", () => {
+      try {
+        Deno.listen({ hostname: "127.0.0.1", port: commanderPort }).close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, 20_000);
+  } finally {
+    await almighty.stop();
+    await Deno.remove(conf.replace(/\/oar\.conf$/, ""), { recursive: true });
+  }
+});

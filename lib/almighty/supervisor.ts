@@ -62,8 +62,10 @@ export class Supervisor {
     try {
       child = new Deno.Command(c.command.program, {
         args: c.command.args,
-        env: c.command.env,
-        stdin: "null",
+        env: { ...c.command.env, OAR_SUPERVISED: "1" },
+        // Never written to: it closes when this process dies, which tells the companion to stop
+        // (lib/parent_watch.ts).
+        stdin: "piped",
         stdout: "inherit",
         stderr: "inherit",
       }).spawn();

@@ -57,7 +57,10 @@ export function spawnEntry(
       }, graceMs);
       const s = await child.status;
       clearTimeout(timer);
-      await drained;
+      // A grandchild may still hold the pipes: don't wait for it forever.
+      let cap: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([drained, new Promise((r) => (cap = setTimeout(r, 2000)))]);
+      clearTimeout(cap);
       return s;
     })();
     return status;

@@ -1,0 +1,53 @@
+/**
+ * The frame every one-shot module (meta_sched, sarko, finaud, leon, node_change_state, bipbip)
+ * runs in: configuration, logging, one database pool, a ZeroMQ notifier; the body's exit code is
+ * the module's (the API with almighty, spec §1.4); everything is closed before returning, so
+ * queued notifications are delivered. A configuration or database failure is exit 1 with a
+ * clear message, as OAR's uncaught exceptions are.
+ */
+import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { connect, dbTarget, describeTarget, type Sql } from "./db/client.ts";
+import { type Logger, setupLogging } from "./log.ts";
+import { ZmqNotifier } from "./notify.ts";
+import type { Notifier } from "./notifier.ts";
+
+export interface ModuleContext {
+  config: Config;
+  sql: Sql;
+  log: Logger;
+  notifier: Notifier;
+}
+
+export async function runOneShot(
+  name: string,
+  body: (ctx: ModuleContext) => Promise<number>,
+  opts: { config?: Config; poolSize?: number } = {},
+): Promise<number> {
+  let config: Config;
+  try {
+    config = opts.config ?? loadConfig();
+  } catch (e) {
+    console.error(e instanceof ConfigError ? e.message : String(e));
+    return 1;
+  }
+  const log = setupLogging(name, config);
+  const sql = connect(config, { max: opts.poolSize ?? 2, applicationName: `oar-${name}` });
+  const notifier = new ZmqNotifier(config, log);
+  try {
+    return await body({ config, sql, log, notifier });
+  } catch (e) {
+    const err = e as Error;
+    const where = /ECONNREFUSED|ENOENT|connect/i.test(String(err?.message))
+      ? ` (database ${describeTarget(dbTarget(config))})`
+      : "";
+    log.error("{name} failed{where}: {error}", {
+      name,
+      where,
+      error: err?.stack ?? String(e),
+    });
+    return 1;
+  } finally {
+    await sql.end({ timeout: 5 }).catch(() => {});
+    await notifier.close();
+  }
+}

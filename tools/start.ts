@@ -1,0 +1,128 @@
+/**
+ * `deno task start`: the whole server. With an oar.conf of the admin's (OARCONFFILE or
+ * /etc/oar/oar.conf) it runs almighty against that; otherwise it brings up the embedded default:
+ * a private PostgreSQL under ./var, OAR's schema, a local cluster of 4 hosts × 4 cores (change
+ * with --hosts and --cores the first time), and ./var/oar.conf for the commands to find.
+ * Ctrl-C stops almighty, its children and the embedded database, leaving no process behind.
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { findConfigFile, readConfigFile } from "../lib/config.ts";
+import { ensureEmbeddedPostgres } from "../lib/db/embedded.ts";
+import {
+  DEFAULT_CLUSTER,
+  embeddedConfig,
+  prepareEmbeddedDatabase,
+  renderConfig,
+} from "../lib/embedded_setup.ts";
+import { embeddedConfigFile, varDir } from "../lib/paths.ts";
+import { exitCodeOf } from "../lib/signals.ts";
+import { moduleCommand } from "../lib/spawn.ts";
+
+const USAGE = "usage: deno task start [--hosts N] [--cores N]";
+
+export async function main(args: string[]): Promise<number> {
+  let opts;
+  try {
+    opts = parseArgs({
+      args,
+      options: {
+        hosts: { type: "string", default: String(DEFAULT_CLUSTER.hosts) },
+        cores: { type: "string", default: String(DEFAULT_CLUSTER.coresPerHost) },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (opts.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const hosts = Number(opts.hosts);
+  const cores = Number(opts.cores);
+  if (!Number.isInteger(hosts) || hosts < 1 || !Number.isInteger(cores) || cores < 1) {
+    console.error(`--hosts and --cores take positive integers\n${USAGE}`);
+    return 2;
+  }
+
+  const existing = findConfigFile();
+  let stopDb: (() => Promise<void>) | null = null;
+  let confPath: string;
+  if (existing && existing !== embeddedConfigFile()) {
+    confPath = existing;
+    console.error(`oar-deno: using ${confPath}`);
+  } else {
+    const dir = varDir();
+    await Deno.mkdir(dir, { recursive: true });
+    let pg;
+    try {
+      pg = await ensureEmbeddedPostgres({
+        dir: join(dir, "pg"),
+        socketDir: join(dir, "pgsocket"),
+      });
+    } catch (e) {
+      console.error(`oar-deno: cannot start the embedded PostgreSQL: ${(e as Error).message}`);
+      return 1;
+    }
+    if (pg.startedHere) stopDb = () => pg.stop();
+    try {
+      const { created, registered } = await prepareEmbeddedDatabase(pg, "oar", {
+        hosts,
+        coresPerHost: cores,
+      });
+      if (created) console.error("oar-deno: created database oar with OAR's schema");
+      if (registered) {
+        console.error(
+          `oar-deno: registered ${registered} resources (${hosts} hosts × ${cores} cores)`,
+        );
+      }
+      confPath = embeddedConfigFile();
+      const values = embeddedConfig(pg, "oar", dir);
+      await Deno.mkdir(String(values.OAREXEC_DIRECTORY), { recursive: true });
+      await Deno.mkdir(String(values.OAR_RUNTIME_DIRECTORY), { recursive: true });
+      // Written once: later edits by the admin are kept.
+      if (!existsSync(confPath)) {
+        await Deno.writeTextFile(
+          confPath,
+          renderConfig(values, "oar-deno embedded default; written by deno task start"),
+        );
+      }
+    } catch (e) {
+      console.error(`oar-deno: cannot prepare the database: ${(e as Error).message}`);
+      await stopDb?.();
+      return 1;
+    }
+    console.error(`oar-deno: database ready (socket in ${pg.socketDir}); config ${confPath}`);
+  }
+
+  const config = readConfigFile(confPath);
+  const cmd = moduleCommand("almighty", config);
+  const almighty = new Deno.Command(cmd.program, {
+    args: cmd.args,
+    env: { ...cmd.env, OARCONFFILE: confPath },
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  const forward = () => {
+    try {
+      almighty.kill("SIGTERM");
+    } catch { /* gone */ }
+  };
+  // Ctrl-C reaches almighty through the terminal's process group; SIGTERM is passed on.
+  Deno.addSignalListener("SIGINT", () => {});
+  Deno.addSignalListener("SIGTERM", forward);
+  const status = await almighty.status;
+  if (stopDb) {
+    console.error("oar-deno: stopping the embedded PostgreSQL");
+    await stopDb();
+  }
+  const code = exitCodeOf(status);
+  // almighty's normal stop is 10 (as OAR's); for `deno task start` that is a clean exit.
+  return code === 10 ? 0 : code;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
