@@ -1,0 +1,101 @@
+/**
+ * Deployment material: generated docs match the code; compiled artifacts run from dist/ with no
+ * source tree beside them.
+ */
+import { assertEquals, assertStringIncludes } from "./support/assert.ts";
+import { permissionsDoc, sampleOarConf } from "../lib/deploy_docs.ts";
+import { DEFAULTS, parseOarConf } from "../lib/config.ts";
+import { bakedShebang } from "../tools/compile.ts";
+
+const root = new URL("../", import.meta.url);
+
+Deno.test("deploy/oar.conf lists every key with its default, as the code has them", async () => {
+  const onDisk = await Deno.readTextFile(new URL("deploy/oar.conf", root));
+  assertEquals(onDisk, sampleOarConf(), "run `deno task gen:deploy`");
+  // Uncommented, the sample parses to exactly the defaults.
+  const values = parseOarConf(onDisk.replace(/^#([A-Z0-9_]+=)/gm, "$1"));
+  assertEquals(values.size, Object.keys(DEFAULTS).length);
+  for (const [k, d] of Object.entries(DEFAULTS)) assertEquals(values.get(k), d.value, k);
+});
+
+Deno.test("deploy/PERMISSIONS.md matches lib/permissions.ts", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/PERMISSIONS.md`, permissionsDoc());
+    const fmt = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "fmt",
+        "--quiet",
+        "--config",
+        new URL("deno.json", root).pathname,
+        `${dir}/PERMISSIONS.md`,
+      ],
+    }).output();
+    assertEquals(fmt.code, 0);
+    assertEquals(
+      await Deno.readTextFile(new URL("deploy/PERMISSIONS.md", root)),
+      await Deno.readTextFile(`${dir}/PERMISSIONS.md`),
+      "run `deno task gen:deploy`",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("baked #! line carries the flags and refuses white space", () => {
+  assertEquals(
+    bakedShebang(["--allow-net=localhost:5432"]),
+    "#!/usr/bin/env -S deno run --quiet --no-prompt --allow-net=localhost:5432",
+  );
+  let threw = false;
+  try {
+    bakedShebang(["--allow-read=/a b"]);
+  } catch {
+    threw = true;
+  }
+  assertEquals(threw, true);
+});
+
+Deno.test("compile: artifacts run from a directory with no source tree beside them", async () => {
+  const dist = await Deno.makeTempDir({ prefix: "oar-dist-" });
+  try {
+    const build = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("tools/compile.ts", root).pathname, dist],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const log = new TextDecoder().decode(build.stdout) + new TextDecoder().decode(build.stderr);
+    assertEquals(build.code, 0, log);
+    const alone = await Deno.makeTempDir({ prefix: "oar-alone-" });
+    try {
+      for await (const e of Deno.readDir(dist)) {
+        await Deno.copyFile(`${dist}/${e.name}`, `${alone}/${e.name}`);
+        await Deno.chmod(`${alone}/${e.name}`, 0o755);
+      }
+      const run = async (name: string, args: string[]) => {
+        const r = await new Deno.Command(`${alone}/${name}`, {
+          args,
+          cwd: alone,
+          env: { OARCONFFILE: "/nonexistent/oar.conf" },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const d = new TextDecoder();
+        return { code: r.code, out: d.decode(r.stdout) + d.decode(r.stderr) };
+      };
+      const help = await run("oar-database", ["--help"]);
+      assertEquals(help.code, 0, help.out);
+      assertStringIncludes(help.out, "--create");
+      const bad = await run("oar-database", ["--no-such-flag"]);
+      assertEquals(bad.code, 2, bad.out);
+      // A daemon artifact refuses a missing configuration with a clear message and exit 1.
+      const proxy = await run("appendice_proxy", []);
+      assertEquals(proxy.code, 1, proxy.out);
+      assertStringIncludes(proxy.out, "/nonexistent/oar.conf");
+    } finally {
+      await Deno.remove(alone, { recursive: true });
+    }
+  } finally {
+    await Deno.remove(dist, { recursive: true });
+  }
+});

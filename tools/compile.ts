@@ -1,0 +1,83 @@
+/**
+ * `deno task compile`: one self-contained artifact per module and command in dist/, with the
+ * entry's permission flags (lib/permissions.ts, under the configuration in force) baked in.
+ *
+ * - With DENORT_BIN (the denort runtime, which our machines cannot download): `deno compile`.
+ * - Otherwise: `deno bundle` into one JavaScript file, every npm dependency inlined, behind a
+ *   `#!/usr/bin/env -S deno run <flags>` line, executable. This is the path CI exercises.
+ *
+ * Point OARDIR at dist/ and almighty and bipbip_commander run these artifacts.
+ */
+import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { ConfigError, loadConfig } from "../lib/config.ts";
+import { ALL_ENTRIES, type EntryName, entrySpec, permissionFlags } from "../lib/permissions.ts";
+import { projectRoot } from "../lib/paths.ts";
+import pLimit from "p-limit";
+
+export async function main(args: string[]): Promise<number> {
+  const outDir = args[0] ?? join(projectRoot, "dist");
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    console.error(e instanceof ConfigError ? e.message : String(e));
+    return 1;
+  }
+  await Deno.mkdir(outDir, { recursive: true });
+  const denort = Deno.env.get("DENORT_BIN");
+  const limit = pLimit(2);
+  // Entries of the table whose module is not written yet are reported, not built.
+  const present = ALL_ENTRIES.filter((n) => existsSync(join(projectRoot, entrySpec(n).entry)));
+  const absent = ALL_ENTRIES.filter((n) => !present.includes(n));
+  if (absent.length) console.error(`not built (no source yet): ${absent.join(", ")}`);
+  const results = await Promise.all(
+    present.map((name) => limit(() => build(name, outDir, permissionFlags(name, config), denort))),
+  );
+  const failed = results.filter((r) => r !== null);
+  for (const f of failed) console.error(f);
+  console.log(
+    `${present.length - failed.length} artifacts in ${outDir} (${
+      denort ? "deno compile" : "deno bundle"
+    })`,
+  );
+  return failed.length ? 1 : 0;
+}
+
+async function build(
+  name: EntryName,
+  outDir: string,
+  flags: string[],
+  denort: string | undefined,
+): Promise<string | null> {
+  const entry = join(projectRoot, entrySpec(name).entry);
+  const out = join(outDir, name);
+  const cmd = denort
+    ? ["compile", "--quiet", "--no-prompt", ...flags, "-o", out, entry]
+    : ["bundle", "--quiet", "-o", `${out}.js`, entry];
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: cmd,
+    env: denort ? { DENORT_BIN: denort } : {},
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) return `${name}: ${new TextDecoder().decode(r.stderr).trim()}`;
+  if (!denort) {
+    const body = await Deno.readTextFile(`${out}.js`);
+    await Deno.remove(`${out}.js`);
+    // env -S splits the flags; none of them contains a space (paths with spaces are refused
+    // by bakedShebang).
+    await Deno.writeTextFile(out, `${bakedShebang(flags)}\n${body}`, { mode: 0o755 });
+    await Deno.chmod(out, 0o755);
+  }
+  return null;
+}
+
+/** The first line of a bundled artifact: its interpreter and its permissions. */
+export function bakedShebang(flags: string[]): string {
+  const bad = flags.find((f) => /\s/.test(f));
+  if (bad) throw new Error(`cannot bake a flag with white space into a #! line: ${bad}`);
+  return `#!/usr/bin/env -S deno run --quiet --no-prompt ${flags.join(" ")}`;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
