@@ -6,9 +6,9 @@
 import { Config, DEFAULTS } from "./config.ts";
 import { projectRoot } from "./paths.ts";
 import {
-  ALL_ENTRIES,
   COMMANDS,
   DAEMONS,
+  type EntryName,
   entrySpec,
   NODE_MODULES,
   ONE_SHOTS,
@@ -40,7 +40,7 @@ export function permissionsDoc(): string {
     flag.replaceAll(Deno.execPath(), "<deno>").replaceAll(projectRoot, "<install dir>");
   const section = (title: string, names: readonly string[]) => {
     const out = [`## ${title}`, ""];
-    for (const name of names as typeof ALL_ENTRIES) {
+    for (const name of names as readonly EntryName[]) {
       out.push(`### ${name} (\`${entrySpec(name).entry}\`)`, "");
       out.push("```", ...permissionFlags(name, config).map(generic), "```", "");
       for (const r of permissionReasons(name)) out.push(`- ${r}`);

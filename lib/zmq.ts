@@ -51,6 +51,7 @@ const SYMBOLS = {
   zmq_strerror: { parameters: ["i32"], result: "usize" },
   zmq_ctx_new: { parameters: [], result: "usize" },
   zmq_ctx_term: { parameters: ["usize"], result: "i32", nonblocking: true },
+  zmq_ctx_term_blocking: { name: "zmq_ctx_term", parameters: ["usize"], result: "i32" },
   zmq_socket: { parameters: ["usize", "i32"], result: "usize" },
   zmq_close: { parameters: ["usize"], result: "i32" },
   zmq_setsockopt: { parameters: ["usize", "i32", "buffer", "usize"], result: "i32" },
@@ -204,8 +205,40 @@ function sharedContext(): bigint {
     const ctx = zmq().zmq_ctx_new();
     if (ctx === 0n) throw lastError("zmq_ctx_new");
     context = ctx;
+    if (!unloadHooked) {
+      unloadHooked = true;
+      globalThis.addEventListener("unload", terminateAtUnload);
+    }
   }
   return context;
+}
+
+let unloadHooked = false;
+
+/**
+ * When an isolate ends (end of the main module, Deno.exit, a test module under
+ * `deno test --parallel`), Deno dlcloses libzmq; if a context's I/O threads are still running,
+ * they then execute unmapped code and the process segfaults (seen in the parallel test run).
+ * So a context the program did not terminate is terminated here, synchronously: the event loop
+ * is over, and blocking for at most the PUSH sockets' linger is also what lets messages sent
+ * just before exit go out. A Worker killed with worker.terminate() gets no unload event: await
+ * terminate() inside it first.
+ */
+function terminateAtUnload(): void {
+  const ctx = context;
+  if (ctx === 0n) return;
+  let busy = false;
+  for (const s of [...liveSockets]) {
+    if (s.ctx !== ctx) continue;
+    s.close();
+    // Still open only with a poll in flight (Deno.exit during a receive): zmq_ctx_term would
+    // wait for a close that can no longer happen, so leave it to the process exit.
+    if (s.nativeOpen) busy = true;
+  }
+  if (scratch !== 0n) zmq().zmq_close(scratch);
+  scratch = 0n;
+  context = 0n;
+  if (!busy) zmq().zmq_ctx_term_blocking(ctx);
 }
 
 /**
@@ -346,6 +379,11 @@ abstract class Socket {
 
   get isClosed(): boolean {
     return this.#closeRequested;
+  }
+
+  /** @internal */
+  get nativeOpen(): boolean {
+    return this.#ptr !== 0n;
   }
 
   /** Settles every queued waiter because the socket is closing. */

@@ -386,6 +386,19 @@ Deno.test("zmq: terminate() closes everything, returns, and can be called twice"
   await terminate();
 });
 
+Deno.test("zmq: an isolate that never called terminate() unloads without crashing", async () => {
+  // Under `deno test --parallel` each module's isolate ends while the process lives on.
+  const r = await runChild([
+    "test",
+    "--no-check",
+    ...childFlags(),
+    "--parallel",
+    supportScript("zmq_unload_case.ts"),
+    supportScript("zmq_unload_wait.ts"),
+  ]);
+  assertEquals(r.code, 0, `child deno test failed (139 = segfault):\n${r.stdout}\n${r.stderr}`);
+});
+
 Deno.test("zmq: the async iterator ends when the socket closes", async () => {
   const pull = new PullSocket();
   const push = new PushSocket();
