@@ -1,10 +1,10 @@
 /**
  * lib/zmq.ts throughput and latency, over TCP loopback:
- *   deno run --allow-ffi=/usr/lib/x86_64-linux-gnu/libzmq.so.5 --allow-run --allow-read \
- *     bench/zmq_bench.ts [bulkCount] [roundTrips]
+ *   deno run --allow-ffi=/usr/lib/x86_64-linux-gnu/libzmq.so.5 --allow-run bench/zmq_bench.ts \
+ *     [bulkCount=100000] [roundTrips=2000]
  * (`-A` works as well). Prints `name value` lines: bulk messages/s through one PUSH→PULL pair,
- * then round-trip latency through two pairs (PUSH→PULL there, PUSH→PULL back), with the echo
- * side in another process and in this one.
+ * then round-trip latency through two pairs (PUSH→PULL there, PUSH→PULL back) with the echo
+ * side in another Deno process, then with it in this process (same event loop).
  */
 import { LIBZMQ_PATH, PullSocket, PushSocket, terminate } from "../lib/zmq.ts";
 

@@ -4,8 +4,11 @@
  *
  * Permissions: only `--allow-ffi=<LIBZMQ_PATH>` (the path exactly as exported below, symlink
  * and all). `--allow-env=OAR_LIBZMQ` is needed only to honour the `OAR_LIBZMQ` override; without
- * it the default path is used. `dlopen` does not need `--allow-read` (verified on Deno 2.9).
+ * it the default path is used. `dlopen` does not need `--allow-read` (verified on Deno 2.9.6).
  * The library is opened on the first socket, so merely importing this module needs nothing.
+ * With a path-scoped --allow-ffi, Deno refuses every pointer helper (UnsafePointer,
+ * UnsafePointerView), so handles are plain `usize` values and bytes are copied out of libzmq's
+ * memory by libzmq itself (see copyOut).
  *
  * Threading: libzmq sockets are not thread-safe, and a blocking call would stall the event loop.
  * Every send/receive runs on the main thread with ZMQ_DONTWAIT. Only when that would block does a
@@ -15,7 +18,8 @@
  * costs one thread wake-up, not a timer tick.
  *
  * Exit: close() hands queued PUSH messages to libzmq, which keeps sending them for the socket's
- * linger; only `await terminate()` waits for that, so call it before the process exits.
+ * linger; `await terminate()` waits for that. If the program ends without it, the `unload` hook
+ * terminates the context synchronously (see terminateAtUnload: this also prevents a segfault).
  */
 
 /** Library path; pass it as `--allow-ffi=<LIBZMQ_PATH>`. */
