@@ -65,7 +65,8 @@ const NEED_REASONS: Record<Need, string> = {
   notify_oarsub: "writes notifications to interactive oarsub sessions (any host:port they give)",
   server_scripts: "runs the admin's server prologue/epilogue and healing scripts",
   pingchecker: "runs the configured node check commands (fping, nmap, generic)",
-  node_manager: "runs the energy-saving node-manager commands",
+  node_manager:
+    "runs the energy-saving node-manager commands; keeps its state in OAR_RUNTIME_DIRECTORY",
   node_execution: "runs the job as its user: shell, prologue/epilogue, node and output files",
   user_identity: "reads who runs the command (uid, user name)",
   read_user_files: "reads job scripts and parameter files named by the user",
@@ -230,7 +231,10 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         f.all("net");
         break;
       case "node_manager":
-        f.add("run", "sh");
+        f.add("run", "sh", "setsid");
+        // Its saved state (greta_status.json) lives there.
+        f.add("read", config.str("OAR_RUNTIME_DIRECTORY"));
+        f.add("write", config.str("OAR_RUNTIME_DIRECTORY"));
         break;
       case "node_execution":
         // oarexec runs users' commands, as their users, wherever their files are.
