@@ -156,6 +156,7 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
   OARSUB_DEFAULT_RESOURCES: { value: "/resource_id=1", doc: "resources when -l gives none" },
   OARSUB_DEFAULT_WALLTIME: { value: 7200, doc: "walltime (seconds) when -l gives none" },
   OARSUB_FORCE_JOB_KEY: { value: "no", doc: "always generate a job key" },
+  OARSUB_NODES_RESOURCES: { value: "network_address", doc: "resource column that -l nodes= means" },
   // User notification
   MAIL_SMTP_SERVER: { value: "", doc: "SMTP server for --notify mail:" },
   MAIL_SENDER: { value: "", doc: "sender address for --notify mail:" },
