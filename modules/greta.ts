@@ -11,6 +11,8 @@ import { fillTimeouts, KeepAliveError, parseKeepAlive } from "../lib/greta/confi
 import { WindowForker } from "../lib/greta/forker.ts";
 import { Greta } from "../lib/greta/greta.ts";
 import { setupLogging } from "../lib/log.ts";
+import { resourceColumns } from "../lib/properties/columns.ts";
+import { checkExpression, PropertyError } from "../lib/properties/expr.ts";
 import { ZmqNotifier } from "../lib/notify.ts";
 import { whenParentExits } from "../lib/parent_watch.ts";
 import { type GretaMessage, parseGretaMessage } from "../lib/protocol.ts";
@@ -61,6 +63,15 @@ export async function main(_args: string[]): Promise<number> {
     stateDir: config.str("OAR_RUNTIME_DIRECTORY") || null,
     log,
   });
+  // Keep-alive conditions are SQL the admin wrote: checked like `oarsub -p` before any use.
+  try {
+    const columns = await resourceColumns(sql);
+    for (const ka of keepAlive) ka.condition = checkExpression(ka.condition, columns).sql;
+  } catch (e) {
+    log.error("ENERGY_SAVING_NODES_KEEPALIVE: {error}", { error: (e as Error).message });
+    await sql.end();
+    return e instanceof PropertyError ? 2 : 1;
+  }
   const pull = new PullSocket();
   try {
     pull.bind(await bindEndpoint(config.str("GRETA_SERVER"), config.int("GRETA_PORT")));

@@ -315,3 +315,23 @@ Deno.test("greta process: killed mid-way, a new one resumes from the saved state
     await db.drop();
   }
 });
+
+Deno.test("greta process: a keep-alive condition that is not a property expression is refused", async () => {
+  const db = await createTestDb();
+  try {
+    const conf = await writeConfigFile(db, {
+      GRETA_SERVER: "127.0.0.1",
+      GRETA_PORT: await freePort(),
+      ENERGY_SAVING_NODES_KEEPALIVE: "1=1; DROP TABLE jobs:2",
+      LOG_FILE: ":stderr:",
+    });
+    const greta = spawnEntry("greta", conf);
+    const status = await greta.child.status;
+    await greta.stop();
+    assertEquals(status.code, 2, greta.output());
+    const [t] = await db.sql`SELECT to_regclass('jobs') IS NOT NULL AS present`;
+    assertEquals(t.present, true);
+  } finally {
+    await db.drop();
+  }
+});
