@@ -152,6 +152,8 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
   MAX_JOB_PER_QUEUES_GROUP_SCHEDULING_ROUND: { value: 1000, doc: "jobs scheduled per queue group" },
   JOB_PRIORITY: { value: "FIFO", doc: "FIFO or FAIRSHARE" },
   QUOTAS: { value: "no", doc: "enable quotas" },
+  METASCHEDULER_MODE: { value: "internal", doc: "internal (Kamelot) or external schedulers" },
+  SCHEDULERS_PATH: { value: "", doc: "directory of external scheduler programs" },
   // Submission
   OARSUB_DEFAULT_RESOURCES: { value: "/resource_id=1", doc: "resources when -l gives none" },
   OARSUB_DEFAULT_WALLTIME: { value: 7200, doc: "walltime (seconds) when -l gives none" },

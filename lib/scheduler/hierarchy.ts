@@ -1,0 +1,261 @@
+/**
+ * Hierarchical resource requests (`/network_address=2/core=4`), matched Kamelot's way
+ * ("scattered blocks"): each hierarchy label (HIERARCHY_LABELS) splits the resources into
+ * blocks, one per distinct value of that column; a request lists (label, count) pairs top-down.
+ * At the bottom level a block is taken only when all of its members are available; above it, a
+ * block is taken when the levels below can be satisfied inside it.
+ *
+ * Counts: n > 0, ALL (-1: every block of the level within the job's constraint set, all of them
+ * free) and BEST (-2: as many blocks as are free, at least one) — DECISIONS #57.
+ *
+ * Resources are "ordered ids" (0-based positions in SCHEDULER_RESOURCE_ORDER). When the order
+ * groups a block's members together (the usual case: ordered by host), every block is one range
+ * and a level is two sorted arrays searched by bisection, so that matching costs a few
+ * operations per free range instead of one per core.
+ */
+import {
+  difference,
+  EMPTY,
+  intersect,
+  isSubset,
+  type Itvs,
+  overlaps,
+  range,
+  union,
+} from "./intervals.ts";
+
+export const ALL = -1;
+export const BEST = -2;
+
+export interface Level {
+  label: string;
+  /** Blocks, ordered by their smallest member. */
+  blocks: Itvs[];
+  /** When every block is a single range: their bounds (both ascending). */
+  starts: Int32Array | null;
+  ends: Int32Array | null;
+}
+
+export type Hierarchy = ReadonlyMap<string, Level>;
+
+export interface LevelRequest {
+  label: string;
+  /** n > 0, ALL or BEST. */
+  count: number;
+}
+
+/** One resource group of a moldable: what to take, among which resources. */
+export interface GroupRequest {
+  levels: LevelRequest[];
+  /** Ordered ids the job may use for this group (properties AND group property). */
+  constraint: Itvs;
+}
+
+/** Builds a level from each resource's value of its label (index = ordered id). */
+export function buildLevel(label: string, values: readonly unknown[]): Level {
+  const byValue = new Map<string, number[]>();
+  for (let id = 0; id < values.length; id++) {
+    // NULL is a value of its own: every resource belongs to exactly one block per level.
+    const key = values[id] === null || values[id] === undefined ? "\0null" : String(values[id]);
+    const members = byValue.get(key);
+    if (members) members.push(id);
+    else byValue.set(key, [id]);
+  }
+  const blocks: Itvs[] = [];
+  for (const ids of byValue.values()) {
+    const out: number[] = [];
+    for (const x of ids) {
+      const n = out.length;
+      if (n > 0 && x === out[n - 1] + 1) out[n - 1] = x;
+      else out.push(x, x);
+    }
+    blocks.push(out);
+  }
+  blocks.sort((a, b) => a[0] - b[0]);
+  const simple = blocks.every((b) => b.length === 2);
+  return {
+    label,
+    blocks,
+    starts: simple ? Int32Array.from(blocks, (b) => b[0]) : null,
+    ends: simple ? Int32Array.from(blocks, (b) => b[1]) : null,
+  };
+}
+
+/** First index i with arr[i] >= x. */
+function lowerBound(arr: Int32Array, x: number): number {
+  let lo = 0, hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (arr[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** First index i with arr[i] > x. */
+function upperBound(arr: Int32Array, x: number): number {
+  let lo = 0, hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (arr[mid] <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Number of blocks lying entirely inside `s`. */
+function countInside(level: Level, s: Itvs): number {
+  if (level.starts && level.ends) {
+    let n = 0;
+    for (let i = 0; i < s.length; i += 2) {
+      const f = lowerBound(level.starts, s[i]);
+      const l = upperBound(level.ends, s[i + 1]);
+      if (l > f) n += l - f;
+    }
+    return n;
+  }
+  let n = 0;
+  for (const b of level.blocks) if (isSubset(b, s)) n++;
+  return n;
+}
+
+/**
+ * Union of the first `n` blocks lying entirely inside `avail` (all of them when n is
+ * Infinity), with how many were taken.
+ */
+function takeInside(level: Level, avail: Itvs, n: number): { res: Itvs; taken: number } {
+  const out: number[] = [];
+  let taken = 0;
+  if (level.starts && level.ends) {
+    // Every id belongs to a block and blocks are disjoint ranges, so the blocks inside one
+    // free range are consecutive and their union is one range.
+    for (let i = 0; i < avail.length && taken < n; i += 2) {
+      const f = lowerBound(level.starts, avail[i]);
+      const l = upperBound(level.ends, avail[i + 1]);
+      if (l <= f) continue;
+      const k = Math.min(l - f, n - taken);
+      out.push(level.starts[f], level.ends[f + k - 1]);
+      taken += k;
+    }
+    return { res: out, taken };
+  }
+  let res: Itvs = EMPTY;
+  for (const b of level.blocks) {
+    if (taken >= n) break;
+    if (isSubset(b, avail)) {
+      res = union(res, b);
+      taken++;
+    }
+  }
+  return { res, taken };
+}
+
+/** Calls fn(block) for each block meeting `s`, in order, until fn returns false. */
+function forEachMeeting(level: Level, s: Itvs, fn: (block: Itvs) => boolean): void {
+  if (level.starts && level.ends) {
+    let last = -1;
+    for (let i = 0; i < s.length; i += 2) {
+      let k = Math.max(lowerBound(level.ends, s[i]), last + 1);
+      for (; k < level.starts.length && level.starts[k] <= s[i + 1]; k++) {
+        last = k;
+        if (!fn(range(level.starts[k], level.ends[k]))) return;
+      }
+    }
+    return;
+  }
+  for (const b of level.blocks) if (overlaps(b, s) && !fn(b)) return;
+}
+
+/**
+ * Matches `levels[h..]` within `avail` (free AND allowed); `scope` (allowed, inside the parent
+ * block) defines what ALL means. Returns the resources taken, or null.
+ */
+function matchFrom(
+  hy: Hierarchy,
+  levels: readonly LevelRequest[],
+  h: number,
+  avail: Itvs,
+  scope: Itvs,
+): Itvs | null {
+  const req = levels[h];
+  const level = hy.get(req.label)!;
+  if (h === levels.length - 1) {
+    if (req.count === ALL) {
+      const needed = countInside(level, scope);
+      if (needed === 0) return null;
+      const { res, taken } = takeInside(level, avail, needed);
+      return taken === needed ? res : null;
+    }
+    const want = req.count === BEST ? Infinity : req.count;
+    const { res, taken } = takeInside(level, avail, want);
+    if (req.count === BEST) return taken > 0 ? res : null;
+    return taken === want ? res : null;
+  }
+  let needed = req.count === ALL ? 0 : req.count === BEST ? Infinity : req.count;
+  if (req.count === ALL) {
+    forEachMeeting(level, scope, () => (needed++, true));
+    if (needed === 0) return null;
+  }
+  let res: Itvs = EMPTY;
+  let taken = 0;
+  let failed = false;
+  forEachMeeting(level, avail, (block) => {
+    const sub = matchFrom(hy, levels, h + 1, intersect(avail, block), intersect(scope, block));
+    if (sub !== null) {
+      res = union(res, sub);
+      taken++;
+    } else if (req.count === ALL) {
+      failed = true;
+      return false;
+    }
+    return taken < needed;
+  });
+  if (failed) return null;
+  if (req.count === BEST) return taken > 0 ? res : null;
+  return taken === needed ? res : null;
+}
+
+/** Resources satisfying one group within `free`, or null. */
+export function matchGroup(hy: Hierarchy, group: GroupRequest, free: Itvs): Itvs | null {
+  if (group.levels.length === 0) return null;
+  const avail = intersect(free, group.constraint);
+  if (avail.length === 0) return null;
+  return matchFrom(hy, group.levels, 0, avail, group.constraint);
+}
+
+/** Resources satisfying all groups of a moldable at once (disjoint), or null. */
+export function matchGroups(
+  hy: Hierarchy,
+  groups: readonly GroupRequest[],
+  free: Itvs,
+): Itvs | null {
+  let taken: Itvs = EMPTY;
+  let rest = free;
+  for (const g of groups) {
+    const r = matchGroup(hy, g, rest);
+    if (r === null) return null;
+    taken = union(taken, r);
+    rest = difference(rest, r);
+  }
+  return taken;
+}
+
+/**
+ * A lower bound of the resources any match needs (product of the positive counts of each
+ * group, ALL and BEST counting one), used to skip windows too small to bother.
+ */
+export function minResources(groups: readonly GroupRequest[]): number {
+  let total = 0;
+  for (const g of groups) {
+    let p = 1;
+    for (const l of g.levels) if (l.count > 0) p *= l.count;
+    total += p;
+  }
+  return total;
+}
+
+/** Checks that every label of the groups is a level of the hierarchy; returns the unknown one. */
+export function unknownLabel(hy: Hierarchy, groups: readonly GroupRequest[]): string | null {
+  for (const g of groups) for (const l of g.levels) if (!hy.has(l.label)) return l.label;
+  return null;
+}

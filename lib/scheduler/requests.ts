@@ -1,0 +1,284 @@
+/**
+ * Jobs as the scheduler reads them: the `jobs` row plus its request, from OAR's tables
+ * (moldable_job_descriptions → job_resource_groups → job_resource_descriptions, CURRENT rows;
+ * res_job_value -1 = ALL, -2 = BEST), its types and its dependencies. `toSchedJob` turns one
+ * into Kamelot's input, or into the reason it cannot be scheduled.
+ */
+import type { Queryable } from "../db/client.ts";
+import { ALL, BEST, type GroupRequest, type LevelRequest, unknownLabel } from "./hierarchy.ts";
+import { intersect } from "./intervals.ts";
+import { DEFAULT_GROUP_PROPERTY, type FilterCache } from "./filters.ts";
+import type { MoldableRequest, SchedJob } from "./kamelot.ts";
+import type { ResourceSet } from "./resource_set.ts";
+
+export interface RawGroup {
+  property: string | null;
+  levels: LevelRequest[];
+}
+
+export interface RawMoldable {
+  moldableId: number;
+  walltime: number;
+  groups: RawGroup[];
+}
+
+export interface Dependency {
+  required: number;
+  state: string | null;
+  exitCode: number | null;
+}
+
+export interface SchedJobRow {
+  jobId: number;
+  user: string;
+  project: string;
+  name: string | null;
+  jobType: string;
+  infoType: string | null;
+  queue: string;
+  properties: string | null;
+  reservation: string;
+  state: string;
+  /** For reservations: the requested start. */
+  startTime: number;
+  message: string;
+  types: string[];
+  moldables: RawMoldable[];
+  deps: Dependency[];
+}
+
+interface JobRowDb {
+  job_id: number;
+  job_user: string;
+  project: string;
+  job_name: string | null;
+  job_type: string;
+  info_type: string | null;
+  queue_name: string;
+  properties: string | null;
+  reservation: string;
+  state: string;
+  start_time: number;
+  message: string;
+}
+
+/** Waiting, non-reservation jobs of the queues, FIFO (job id), at most `limit`. */
+export async function loadWaitingJobs(
+  sql: Queryable,
+  queues: readonly string[],
+  limit: number,
+): Promise<SchedJobRow[]> {
+  const rows = await sql<JobRowDb[]>`
+    SELECT job_id, job_user, project, job_name, job_type, info_type, queue_name, properties,
+      reservation, state, start_time, message
+    FROM jobs
+    WHERE state = 'Waiting' AND reservation = 'None' AND queue_name IN ${sql(queues)}
+    ORDER BY job_id LIMIT ${limit}`;
+  return await attachRequests(sql, rows);
+}
+
+/** Waiting jobs of a queue with the given reservation state, by job id. */
+export async function loadReservations(
+  sql: Queryable,
+  queue: string,
+  reservation: "toSchedule" | "Scheduled",
+): Promise<SchedJobRow[]> {
+  const rows = await sql<JobRowDb[]>`
+    SELECT job_id, job_user, project, job_name, job_type, info_type, queue_name, properties,
+      reservation, state, start_time, message
+    FROM jobs
+    WHERE state = 'Waiting' AND reservation = ${reservation} AND queue_name = ${queue}
+    ORDER BY job_id`;
+  return await attachRequests(sql, rows);
+}
+
+async function attachRequests(sql: Queryable, rows: JobRowDb[]): Promise<SchedJobRow[]> {
+  if (rows.length === 0) return [];
+  const ids = rows.map((r) => Number(r.job_id));
+  const idsText = "{" + ids.join(",") + "}";
+  const [reqs, types, deps] = await Promise.all([
+    sql<
+      {
+        job_id: number;
+        moldable_id: number;
+        walltime: number;
+        group_id: number | null;
+        property: string | null;
+        label: string | null;
+        value: number | null;
+      }[]
+    >`
+      SELECT m.moldable_job_id AS job_id, m.moldable_id, m.moldable_walltime AS walltime,
+        g.res_group_id AS group_id, g.res_group_property AS property,
+        d.res_job_resource_type AS label, d.res_job_value AS value
+      FROM moldable_job_descriptions m
+      LEFT JOIN job_resource_groups g
+        ON g.res_group_moldable_id = m.moldable_id AND g.res_group_index = 'CURRENT'
+      LEFT JOIN job_resource_descriptions d
+        ON d.res_job_group_id = g.res_group_id AND d.res_job_index = 'CURRENT'
+      WHERE m.moldable_job_id = ANY(${idsText}::int[]) AND m.moldable_index = 'CURRENT'
+      ORDER BY m.moldable_job_id, m.moldable_id, g.res_group_id, d.res_job_order`,
+    sql<{ job_id: number; type: string }[]>`
+      SELECT job_id, type FROM job_types
+      WHERE job_id = ANY(${idsText}::int[]) AND types_index = 'CURRENT'
+      ORDER BY job_type_id`,
+    sql<{ job_id: number; required: number; state: string | null; exit_code: number | null }[]>`
+      SELECT d.job_id, d.job_id_required AS required, j.state, j.exit_code
+      FROM job_dependencies d LEFT JOIN jobs j ON j.job_id = d.job_id_required
+      WHERE d.job_id = ANY(${idsText}::int[]) AND d.job_dependency_index = 'CURRENT'
+      ORDER BY d.job_id, d.job_id_required`,
+  ]);
+  const byId = new Map<number, SchedJobRow>();
+  const out = rows.map((r) => {
+    const j: SchedJobRow = {
+      jobId: Number(r.job_id),
+      user: r.job_user,
+      project: r.project,
+      name: r.job_name,
+      jobType: r.job_type,
+      infoType: r.info_type,
+      queue: r.queue_name,
+      properties: r.properties,
+      reservation: r.reservation,
+      state: r.state,
+      startTime: r.start_time,
+      message: r.message,
+      types: [],
+      moldables: [],
+      deps: [],
+    };
+    byId.set(j.jobId, j);
+    return j;
+  });
+  let lastGroup: number | null = null;
+  for (const r of reqs) {
+    const j = byId.get(Number(r.job_id))!;
+    let m = j.moldables.at(-1);
+    if (!m || m.moldableId !== Number(r.moldable_id)) {
+      m = { moldableId: Number(r.moldable_id), walltime: r.walltime, groups: [] };
+      j.moldables.push(m);
+      lastGroup = null;
+    }
+    if (r.group_id === null) continue;
+    if (lastGroup !== Number(r.group_id)) {
+      m.groups.push({ property: r.property, levels: [] });
+      lastGroup = Number(r.group_id);
+    }
+    if (r.label !== null && r.value !== null) {
+      m.groups.at(-1)!.levels.push({ label: r.label, count: r.value });
+    }
+  }
+  for (const t of types) byId.get(Number(t.job_id))!.types.push(t.type);
+  for (const d of deps) {
+    byId.get(Number(d.job_id))!.deps.push({
+      required: Number(d.required),
+      state: d.state,
+      exitCode: d.exit_code,
+    });
+  }
+  return out;
+}
+
+/** Every filter text a set of jobs needs evaluated. */
+export function filtersOf(jobs: readonly SchedJobRow[]): Set<string> {
+  const out = new Set<string>();
+  for (const j of jobs) {
+    if (j.properties) out.add(j.properties);
+    for (const m of j.moldables) {
+      for (const g of m.groups) out.add(g.property || DEFAULT_GROUP_PROPERTY);
+    }
+  }
+  return out;
+}
+
+/** Builds the groups of one moldable, or the reason they cannot be built. */
+export function buildGroups(
+  job: SchedJobRow,
+  m: RawMoldable,
+  rs: ResourceSet,
+  filters: FilterCache,
+): GroupRequest[] | string {
+  if (m.groups.length === 0) return "empty resource request";
+  const jobSet = filters.get(job.properties);
+  if (jobSet instanceof Error) return `bad properties: ${firstLine(jobSet.message)}`;
+  const groups: GroupRequest[] = [];
+  for (const g of m.groups) {
+    if (g.levels.length === 0) return "empty resource request";
+    for (const l of g.levels) {
+      if (!(l.count > 0 || l.count === ALL || l.count === BEST)) {
+        return `unsupported resource count ${l.count} for ${l.label}`;
+      }
+    }
+    const groupSet = filters.get(g.property || DEFAULT_GROUP_PROPERTY);
+    if (groupSet instanceof Error) return `bad properties: ${firstLine(groupSet.message)}`;
+    groups.push({ levels: g.levels, constraint: intersect(jobSet, groupSet) });
+  }
+  const unknown = unknownLabel(rs.hierarchy, groups);
+  if (unknown !== null) return `unknown resource type ${unknown} (not in HIERARCHY_LABELS)`;
+  return groups;
+}
+
+function firstLine(s: string): string {
+  return s.split("\n")[0].slice(0, 120);
+}
+
+/** Kamelot's input for a waiting job (security time added), or why it cannot be scheduled. */
+export function toSchedJob(
+  job: SchedJobRow,
+  rs: ResourceSet,
+  filters: FilterCache,
+  security: number,
+  now: number,
+): SchedJob | string {
+  if (job.moldables.length === 0) return "no moldable description";
+  const moldables: MoldableRequest[] = [];
+  for (const m of job.moldables) {
+    if (!(m.walltime > 0)) return `bad walltime ${m.walltime}`;
+    const groups = buildGroups(job, m, rs, filters);
+    if (typeof groups === "string") return groups;
+    moldables.push({
+      moldableId: m.moldableId,
+      walltime: m.walltime + security,
+      groups,
+      cacheKey: JSON.stringify([
+        m.walltime,
+        job.properties ?? "",
+        m.groups.map((g) => [g.property ?? "", g.levels.map((l) => [l.label, l.count])]),
+      ]),
+    });
+  }
+  const after: number[] = [];
+  for (const d of job.deps) {
+    if (d.state === "Error") continue; // a failed prerequisite is ignored (OAR's rule)
+    if (d.state === "Terminated") {
+      if (d.exitCode === null || d.exitCode === 0) continue;
+      return `dependency on job ${d.required}, which ended with exit code ${d.exitCode}`;
+    }
+    if (d.state === null) continue; // no such job: nothing to wait for
+    after.push(d.required);
+  }
+  return { jobId: job.jobId, moldables, minStart: now, after };
+}
+
+/** OAR's duration text (`H:MM:SS`). */
+export function durationText(seconds: number): string {
+  const s = Math.max(0, Math.trunc(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return `${h}:${String(m).padStart(2, "0")}:${String(r).padStart(2, "0")}`;
+}
+
+/** The job message the scheduler leaves: `R=…,W=…,J=…,Q=…[,N=…][,T=…]`. */
+export function jobMessage(
+  job: Pick<SchedJobRow, "name" | "jobType" | "queue" | "types">,
+  nbResources: number,
+  walltime: number,
+  reservation: boolean,
+  extra?: string,
+): string {
+  const mode = reservation ? "R" : job.jobType === "INTERACTIVE" ? "I" : "B";
+  let msg = `R=${nbResources},W=${durationText(walltime)},J=${mode},Q=${job.queue}`;
+  if (job.name) msg += `,N=${job.name}`;
+  if (job.types.length > 0) msg += `,T=${job.types.join("|")}`;
+  if (extra) msg += ` (${extra})`;
+  return msg;
+}

@@ -1,0 +1,21 @@
+/**
+ * meta_sched (OAR's `kao`): one scheduling round, run by almighty. The exit code is the API
+ * (spec §11): 0 normal, 1 run again at once, 2 besteffort jobs were fragged (run Leon).
+ */
+import { runOneShot } from "../lib/oneshot.ts";
+import { metaSchedRound } from "../lib/scheduler/round.ts";
+
+export async function main(_args: string[]): Promise<number> {
+  return await runOneShot("meta_sched", async ({ config, sql, log, notifier }) => {
+    const report = await metaSchedRound({ sql, config, log, notifier });
+    log.info("round done: exit {code}, {n} launched, {s} not scheduled ({t})", {
+      code: report.exitCode,
+      n: report.launched.length,
+      s: report.skipped.size,
+      t: Object.entries(report.timings).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(", "),
+    });
+    return report.exitCode;
+  }, { poolSize: 5 });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,669 @@
+/**
+ * Meta-scheduler rounds on a real database: the reference's test_db_metasched.py scenarios
+ * (5 resources on host `localhost`, queues default prio 3 / besteffort prio 0), backfilling,
+ * hierarchy and property constraints, moldables, reservations, besteffort preemption,
+ * dependencies, bad filters, and the oarsub notifications over real TCP.
+ */
+import { Config } from "../lib/config.ts";
+import { dbNow } from "../lib/db/client.ts";
+import { moduleLogger } from "../lib/log.ts";
+import { RecordingNotifier } from "../lib/notifier.ts";
+import { metaSchedRound, type RoundReport } from "../lib/scheduler/round.ts";
+import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
+import { addCluster, makeRunning, referenceQueues, submitJob } from "./support/sched_fixtures.ts";
+import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";
+import { runEntry } from "./support/proc.ts";
+import { freePort } from "./support/ports.ts";
+
+const log = moduleLogger("meta_sched");
+
+/** A listening "oarsub": collects the lines each connection sends. */
+class FakeOarsub implements AsyncDisposable {
+  readonly lines: string[] = [];
+  readonly #listener: Deno.TcpListener;
+  readonly #done: Promise<void>;
+  constructor() {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#listener = listener;
+    this.#done = (async () => {
+      for await (const conn of listener) {
+        const text = await new Response(conn.readable).text();
+        this.lines.push(...text.split("\n").filter((l) => l !== ""));
+      }
+    })().catch(() => {});
+  }
+  get infoType(): string {
+    return `127.0.0.1:${(this.#listener.addr as Deno.NetAddr).port}`;
+  }
+  async [Symbol.asyncDispose]() {
+    this.#listener.close();
+    await this.#done;
+  }
+}
+
+interface Env {
+  db: TestDb;
+  notifier: RecordingNotifier;
+  rids: number[];
+  round: (extra?: Record<string, string | number>, now?: number) => Promise<RoundReport>;
+}
+
+/** The reference's set-up: 5 resources on localhost, default prio 3, besteffort prio 0. */
+async function setup(db: TestDb, conf: Record<string, string | number> = {}): Promise<Env> {
+  await referenceQueues(db.sql);
+  const rids = await addCluster(db.sql, ["localhost"], 5);
+  const notifier = new RecordingNotifier();
+  const base = new Config({
+    ...Object.fromEntries(db.config.entries()),
+    SCHEDULER_JOB_SECURITY_TIME: 60,
+    HIERARCHY_LABELS: "resource_id,network_address,cpu,core",
+    ...conf,
+  });
+  return {
+    db,
+    notifier,
+    rids,
+    round: (extra = {}, now?: number) =>
+      metaSchedRound({ sql: db.sql, config: base.with(extra), log, notifier, now }),
+  };
+}
+
+async function jobState(db: TestDb, id: number): Promise<string> {
+  const [r] = await db.sql<{ state: string }[]>`SELECT state FROM jobs WHERE job_id = ${id}`;
+  return r.state;
+}
+
+async function jobRow(db: TestDb, id: number) {
+  const [r] = await db.sql<
+    {
+      state: string;
+      message: string;
+      reservation: string;
+      start_time: number;
+      assigned_moldable_job: number;
+    }[]
+  >`SELECT state, message, reservation, start_time, assigned_moldable_job FROM jobs
+    WHERE job_id = ${id}`;
+  return r;
+}
+
+async function prediction(db: TestDb, moldableId: number) {
+  const rows = await db.sql<{ start_time: number }[]>`
+    SELECT start_time FROM gantt_jobs_predictions WHERE moldable_job_id = ${moldableId}`;
+  const res = await db.sql<{ resource_id: number }[]>`
+    SELECT resource_id FROM gantt_jobs_resources WHERE moldable_job_id = ${moldableId}
+    ORDER BY resource_id`;
+  return rows.length
+    ? { start: rows[0].start_time, rids: res.map((r) => Number(r.resource_id)) }
+    : null;
+}
+
+async function fragged(db: TestDb, id: number): Promise<boolean> {
+  const r = await db.sql`SELECT 1 FROM frag_jobs WHERE frag_id_job = ${id}`;
+  return r.length === 1;
+}
+
+function dbTest(name: string, fn: (db: TestDb) => Promise<void>) {
+  Deno.test(name, async () => {
+    await using db = await createTestDb();
+    await fn(db);
+  });
+}
+
+// --- the reference's scenarios (tests/kao/test_db_metasched.py) -------------------------------
+
+dbTest("metasched simple_1: one waiting job needing 4 resources is launched", async (db) => {
+  const env = await setup(db);
+  const { jobId, moldableIds } = await submitJob(db.sql, { resources: 4, walltime: 600 });
+  const now = await dbNow(db.sql);
+  const r = await env.round({}, now);
+  assertEquals(r.exitCode, 0);
+  const j = await jobRow(db, jobId);
+  assertEquals(j.state, "toLaunch");
+  assertEquals(j.start_time, now);
+  assertEquals(j.assigned_moldable_job, moldableIds[0]);
+  assertStringIncludes(j.message, "R=4,W=0:10:00,J=B,Q=default");
+  const assigned = await db.sql`
+    SELECT resource_id FROM assigned_resources WHERE moldable_job_id = ${moldableIds[0]}
+      AND assigned_resource_index = 'CURRENT'`;
+  assertEquals(assigned.length, 4);
+  assertEquals(env.notifier.commanderMessages, [{ job_id: jobId, cmd: "OARRUN", args: [] }]);
+  const visu = await db.sql`SELECT * FROM gantt_jobs_resources_visu`;
+  assertEquals(visu.length, 4);
+  const log = await db.sql`SELECT job_state FROM job_state_logs WHERE job_id = ${jobId}
+    ORDER BY job_state_log_id`;
+  assertEquals(log.map((l) => l.job_state), ["Waiting", "toLaunch"]);
+  // Next round: the job is current, stays in the Gantt, and is re-notified (step 15).
+  const r2 = await env.round({}, now + 1);
+  assertEquals(r2.launched, []);
+  assertEquals(env.notifier.commanderMessages.length, 2);
+  assertEquals((await prediction(db, moldableIds[0]))?.start, now);
+});
+
+dbTest("metasched ar_1: a reservation at now+10 is accepted and acknowledged", async (db) => {
+  const env = await setup(db);
+  await using oarsub = new FakeOarsub();
+  const now = await dbNow(db.sql);
+  const { jobId, moldableIds } = await submitJob(db.sql, {
+    resources: 4,
+    walltime: 600,
+    reservationStart: now + 10,
+    infoType: oarsub.infoType,
+  });
+  const r = await env.round({}, now);
+  assertEquals(r.exitCode, 0);
+  const j = await jobRow(db, jobId);
+  assertEquals([j.state, j.reservation], ["Waiting", "Scheduled"]);
+  assertEquals((await prediction(db, moldableIds[0]))?.start, now + 10);
+  assertEquals(oarsub.lines, ["GOOD RESERVATION"]);
+  const states = await db.sql`SELECT job_state FROM job_state_logs WHERE job_id = ${jobId}
+    ORDER BY job_state_log_id`;
+  assertEquals(states.map((s) => s.job_state), ["Waiting", "toAckReservation", "Waiting"]);
+  // Its prediction survives the next round's flush, and it starts when its time comes.
+  await env.round({}, now + 5);
+  assertEquals((await prediction(db, moldableIds[0]))?.start, now + 10);
+  assertEquals(await jobState(db, jobId), "Waiting");
+  const r3 = await env.round({}, now + 10);
+  assertEquals(r3.launched, [jobId]);
+});
+
+dbTest("metasched: a reservation starting now is acknowledged with exit 1", async (db) => {
+  const env = await setup(db);
+  await using oarsub = new FakeOarsub();
+  const now = await dbNow(db.sql);
+  const { jobId } = await submitJob(db.sql, {
+    resources: 2,
+    reservationStart: now,
+    infoType: oarsub.infoType,
+  });
+  const r = await env.round({}, now);
+  assertEquals(r.exitCode, 1);
+  assertEquals(await jobState(db, jobId), "Waiting");
+  const r2 = await env.round({}, now);
+  assertEquals(r2.launched, [jobId]);
+});
+
+/** A reservation already accepted (Scheduled, Waiting) with its Gantt rows. */
+async function scheduledReservation(db: TestDb, start: number, rids: number[]) {
+  const { jobId, moldableIds } = await submitJob(db.sql, {
+    resources: rids.length,
+    walltime: 3600,
+    reservationStart: start,
+  });
+  await db.sql`UPDATE jobs SET reservation = 'Scheduled' WHERE job_id = ${jobId}`;
+  await db.sql`INSERT INTO gantt_jobs_predictions VALUES (${moldableIds[0]}, ${start})`;
+  await db.sql`INSERT INTO gantt_jobs_resources
+    SELECT ${moldableIds[0]}, r FROM unnest(${rids}::int[]) AS r`;
+  return { jobId, moldableId: moldableIds[0] };
+}
+
+async function runningBesteffort(db: TestDb, rids: number[], start: number) {
+  const { jobId, moldableIds } = await submitJob(db.sql, {
+    queue: "besteffort",
+    types: ["besteffort"],
+    resources: rids.length,
+    walltime: 36000,
+  });
+  await makeRunning(db.sql, jobId, moldableIds[0], rids, start);
+  return jobId;
+}
+
+dbTest("metasched ar_check_kill_be: a started reservation frags the besteffort job", async (db) => {
+  const env = await setup(db);
+  const now = await dbNow(db.sql);
+  const ar = await scheduledReservation(db, now - 10, env.rids.slice(0, 4));
+  const be = await runningBesteffort(db, env.rids.slice(0, 4), now - 100);
+  const r = await env.round({}, now);
+  assertEquals(r.exitCode, 2);
+  assertOk(await fragged(db, be));
+  assertEquals(r.launched, []);
+  assertEquals(await jobState(db, ar.jobId), "Waiting");
+  const ev = await db.sql`SELECT description FROM event_logs
+    WHERE type = 'BESTEFFORT_KILL' AND job_id = ${be}`;
+  assertEquals(ev.map((e) => e.description), [`kill the besteffort job ${be}`]);
+  assertOk(env.notifier.almightyCommands.includes("ChState"));
+});
+
+dbTest(
+  "metasched ar_check_kill_be_security_time: killed within the anticipation window",
+  async (db) => {
+    const env = await setup(db);
+    const now = await dbNow(db.sql);
+    await scheduledReservation(db, now + 60, env.rids.slice(0, 4));
+    const be = await runningBesteffort(db, env.rids.slice(0, 4), now - 100);
+    const r = await env.round({ SCHEDULER_BESTEFFORT_KILL_DURATION_BEFORE_RESERVATION: 120 }, now);
+    assertEquals(r.exitCode, 2);
+    assertOk(await fragged(db, be));
+  },
+);
+
+dbTest("metasched ar_check_no_be_security_time: too early to kill", async (db) => {
+  const env = await setup(db);
+  const now = await dbNow(db.sql);
+  await scheduledReservation(db, now + 120, env.rids.slice(0, 4));
+  const be = await runningBesteffort(db, env.rids.slice(0, 4), now - 100);
+  const r = await env.round({ SCHEDULER_BESTEFFORT_KILL_DURATION_BEFORE_RESERVATION: 60 }, now);
+  assertEquals(r.exitCode, 0);
+  assertOk(!(await fragged(db, be)));
+});
+
+dbTest("metasched call_external_scheduler_fails: the queue becomes notActive", async (db) => {
+  const env = await setup(db);
+  await submitJob(db.sql, { resources: 1 });
+  await env.round({ METASCHEDULER_MODE: "external", SCHEDULERS_PATH: "/nonexistent" });
+  const [q] = await db.sql`SELECT state FROM queues WHERE queue_name = 'default'`;
+  assertEquals(q.state, "notActive");
+});
+
+dbTest(
+  "metasched be_released_for_job: a normal job frags the besteffort job in its way",
+  async (db) => {
+    const env = await setup(db);
+    const now = await dbNow(db.sql);
+    const be = await runningBesteffort(db, env.rids.slice(0, 4), now - 100);
+    const { jobId } = await submitJob(db.sql, { resources: 4, walltime: 600 });
+    const r = await env.round({}, now);
+    assertEquals(r.exitCode, 2);
+    assertOk(await fragged(db, be));
+    assertEquals(await jobState(db, jobId), "Waiting"); // nothing launched this round
+    assertEquals(env.notifier.commanderMessages, []);
+  },
+);
+
+dbTest("metasched ar_2: three reservations at one date for 4, 2, 1 of 5 resources", async (db) => {
+  const env = await setup(db);
+  await using oarsub = new FakeOarsub();
+  const now = await dbNow(db.sql);
+  const ids = [];
+  for (const n of [4, 2, 1]) {
+    ids.push(
+      await submitJob(db.sql, {
+        resources: n,
+        walltime: 600,
+        reservationStart: now + 1000,
+        infoType: oarsub.infoType,
+      }),
+    );
+  }
+  await env.round({}, now);
+  const preds = await db.sql`SELECT * FROM gantt_jobs_predictions`;
+  assertEquals(preds.length, 2);
+  assertOk(await prediction(db, ids[0].moldableIds[0]));
+  assertEquals(await prediction(db, ids[1].moldableIds[0]), null);
+  assertOk(await prediction(db, ids[2].moldableIds[0]));
+  assertEquals(await jobState(db, ids[1].jobId), "Error");
+  assertStringIncludes((await jobRow(db, ids[1].jobId)).message, "cannot run");
+  assertEquals(oarsub.lines.filter((l) => l === "GOOD RESERVATION").length, 2);
+  assertOk(oarsub.lines.includes("BAD JOB"));
+});
+
+dbTest("metasched bug_toLaunch_absent: never launched on an Absent resource", async (db) => {
+  const env = await setup(db);
+  await addCluster(db.sql, ["localhost"], 1, { state: "Absent" });
+  const { jobId, moldableIds } = await submitJob(db.sql, { resources: 6 });
+  const r = await env.round();
+  assertEquals(r.launched, []);
+  assertEquals(await jobState(db, jobId), "Waiting");
+  assertEquals((await prediction(db, moldableIds[0]))?.rids.length, 6);
+});
+
+// --- scheduling behaviour ---------------------------------------------------------------------
+
+dbTest("metasched: backfilling fills a hole without delaying the job ahead", async (db) => {
+  const env = await setup(db);
+  const now = await dbNow(db.sql);
+  // Running: 3 of 5 resources for 1000 s.
+  const run = await submitJob(db.sql, { resources: 3, walltime: 1000 });
+  await makeRunning(db.sql, run.jobId, run.moldableIds[0], env.rids.slice(0, 3), now);
+  const big = await submitJob(db.sql, { resources: 5, walltime: 100 }); // waits for the end
+  const long = await submitJob(db.sql, { resources: 2, walltime: 5000 }); // would delay big
+  const short = await submitJob(db.sql, { resources: 2, walltime: 900 }); // fits the hole
+  const r = await env.round({}, now);
+  const end = now + 1000 + 60;
+  assertEquals((await prediction(db, big.moldableIds[0]))?.start, end);
+  assertEquals((await prediction(db, long.moldableIds[0]))?.start, end + 100 + 60);
+  assertEquals((await prediction(db, short.moldableIds[0]))?.start, now);
+  assertEquals(r.launched, [short.jobId]);
+});
+
+dbTest("metasched: walltime boundaries to the second (#104)", async (db) => {
+  const env = await setup(db);
+  const now = await dbNow(db.sql);
+  const run = await submitJob(db.sql, { resources: 5, walltime: 100 });
+  await makeRunning(db.sql, run.jobId, run.moldableIds[0], env.rids, now - 40);
+  const next = await submitJob(db.sql, { resources: 1, walltime: 1 });
+  await env.round({}, now);
+  // The running job occupies [now-40, now-40+100+60-1]: the next one starts the second after.
+  assertEquals((await prediction(db, next.moldableIds[0]))?.start, now - 40 + 160);
+});
+
+dbTest("metasched: hierarchy and property constraints are respected", async (db) => {
+  await referenceQueues(db.sql);
+  const a = await addCluster(db.sql, ["node-a"], 4);
+  const b = await addCluster(db.sql, ["node-b"], 4);
+  const c = await addCluster(db.sql, ["node-c"], 4);
+  const notifier = new RecordingNotifier();
+  const config = db.config.with({ HIERARCHY_LABELS: "resource_id,network_address,cpu,core" });
+  const j1 = await submitJob(db.sql, {
+    properties: "network_address <> 'node-a'",
+    moldables: [{ walltime: 600, groups: [{ levels: [["network_address", 2], ["core", 3]] }] }],
+  });
+  const j2 = await submitJob(db.sql, {
+    moldables: [{
+      walltime: 600,
+      groups: [{ property: "network_address = 'node-a'", levels: [["core", 2]] }],
+    }],
+  });
+  await metaSchedRound({ sql: db.sql, config, log, notifier });
+  const p1 = (await prediction(db, j1.moldableIds[0]))!;
+  assertEquals(p1.rids.length, 6);
+  assertOk(p1.rids.every((r) => !a.includes(r)));
+  assertEquals(p1.rids.filter((r) => b.includes(r)).length, 3);
+  assertEquals(p1.rids.filter((r) => c.includes(r)).length, 3);
+  const p2 = (await prediction(db, j2.moldableIds[0]))!;
+  assertOk(p2.rids.every((r) => a.includes(r)));
+  assertEquals(p2.rids.length, 2);
+});
+
+dbTest("metasched: the moldable finishing earliest is chosen", async (db) => {
+  const env = await setup(db);
+  const now = await dbNow(db.sql);
+  const run = await submitJob(db.sql, { resources: 3, walltime: 1000 });
+  await makeRunning(db.sql, run.jobId, run.moldableIds[0], env.rids.slice(0, 3), now);
+  const j = await submitJob(db.sql, {
+    moldables: [
+      { walltime: 300, groups: [{ levels: [["resource_id", 5]] }] }, // ends now+1060+360
+      { walltime: 1200, groups: [{ levels: [["resource_id", 2]] }] }, // ends now+1260
+    ],
+  });
+  const r = await env.round({}, now);
+  assertEquals(r.launched, [j.jobId]);
+  assertEquals((await jobRow(db, j.jobId)).assigned_moldable_job, j.moldableIds[1]);
+  assertEquals(await prediction(db, j.moldableIds[0]), null);
+});
+
+dbTest("metasched: ALL and BEST counts (#57)", async (db) => {
+  const env = await setup(db);
+  const now = await dbNow(db.sql);
+  const run = await submitJob(db.sql, { resources: 2, walltime: 1000 });
+  await makeRunning(db.sql, run.jobId, run.moldableIds[0], env.rids.slice(0, 2), now);
+  const best = await submitJob(db.sql, {
+    moldables: [{ walltime: 100, groups: [{ levels: [["resource_id", -2]] }] }],
+  });
+  const all = await submitJob(db.sql, {
+    moldables: [{ walltime: 100, groups: [{ levels: [["resource_id", -1]] }] }],
+  });
+  await env.round({}, now);
+  const pb = (await prediction(db, best.moldableIds[0]))!;
+  assertEquals([pb.start, pb.rids.length], [now, 3]);
+  const pa = (await prediction(db, all.moldableIds[0]))!;
+  assertEquals([pa.start, pa.rids.length], [now + 1060, 5]);
+});
+
+dbTest("metasched: dependencies (Waiting, Error, failed Terminated, Hold)", async (db) => {
+  const env = await setup(db);
+  const now = await dbNow(db.sql);
+  const a = await submitJob(db.sql, { resources: 5, walltime: 500 });
+  const b = await submitJob(db.sql, { resources: 1, walltime: 10, dependencies: [a.jobId] });
+  const err = await submitJob(db.sql, { state: "Error" });
+  const c = await submitJob(db.sql, { resources: 1, walltime: 10, dependencies: [err.jobId] });
+  const failed = await submitJob(db.sql, { state: "Terminated" });
+  await db.sql`UPDATE jobs SET exit_code = 256 WHERE job_id = ${failed.jobId}`;
+  const d = await submitJob(db.sql, { resources: 1, dependencies: [failed.jobId] });
+  const held = await submitJob(db.sql, { state: "Hold" });
+  const e = await submitJob(db.sql, { resources: 1, dependencies: [held.jobId] });
+  const ok = await submitJob(db.sql, { state: "Terminated" });
+  await db.sql`UPDATE jobs SET exit_code = 0 WHERE job_id = ${ok.jobId}`;
+  const f = await submitJob(db.sql, { resources: 1, walltime: 10, dependencies: [ok.jobId] });
+  const r = await env.round({}, now);
+  assertEquals((await prediction(db, b.moldableIds[0]))?.start, now + 560);
+  assertEquals((await prediction(db, c.moldableIds[0]))?.start, now + 560);
+  assertEquals(await prediction(db, d.moldableIds[0]), null);
+  assertStringIncludes((await jobRow(db, d.jobId)).message, "exit code 256");
+  assertEquals(await prediction(db, e.moldableIds[0]), null);
+  assertOk(r.skipped.has(e.jobId));
+  assertEquals((await prediction(db, f.moldableIds[0]))?.start, now + 560);
+  assertEquals(r.launched, [a.jobId]);
+});
+
+dbTest("metasched: a broken property filter skips its job only (#47)", async (db) => {
+  const env = await setup(db);
+  const bad = await submitJob(db.sql, { properties: "no_such_column = 1" });
+  const evil = await submitJob(db.sql, { properties: "1=1; DELETE FROM jobs" });
+  const writer = await submitJob(db.sql, {
+    properties: "resource_id IN (SELECT 1 FROM (SELECT setval('jobs_job_id_seq', 1)) s)",
+  });
+  const weird = await submitJob(db.sql, { properties: "1=1) OR (1=1", resources: 1 });
+  const good = await submitJob(db.sql, {
+    resources: 2,
+    properties: "network_address = 'localhost'",
+  });
+  const r = await env.round();
+  assertStringIncludes((await jobRow(db, bad.jobId)).message, "bad properties");
+  assertStringIncludes((await jobRow(db, evil.jobId)).message, "bad properties");
+  assertStringIncludes((await jobRow(db, writer.jobId)).message, "bad properties");
+  assertEquals(await jobState(db, bad.jobId), "Waiting");
+  assertOk(r.launched.includes(good.jobId));
+  assertOk(r.launched.includes(weird.jobId));
+  const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM jobs`;
+  assertEquals(n, 5);
+});
+
+dbTest(
+  "metasched: an unknown resource label or empty request is skipped with a message",
+  async (db) => {
+    const env = await setup(db);
+    const odd = await submitJob(db.sql, {
+      moldables: [{ walltime: 60, groups: [{ levels: [["gpu", 1]] }] }],
+    });
+    const empty = await submitJob(db.sql, { moldables: [{ walltime: 60, groups: [] }] });
+    const huge = await submitJob(db.sql, { resources: 50 });
+    const good = await submitJob(db.sql, { resources: 1 });
+    const r = await env.round();
+    assertStringIncludes((await jobRow(db, odd.jobId)).message, "gpu");
+    assertStringIncludes((await jobRow(db, empty.jobId)).message, "empty");
+    assertStringIncludes((await jobRow(db, huge.jobId)).message, "not enough resources");
+    assertEquals(r.launched, [good.jobId]);
+  },
+);
+
+// --- reservations -----------------------------------------------------------------------------
+
+dbTest("metasched: a reservation too old, and an expired accepted one, go to Error", async (db) => {
+  const env = await setup(db);
+  await using oarsub = new FakeOarsub();
+  const now = await dbNow(db.sql);
+  const old = await submitJob(db.sql, {
+    resources: 1,
+    walltime: 100,
+    reservationStart: now - 100,
+    infoType: oarsub.infoType,
+  });
+  const expired = await scheduledReservation(db, now - 3601, env.rids.slice(0, 1));
+  await env.round({}, now);
+  const o = await jobRow(db, old.jobId);
+  assertEquals([o.state, o.reservation, o.message], ["Error", "Scheduled", "Reservation too old"]);
+  assertEquals(oarsub.lines, ["Reservation too old", "BAD JOB"]);
+  const e = await jobRow(db, expired.jobId);
+  assertEquals([e.state, e.message], ["Error", "Reservation expired and couldn't be started."]);
+});
+
+dbTest("metasched: a reservation starting late loses the delay from its walltime", async (db) => {
+  const env = await setup(db);
+  const now = await dbNow(db.sql);
+  const ar = await scheduledReservation(db, now - 30, env.rids.slice(0, 2));
+  await db.sql`UPDATE jobs SET message = 'R=2,W=1:00:00,J=R,Q=default' WHERE job_id = ${ar.jobId}`;
+  const r = await env.round({}, now);
+  assertEquals(r.launched, [ar.jobId]);
+  const [m] = await db.sql`SELECT moldable_walltime FROM moldable_job_descriptions
+    WHERE moldable_id = ${ar.moldableId}`;
+  assertEquals(m.moldable_walltime, 3600 - 30);
+  assertStringIncludes((await jobRow(db, ar.jobId)).message, "W=0:59:30");
+  const ev = await db.sql`SELECT 1 FROM event_logs
+    WHERE type = 'REDUCE_RESERVATION_WALLTIME' AND job_id = ${ar.jobId}`;
+  assertEquals(ev.length, 1);
+  assertEquals((await prediction(db, ar.moldableId))?.start, now);
+});
+
+dbTest("metasched: a reservation whose resources are missing waits, then shrinks", async (db) => {
+  const env = await setup(db);
+  const now = await dbNow(db.sql);
+  const ar = await scheduledReservation(db, now - 10, env.rids.slice(0, 2));
+  await db.sql`UPDATE jobs SET message = 'R=2,W=1:00:00,J=R,Q=default' WHERE job_id = ${ar.jobId}`;
+  await db.sql`UPDATE resources SET state = 'Suspected' WHERE resource_id = ${env.rids[0]}`;
+  const r1 = await env.round({}, now);
+  assertEquals(r1.launched, []);
+  assertEquals((await prediction(db, ar.moldableId))?.start, now + 1);
+  // After RESERVATION_WAITING_RESOURCES_TIMEOUT the missing resource is dropped.
+  const r2 = await env.round({}, now + 400);
+  assertEquals((await prediction(db, ar.moldableId))?.rids, [env.rids[1]]);
+  assertStringIncludes((await jobRow(db, ar.jobId)).message, "R=1");
+  const ev = await db.sql`SELECT 1 FROM event_logs
+    WHERE type = 'SCHEDULER_REDUCE_NB_RESSOURCES_FOR_RESERVATION' AND job_id = ${ar.jobId}`;
+  assertEquals(ev.length, 1);
+  void r2;
+});
+
+dbTest(
+  "metasched: oarsub unreachable for a reservation ⇒ CANNOT_NOTIFY_OARSUB, frag, exit 2",
+  async (db) => {
+    const env = await setup(db);
+    const now = await dbNow(db.sql);
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close(); // nobody listens there any more
+    const { jobId } = await submitJob(db.sql, {
+      resources: 1,
+      reservationStart: now + 100,
+      infoType: `127.0.0.1:${port}`,
+    });
+    const r = await env.round({}, now);
+    assertEquals(r.exitCode, 2);
+    assertOk(await fragged(db, jobId));
+    const ev = await db.sql`SELECT 1 FROM event_logs
+    WHERE type = 'CANNOT_NOTIFY_OARSUB' AND job_id = ${jobId}`;
+    assertEquals(ev.length, 1);
+  },
+);
+
+dbTest("meta_sched module: a real child process with its permission flags", async (db) => {
+  await setup(db);
+  await using oarsub = new FakeOarsub();
+  const now = await dbNow(db.sql);
+  const job = await submitJob(db.sql, { resources: 2 });
+  const ar = await submitJob(db.sql, {
+    resources: 1,
+    reservationStart: now + 1000,
+    infoType: oarsub.infoType,
+  });
+  const conf = await writeConfigFile(db, {
+    APPENDICE_SERVER_PORT: await freePort(),
+    BIPBIP_COMMANDER_PORT: await freePort(),
+    HIERARCHY_LABELS: "resource_id,network_address,cpu,core",
+  });
+  const r = await runEntry("meta_sched", conf);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(await jobState(db, job.jobId), "toLaunch");
+  assertEquals((await jobRow(db, ar.jobId)).reservation, "Scheduled");
+  assertEquals(await jobState(db, ar.jobId), "Waiting");
+  assertEquals(oarsub.lines, ["GOOD RESERVATION"]);
+});
+
+// --- #61: no oversubscription over random workloads ----------------------------------------------
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+dbTest(
+  "metasched property (#61): random workloads never give a resource twice at once",
+  async (db) => {
+    await referenceQueues(db.sql);
+    const rids = await addCluster(db.sql, ["n1", "n2", "n3", "n4"], 4);
+    const notifier = new RecordingNotifier();
+    const config = db.config.with({ HIERARCHY_LABELS: "resource_id,network_address,cpu,core" });
+    let now = await dbNow(db.sql);
+    const r = rng(61);
+    for (let round = 0; round < 8; round++) {
+      for (let k = 0; k < 8; k++) {
+        const w = 30 + Math.floor(r() * 900);
+        const kind = r();
+        const queue = r() < 0.15 ? "besteffort" : "default";
+        const groups = kind < 0.5
+          ? [{ levels: [["resource_id", 1 + Math.floor(r() * 12)]] as [string, number][] }]
+          : [{
+            levels: [["network_address", 1 + Math.floor(r() * 3)], [
+              "core",
+              1 + Math.floor(r() * 4),
+            ]] as [
+              string,
+              number,
+            ][],
+          }];
+        if (r() < 0.1) {
+          await submitJob(db.sql, {
+            moldables: [{ walltime: w, groups }],
+            reservationStart: now + Math.floor(r() * 2000),
+          });
+        } else {
+          await submitJob(db.sql, {
+            queue,
+            types: queue === "besteffort" ? ["besteffort"] : [],
+            moldables: [{ walltime: w, groups }, {
+              walltime: w * 2,
+              groups: [{ levels: [["resource_id", 1]] }],
+            }],
+          });
+        }
+      }
+      await metaSchedRound({
+        sql: db.sql,
+        config,
+        log,
+        notifier,
+        now,
+        oarsub: () => Promise.resolve(true),
+      });
+      // Launched jobs "run"; some finish.
+      await db.sql`UPDATE jobs SET state = 'Running' WHERE state = 'toLaunch'`;
+      await db.sql`UPDATE jobs SET state = 'Terminated' WHERE state = 'Running' AND job_id % 3 = ${
+        round % 3
+      }`;
+      // Besteffort jobs fragged by the round are gone by the next one (Leon's work).
+      await db
+        .sql`UPDATE jobs SET state = 'Error' WHERE job_id IN (SELECT frag_id_job FROM frag_jobs)`;
+      const occ = await db.sql<
+        { job_id: number; start: number; stop: number; be: boolean; rids: number[] }[]
+      >`
+      SELECT j.job_id, g.start_time AS start, g.start_time + m.moldable_walltime AS stop,
+        j.queue_name = 'besteffort' AS be,
+        array_agg(r.resource_id) AS rids
+      FROM gantt_jobs_predictions g
+      JOIN moldable_job_descriptions m ON m.moldable_id = g.moldable_job_id
+      JOIN jobs j ON j.job_id = m.moldable_job_id
+      JOIN gantt_jobs_resources r ON r.moldable_job_id = g.moldable_job_id
+      WHERE j.state NOT IN ('Error', 'Terminated')
+      GROUP BY j.job_id, g.start_time, m.moldable_walltime, j.queue_name`;
+      for (let i = 0; i < occ.length; i++) {
+        for (let k = i + 1; k < occ.length; k++) {
+          const a = occ[i], b = occ[k];
+          if (a.be !== b.be) continue; // besteffort jobs in the way are killed, not shared
+          if (a.start < b.stop && b.start < a.stop) {
+            const shared = a.rids.filter((x) => b.rids.includes(x));
+            assertEquals(
+              shared,
+              [],
+              `round ${round}: jobs ${a.job_id} and ${b.job_id} share ${shared}`,
+            );
+          }
+        }
+      }
+      now += 200 + Math.floor(r() * 400);
+    }
+    void rids;
+  },
+);

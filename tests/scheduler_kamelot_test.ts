@@ -1,0 +1,168 @@
+import { buildLevel, type GroupRequest, type Hierarchy } from "../lib/scheduler/hierarchy.ts";
+import { count, overlaps, range } from "../lib/scheduler/intervals.ts";
+import { type Placement, type SchedJob, scheduleJobs } from "../lib/scheduler/kamelot.ts";
+import { SlotSet } from "../lib/scheduler/slots.ts";
+import { assertEquals, assertOk } from "./support/assert.ts";
+
+function hierarchy(hosts: number, cores: number): Hierarchy {
+  const n = hosts * cores;
+  const ids = [...Array(n).keys()];
+  return new Map([
+    ["resource_id", buildLevel("resource_id", ids)],
+    ["network_address", buildLevel("network_address", ids.map((i) => `h${Math.floor(i / cores)}`))],
+    ["core", buildLevel("core", ids)],
+  ]);
+}
+
+const req = (levels: [string, number][], constraint: readonly number[]): GroupRequest => ({
+  levels: levels.map(([label, count]) => ({ label, count })),
+  constraint,
+});
+
+function job(
+  jobId: number,
+  walltime: number,
+  n: number,
+  total: number,
+  extra: Partial<SchedJob> = {},
+): SchedJob {
+  return {
+    jobId,
+    minStart: 0,
+    moldables: [{
+      moldableId: jobId * 10,
+      walltime,
+      groups: [req([["resource_id", n]], range(0, total - 1))],
+      cacheKey: `${walltime}/${n}`,
+    }],
+    ...extra,
+  };
+}
+
+Deno.test("kamelot: conservative backfilling fills a hole without delaying earlier jobs", () => {
+  const hy = hierarchy(1, 4);
+  const slots = new SlotSet(range(0, 3), 0);
+  const r = scheduleJobs(slots, hy, [
+    job(1, 100, 2, 4), // [0, 99] on 2
+    job(2, 50, 4, 4), // needs all 4: [100, 149]
+    job(3, 101, 2, 4), // the 100 s hole next to job 1 is one second short: after job 2
+    job(4, 101, 2, 4), // same request (cache hit): beside job 3
+    job(5, 100, 1, 4), // exactly fills the hole beside job 1
+    job(6, 100, 1, 4), // and its other resource
+    job(7, 100, 1, 4), // no hole left: after jobs 3 and 4
+  ]);
+  const at = new Map(r.placed.map((p) => [p.jobId, p.start]));
+  assertEquals(at.get(1), 0);
+  assertEquals(at.get(2), 100);
+  assertEquals(at.get(3), 150);
+  assertEquals(at.get(4), 150);
+  assertEquals(at.get(5), 0);
+  assertEquals(at.get(6), 0);
+  assertEquals(at.get(7), 251);
+  assertEquals(r.skipped.size, 0);
+});
+
+Deno.test("kamelot: moldable finishing earliest wins; impossible job skipped, others go on", () => {
+  const hy = hierarchy(1, 4);
+  const slots = new SlotSet(range(0, 3), 0);
+  slots.occupy(0, 999, range(0, 2));
+  const r = scheduleJobs(slots, hy, [
+    job(1, 10, 5, 4), // never fits
+    {
+      jobId: 2,
+      minStart: 0,
+      moldables: [
+        { moldableId: 21, walltime: 100, groups: [req([["resource_id", 4]], range(0, 3))] },
+        { moldableId: 22, walltime: 800, groups: [req([["resource_id", 1]], range(0, 3))] },
+      ],
+    },
+  ]);
+  assertEquals(r.skipped.has(1), true);
+  assertEquals(r.placed.map((p) => [p.jobId, p.moldableId, p.start]), [[2, 22, 0]]);
+});
+
+Deno.test("kamelot: dependencies start after the required job's planned end", () => {
+  const hy = hierarchy(1, 4);
+  const slots = new SlotSet(range(0, 3), 0);
+  const r = scheduleJobs(slots, hy, [
+    job(1, 100, 1, 4),
+    job(2, 10, 1, 4, { after: [1] }),
+    job(3, 10, 1, 4, { after: [99] }),
+  ]);
+  const at = new Map(r.placed.map((p) => [p.jobId, p.start]));
+  assertEquals(at.get(2), 100);
+  assertOk(r.skipped.has(3));
+});
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+/** DECISIONS #61: no resource is ever given to two jobs overlapping in time. */
+export function assertNoOverlap(placed: readonly Placement[], what = ""): void {
+  for (let i = 0; i < placed.length; i++) {
+    for (let j = i + 1; j < placed.length; j++) {
+      const a = placed[i], b = placed[j];
+      const timeOverlap = a.start < b.start + b.walltime && b.start < a.start + a.walltime;
+      if (timeOverlap && overlaps(a.res, b.res)) {
+        throw new Error(`${what}: jobs ${a.jobId} and ${b.jobId} overlap`);
+      }
+    }
+  }
+}
+
+Deno.test("kamelot: property (#61) — random workloads never oversubscribe", () => {
+  for (let seed = 1; seed <= 60; seed++) {
+    const r = rng(seed);
+    const hosts = 1 + Math.floor(r() * 6), cores = 1 + Math.floor(r() * 8);
+    const total = hosts * cores;
+    const hy = hierarchy(hosts, cores);
+    const slots = new SlotSet(range(0, total - 1), 1000);
+    const existing: Placement[] = [];
+    // Some running jobs first.
+    for (let k = 0; k < 5; k++) {
+      const n = 1 + Math.floor(r() * total);
+      const s = 1000 + Math.floor(r() * 50);
+      const w = 1 + Math.floor(r() * 300);
+      const free = slots.freeOver(s, w);
+      if (count(free) < n) continue;
+      const res = range(free[0], free[0] + 0) as number[];
+      slots.occupy(s, s + w - 1, res);
+      existing.push({ jobId: 1000 + k, moldableId: 0, start: s, walltime: w, res });
+    }
+    const jobs: SchedJob[] = [];
+    for (let k = 1; k <= 40; k++) {
+      const w = 1 + Math.floor(r() * 500);
+      const kind = r();
+      const groups: GroupRequest[] = kind < 0.5
+        ? [req([["resource_id", 1 + Math.floor(r() * total)]], range(0, total - 1))]
+        : kind < 0.8
+        ? [
+          req([["network_address", 1 + Math.floor(r() * hosts)], [
+            "core",
+            1 + Math.floor(r() * cores),
+          ]], range(0, total - 1)),
+        ]
+        : [
+          req([["network_address", 1]], range(0, total - 1)),
+          req([["resource_id", 1]], range(0, total - 1)),
+        ];
+      jobs.push({
+        jobId: k,
+        minStart: 1000 + Math.floor(r() * 100),
+        moldables: [{ moldableId: k, walltime: w, groups, cacheKey: JSON.stringify([w, groups]) }],
+        after: r() < 0.1 && k > 1 ? [k - 1] : undefined,
+      });
+    }
+    const res = scheduleJobs(slots, hy, jobs);
+    assertNoOverlap([...existing, ...res.placed], `seed ${seed}`);
+    for (const p of res.placed) {
+      const j = jobs[p.jobId - 1];
+      assertOk(p.start >= j.minStart, `seed ${seed}: job ${p.jobId} before its min start`);
+    }
+  }
+});
