@@ -67,11 +67,15 @@ export async function prepareEmbeddedDatabase(
   }
 }
 
-/** The oar.conf of the embedded default. */
+/**
+ * The oar.conf of the embedded default. Ports follow OAR's layout from `portBase` (6666): the
+ * proxy on base, almighty on base+4, bipbip_commander on base+5, greta on base+6.
+ */
 export function embeddedConfig(
-  pg: EmbeddedPg,
+  pg: Pick<EmbeddedPg, "socketDir" | "port" | "superuser">,
   dbName: string,
   varDir: string,
+  portBase = 6666,
 ): Record<string, ConfigValue> {
   return {
     DB_TYPE: "Pg",
@@ -81,7 +85,12 @@ export function embeddedConfig(
     DB_BASE_LOGIN: pg.superuser,
     DB_BASE_PASSWD: "",
     SERVER_HOSTNAME: "localhost",
-    SERVER_PORT: 6666,
+    SERVER_PORT: portBase,
+    APPENDICE_SERVER_PORT: portBase + 4,
+    BIPBIP_COMMANDER_SERVER: "localhost",
+    BIPBIP_COMMANDER_PORT: portBase + 5,
+    GRETA_SERVER: "localhost",
+    GRETA_PORT: portBase + 6,
     LOG_FILE: ":stderr:",
     LOG_LEVEL: 2,
     OAREXEC_LAUNCHER: "local",

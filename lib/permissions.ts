@@ -61,9 +61,9 @@ const NEED_REASONS: Record<Need, string> = {
   listen_server_port: "listens on SERVER_PORT for oarsub, oardel and oarexec lines",
   tcp_server_port: "sends its report line to SERVER_HOSTNAME:SERVER_PORT",
   spawn_modules: "starts the other modules (deno, or their artifacts in OARDIR)",
-  ssh: "reaches compute nodes with OPENSSH_CMD (or starts oarexec locally)",
+  ssh: "reaches compute nodes with OPENSSH_CMD (or starts and signals oarexec locally)",
   notify_oarsub: "writes notifications to interactive oarsub sessions (any host:port they give)",
-  server_scripts: "runs the admin's server prologue/epilogue and healing scripts",
+  server_scripts: "runs the admin's server prologue/epilogue, suspend/resume and healing scripts",
   pingchecker: "runs the configured node check commands (fping, nmap, generic)",
   node_manager:
     "runs the energy-saving node-manager commands; keeps its state in OAR_RUNTIME_DIRECTORY",
@@ -88,7 +88,7 @@ const MODULE_NEEDS: Record<EntryName, Need[]> = {
   sarko: ["db", "zmq", "ssh"],
   finaud: ["db", "zmq", "pingchecker"],
   leon: ["db", "zmq", "ssh", "notify_oarsub", "server_scripts"],
-  node_change_state: ["db", "zmq", "notify_oarsub", "server_scripts"],
+  node_change_state: ["db", "zmq", "ssh", "notify_oarsub", "server_scripts"],
   bipbip: ["db", "zmq", "ssh", "notify_oarsub", "server_scripts"],
   oarexec: ["node_execution", "tcp_server_port"],
   oarsub: ["db", "zmq", "user_identity", "read_user_files", "ssh_keygen"],
@@ -207,16 +207,23 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         break;
       }
       case "ssh":
-        f.add("run", programOf(config.str("OPENSSH_CMD")), Deno.execPath());
+        // ssh launcher: OPENSSH_CMD; local launcher: oarexec through setsid (its own session),
+        // and signals through sh.
+        f.add("run", programOf(config.str("OPENSSH_CMD")), Deno.execPath(), "setsid", "sh");
         break;
       case "notify_oarsub":
         // oarsub -I listens on whatever host:port it chose; the target is only known per job.
         f.all("net");
         break;
       case "server_scripts":
-        for (const key of ["SERVER_PROLOGUE_EXEC_FILE", "SERVER_EPILOGUE_EXEC_FILE"]) {
-          f.add("run", config.str(key));
-        }
+        for (
+          const key of [
+            "SERVER_PROLOGUE_EXEC_FILE",
+            "SERVER_EPILOGUE_EXEC_FILE",
+            "JUST_AFTER_SUSPEND_EXEC_FILE",
+            "JUST_BEFORE_RESUME_EXEC_FILE",
+          ]
+        ) f.add("run", config.str(key));
         f.add("run", config.str("SUSPECTED_HEALING_EXEC_FILE"));
         break;
       case "pingchecker":

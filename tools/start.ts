@@ -20,7 +20,7 @@ import { embeddedConfigFile, varDir } from "../lib/paths.ts";
 import { exitCodeOf } from "../lib/signals.ts";
 import { moduleCommand } from "../lib/spawn.ts";
 
-const USAGE = "usage: deno task start [--hosts N] [--cores N]";
+const USAGE = "usage: deno task start [--hosts N] [--cores N] [--port-base N]";
 
 export async function main(args: string[]): Promise<number> {
   let opts;
@@ -30,6 +30,7 @@ export async function main(args: string[]): Promise<number> {
       options: {
         hosts: { type: "string", default: String(DEFAULT_CLUSTER.hosts) },
         cores: { type: "string", default: String(DEFAULT_CLUSTER.coresPerHost) },
+        "port-base": { type: "string", default: "6666" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -43,8 +44,13 @@ export async function main(args: string[]): Promise<number> {
   }
   const hosts = Number(opts.hosts);
   const cores = Number(opts.cores);
+  const portBase = Number(opts["port-base"]);
   if (!Number.isInteger(hosts) || hosts < 1 || !Number.isInteger(cores) || cores < 1) {
     console.error(`--hosts and --cores take positive integers\n${USAGE}`);
+    return 2;
+  }
+  if (!Number.isInteger(portBase) || portBase < 1024 || portBase > 65529) {
+    console.error(`--port-base takes a port number from 1024 to 65529\n${USAGE}`);
     return 2;
   }
 
@@ -80,7 +86,7 @@ export async function main(args: string[]): Promise<number> {
         );
       }
       confPath = embeddedConfigFile();
-      const values = embeddedConfig(pg, "oar", dir);
+      const values = embeddedConfig(pg, "oar", dir, portBase);
       await Deno.mkdir(String(values.OAREXEC_DIRECTORY), { recursive: true });
       await Deno.mkdir(String(values.OAR_RUNTIME_DIRECTORY), { recursive: true });
       // Written once: later edits by the admin are kept.
