@@ -10,6 +10,7 @@ import { Supervisor } from "../lib/almighty/supervisor.ts";
 import { type Config, ConfigError, loadConfig } from "../lib/config.ts";
 import { bindEndpoint } from "../lib/endpoints.ts";
 import { setupLogging } from "../lib/log.ts";
+import { whenParentExits } from "../lib/parent_watch.ts";
 import { exitCodeOf } from "../lib/signals.ts";
 import { moduleCommand } from "../lib/spawn.ts";
 import { PullSocket, terminate } from "../lib/zmq.ts";
@@ -44,6 +45,7 @@ export async function main(_args: string[]): Promise<number> {
     });
   }
 
+  whenParentExits(() => stop.abort());
   const companions = new Supervisor({ log });
   // Ctrl-C reaches the companions too: they must not be restarted while everything stops.
   stop.signal.addEventListener("abort", () => companions.stopping(), { once: true });

@@ -108,8 +108,9 @@ export async function main(args: string[]): Promise<number> {
   const cmd = moduleCommand("almighty", config);
   const almighty = new Deno.Command(cmd.program, {
     args: cmd.args,
-    env: { ...cmd.env, OARCONFFILE: confPath },
-    stdin: "null",
+    // OAR_SUPERVISED + a stdin pipe: almighty stops if this process dies (lib/parent_watch.ts).
+    env: { ...cmd.env, OARCONFFILE: confPath, OAR_SUPERVISED: "1" },
+    stdin: "piped",
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
@@ -118,8 +119,9 @@ export async function main(args: string[]): Promise<number> {
       almighty.kill("SIGTERM");
     } catch { /* gone */ }
   };
-  // Ctrl-C reaches almighty through the terminal's process group; SIGTERM is passed on.
-  Deno.addSignalListener("SIGINT", () => {});
+  // From a terminal, Ctrl-C reaches almighty through the process group as well; passing it on
+  // covers a SIGINT sent to this process alone (a second stop request is harmless).
+  Deno.addSignalListener("SIGINT", forward);
   Deno.addSignalListener("SIGTERM", forward);
   const status = await almighty.status;
   if (stopDb) {
