@@ -58,6 +58,10 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
   },
   DETACH_JOB_FROM_SERVER: { value: 1, doc: "oarexec detaches from the launching session" },
   OPENSSH_CMD: { value: "/usr/bin/ssh -p 6667", doc: "ssh command used to reach compute nodes" },
+  OAREXEC_REMOTE_CMD: {
+    value: "oarexec",
+    doc: "command ssh runs on the head node to start oarexec",
+  },
   OAREXEC_LAUNCHER: { value: "ssh", doc: "how oarexec is started on the head node: ssh or local" },
   TIMEOUT_SSH: { value: 120, doc: "seconds allowed to remote commands (launch waits twice this)" },
   OAR_SSH_CONNECTION_TIMEOUT: { value: 120, doc: "ssh connection timeout for user notifications" },

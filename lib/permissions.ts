@@ -87,9 +87,9 @@ const MODULE_NEEDS: Record<EntryName, Need[]> = {
   meta_sched: ["db", "zmq", "notify_oarsub"],
   sarko: ["db", "zmq", "ssh"],
   finaud: ["db", "zmq", "pingchecker"],
-  leon: ["db", "zmq", "ssh", "notify_oarsub", "server_scripts"],
+  leon: ["db", "zmq", "ssh", "pingchecker", "notify_oarsub", "server_scripts"],
   node_change_state: ["db", "zmq", "ssh", "notify_oarsub", "server_scripts"],
-  bipbip: ["db", "zmq", "ssh", "notify_oarsub", "server_scripts"],
+  bipbip: ["db", "zmq", "ssh", "pingchecker", "notify_oarsub", "server_scripts"],
   oarexec: ["node_execution", "tcp_server_port"],
   oarsub: ["db", "zmq", "user_identity", "read_user_files", "ssh_keygen"],
   oarstat: ["db", "user_identity"],
@@ -210,6 +210,10 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         // ssh launcher: OPENSSH_CMD; local launcher: oarexec through setsid (its own session),
         // and signals through sh.
         f.add("run", programOf(config.str("OPENSSH_CMD")), Deno.execPath(), "setsid", "sh");
+        // The local launcher in compiled mode runs oarexec's artifact.
+        if (config.str("OARDIR")) f.add("run", join(config.str("OARDIR"), "oarexec"));
+        // bipbip names this host in the report address when SERVER_HOSTNAME is local.
+        f.add("sys", "hostname");
         break;
       case "notify_oarsub":
         // oarsub -I listens on whatever host:port it chose; the target is only known per job.

@@ -1,0 +1,50 @@
+/**
+ * How bipbip starts oarexec on a job's head node and how leon (and others) signal it: the
+ * `ssh` launcher (OPENSSH_CMD to real nodes) or the `local` one (oarexec as a child on this
+ * host, for single-host clusters whose nodes are names of this host). OAREXEC_LAUNCHER picks.
+ */
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { LocalLauncher } from "./local.ts";
+import { SshLauncher } from "./ssh.ts";
+
+export interface LaunchResult {
+  /** oarexec printed the rendezvous line: the job is running. */
+  rendezvous: boolean;
+  /** Without rendezvous: the launcher's exit code when it ended (null on timeout). */
+  exitCode: number | null;
+  /** What oarexec printed on stderr before the rendezvous (for the log), capped. */
+  output: string;
+}
+
+export interface SignalOptions {
+  /** Wait for the signal to be delivered (within TIMEOUT_SSH); default false. */
+  wait?: boolean;
+  /** `oardel -s`: written to `<tmp>/USER_SIGNAL_<id>` before sending URG. */
+  userSignal?: string;
+}
+
+export interface Launcher {
+  readonly kind: "ssh" | "local";
+  /** Starts oarexec on `host` with the descriptor on its stdin; waits for the rendezvous. */
+  launch(host: string, descriptor: string): Promise<LaunchResult>;
+  /**
+   * `signal_oarexec` (spec §12.1): CONT then `signal` to the job's oarexec through its pid
+   * file. Returns an error text when waiting and it failed, else null.
+   */
+  signalOarexec(
+    host: string,
+    jobId: number,
+    signal: string,
+    opts?: SignalOptions,
+  ): Promise<string | null>;
+  /** Hosts that do not answer (the built-in node check, DECISIONS §2). */
+  unreachable(hosts: string[]): Promise<string[]>;
+}
+
+export function makeLauncher(config: Config, log?: Logger): Launcher {
+  const kind = config.str("OAREXEC_LAUNCHER").trim().toLowerCase() || "ssh";
+  if (kind === "local") return new LocalLauncher(config, log);
+  if (kind !== "ssh") log?.warn("unknown OAREXEC_LAUNCHER {kind}; using ssh", { kind });
+  return new SshLauncher(config, log);
+}

@@ -1,0 +1,133 @@
+/**
+ * oarexec's entry (spec §4.5), run on the job's head node by a launcher (lib/launch/):
+ *
+ *   oarexec             reads the descriptor on stdin; with detach_oarexec=1 it starts
+ *                       `oarexec --detached` in a session of its own, hands it the descriptor,
+ *                       relays its output up to the rendezvous line, and exits (this is what
+ *                       an ssh session runs: it ends as soon as the job is started);
+ *   oarexec --detached  already in its own session (the local launcher starts it through
+ *                       setsid): does the job, prints the rendezvous line and stops using its
+ *                       stdio.
+ *
+ * Exits before the rendezvous carry oarexec's code (1, 5, 7, 8, 30, 31), which the launcher
+ * passes to bipbip; later ones are reported over TCP.
+ */
+import { Config, loadConfig } from "../config.ts";
+import { moduleCommand } from "../spawn.ts";
+import { readDescriptor } from "./descriptor_input.ts";
+import { OarexecLog } from "./log.ts";
+import { runOarexec } from "./run.ts";
+
+/** The reference hard-codes this transfer limit (BIPBIP_OAREXEC_HASHTABLE_SEND_TIMEOUT). */
+const DESCRIPTOR_TIMEOUT_MS = 30_000;
+const DEFAULT_RENDEZVOUS = "oarexec is initialized and ready to do the job";
+
+function nodeConfig(): Config | null {
+  try {
+    return loadConfig();
+  } catch {
+    return null;
+  }
+}
+
+export async function oarexecMain(args: string[]): Promise<number> {
+  const detached = args.includes("--detached");
+  const config = nodeConfig();
+  const rendezvous = config?.str("SSH_RENDEZ_VOUS") || DEFAULT_RENDEZVOUS;
+  const early = new OarexecLog("?");
+  const read = await readDescriptor(Deno.stdin.readable, DESCRIPTOR_TIMEOUT_MS);
+  if (!read.ok) {
+    early.info(read.error);
+    return read.code;
+  }
+  const d = read.descriptor;
+  const log = new OarexecLog(d.job_id);
+  if (d.mode !== "PASSIVE") {
+    log.info("interactive jobs are not supported");
+    return 31;
+  }
+  if (!detached && d.detach_oarexec === 1) return await relayDetached(read.text, rendezvous, log);
+  return await runOarexec(d, {
+    log,
+    rendezvous: async () => {
+      await writeAll(Deno.stdout, rendezvous + "\n");
+    },
+    detach: () => closeStdio(),
+  });
+}
+
+async function writeAll(w: { write(b: Uint8Array): Promise<number> }, text: string) {
+  const bytes = new TextEncoder().encode(text);
+  let n = 0;
+  while (n < bytes.byteLength) n += await w.write(bytes.subarray(n));
+}
+
+/**
+ * Nothing is written to stdio again after the rendezvous. (Deno drops its handles but keeps
+ * the descriptors 0-2 open: the launcher stops reading at the rendezvous line, and under ssh
+ * the relay, whose exit is what ends the session, is the only holder of the session's pipes.)
+ */
+function closeStdio(): void {
+  for (const s of [Deno.stdin, Deno.stdout, Deno.stderr]) {
+    try {
+      s.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/**
+ * Starts `oarexec --detached` in a new session with the same descriptor and waits for its
+ * rendezvous line (printed on, then exit 0) or its early exit (whose code is ours).
+ */
+async function relayDetached(text: string, rendezvous: string, log: OarexecLog): Promise<number> {
+  const cmd = moduleCommand("oarexec", nodeConfigOrDefault(), ["--detached"]);
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("setsid", {
+      args: [cmd.program, ...cmd.args],
+      env: cmd.env,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    log.info(`cannot start the detached oarexec: ${e}`);
+    return 31;
+  }
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(text)).catch(() => {});
+  await w.close().catch(() => {});
+  // stderr lines go up to the launcher's log as they come.
+  const relayErr = (async () => {
+    try {
+      for await (const chunk of child.stderr) await Deno.stderr.write(chunk);
+    } catch { /* closed */ }
+  })();
+  const decoder = new TextDecoder();
+  let pending = "";
+  let met = false;
+  try {
+    for await (const chunk of child.stdout) {
+      pending += decoder.decode(chunk, { stream: true });
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      if (lines.some((l) => l === rendezvous)) {
+        met = true;
+        break;
+      }
+    }
+  } catch { /* closed */ }
+  if (met) {
+    await writeAll(Deno.stdout, rendezvous + "\n");
+    child.unref();
+    return 0;
+  }
+  const status = await child.status;
+  await relayErr;
+  return status.code;
+}
+
+/** The node's configuration, or the defaults when it has none. */
+function nodeConfigOrDefault(): Config {
+  return nodeConfig() ?? new Config();
+}

@@ -1,0 +1,49 @@
+/**
+ * The job user's account on this node (spec §4.5: no shell ⇒ exit 7): /etc/passwd first, then
+ * `getent passwd` so that NSS users (LDAP, sssd) are found too.
+ */
+export interface Account {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+}
+
+const NAME_RE = /^[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,63}\$?$/;
+
+export function parsePasswdLine(line: string): Account | null {
+  const f = line.split(":");
+  if (f.length < 7) return null;
+  const uid = Number(f[2]);
+  const gid = Number(f[3]);
+  if (!Number.isInteger(uid) || !Number.isInteger(gid) || f[6] === "") return null;
+  return { name: f[0], uid, gid, home: f[5], shell: f[6] };
+}
+
+/** The account, or null when the user is unknown (or the name is not a valid user name). */
+export async function lookupAccount(name: string): Promise<Account | null> {
+  if (!NAME_RE.test(name)) return null;
+  try {
+    const text = await Deno.readTextFile("/etc/passwd");
+    for (const line of text.split("\n")) {
+      if (line.startsWith(name + ":")) {
+        const a = parsePasswdLine(line);
+        if (a && a.name === name) return a;
+      }
+    }
+  } catch { /* fall through to getent */ }
+  try {
+    const out = await new Deno.Command("getent", {
+      args: ["passwd", "--", name],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (!out.success) return null;
+    const a = parsePasswdLine(new TextDecoder().decode(out.stdout).trim());
+    return a && a.name === name ? a : null;
+  } catch {
+    return null;
+  }
+}
