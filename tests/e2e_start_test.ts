@@ -94,8 +94,10 @@ Deno.test({
       assertEquals(state, "Terminated", log);
       const out = await Deno.readTextFile(`${work}/OAR.${id}.stdout`);
       assertEquals(out, "hello\n");
-      const table = await task(varDir, ["oarstat"]);
-      assertStringIncludes(table.stdout, String(id));
+      // Finished jobs leave the default table, as in OAR; -j still shows them.
+      const table = await task(varDir, ["oarstat", "-j", String(id)]);
+      assertStringIncludes(table.stdout, `${id} `);
+      assertStringIncludes(table.stdout, " T ");
     } finally {
       start.kill("SIGINT");
       const status = await start.status;
