@@ -5,7 +5,9 @@
 import { assertEquals, assertStringIncludes } from "./support/assert.ts";
 import { permissionsDoc, sampleOarConf } from "../lib/deploy_docs.ts";
 import { DEFAULTS, parseOarConf } from "../lib/config.ts";
-import { bakedShebang } from "../tools/compile.ts";
+import { bakedHeader } from "../tools/compile.ts";
+import { freePort } from "./support/ports.ts";
+import { waitFor } from "./support/proc.ts";
 
 const root = new URL("../", import.meta.url);
 
@@ -42,18 +44,12 @@ Deno.test("deploy/PERMISSIONS.md matches lib/permissions.ts", async () => {
   }
 });
 
-Deno.test("baked #! line carries the flags and refuses white space", () => {
+Deno.test("baked header carries the flags, quoted for the shell", () => {
   assertEquals(
-    bakedShebang(["--allow-net=localhost:5432"]),
-    "#!/usr/bin/env -S deno run --quiet --no-prompt --allow-net=localhost:5432",
+    bakedHeader(["--allow-net=localhost:5432", "--allow-read=/a b"]),
+    `#!/bin/sh\n//bin/true; exec deno run --quiet --no-prompt --allow-net=localhost:5432 ` +
+      `'--allow-read=/a b' "$0" "$@"`,
   );
-  let threw = false;
-  try {
-    bakedShebang(["--allow-read=/a b"]);
-  } catch {
-    threw = true;
-  }
-  assertEquals(threw, true);
 });
 
 Deno.test("compile: artifacts run from a directory with no source tree beside them", async () => {
@@ -97,5 +93,68 @@ Deno.test("compile: artifacts run from a directory with no source tree beside th
     }
   } finally {
     await Deno.remove(dist, { recursive: true });
+  }
+});
+
+Deno.test("compile: almighty run from its artifact starts its companions from theirs (OARDIR)", async () => {
+  const dist = await Deno.makeTempDir({ prefix: "oar-dist-" });
+  const confDir = await Deno.makeTempDir({ prefix: "oar-dist-conf-" });
+  const [proxyPort, almightyPort, commanderPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const conf = `${confDir}/oar.conf`;
+  await Deno.writeTextFile(
+    conf,
+    [
+      `OARDIR="${dist}"`,
+      `SERVER_HOSTNAME="127.0.0.1"`,
+      `SERVER_PORT=${proxyPort}`,
+      `APPENDICE_SERVER_PORT=${almightyPort}`,
+      `BIPBIP_COMMANDER_SERVER="127.0.0.1"`,
+      `BIPBIP_COMMANDER_PORT=${commanderPort}`,
+      `LOG_FILE=":stderr:"`,
+      "",
+    ].join("\n"),
+  );
+  let almighty: Deno.ChildProcess | null = null;
+  try {
+    // The flags baked into the artifacts are those of this configuration.
+    const build = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("tools/compile.ts", root).pathname, dist],
+      env: { OARCONFFILE: conf },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(build.code, 0, new TextDecoder().decode(build.stderr));
+    almighty = new Deno.Command(`${dist}/almighty`, {
+      env: { OARCONFFILE: conf },
+      cwd: dist,
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await waitFor("the proxy artifact to listen", async () => {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port: proxyPort })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, 30_000);
+    const ps = await new Deno.Command("pgrep", { args: ["-af", dist], stdout: "piped" }).output();
+    const procs = new TextDecoder().decode(ps.stdout);
+    assertStringIncludes(procs, `${dist}/appendice_proxy`);
+    assertStringIncludes(procs, `${dist}/bipbip_commander`);
+    almighty.kill("SIGTERM");
+    assertEquals((await almighty.status).code, 10);
+    almighty = null;
+  } finally {
+    if (almighty) {
+      almighty.kill("SIGKILL");
+      await almighty.status;
+    }
+    await Deno.remove(dist, { recursive: true });
+    await Deno.remove(confDir, { recursive: true });
   }
 });

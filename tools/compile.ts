@@ -4,7 +4,9 @@
  *
  * - With DENORT_BIN (the denort runtime, which our machines cannot download): `deno compile`.
  * - Otherwise: `deno bundle` into one JavaScript file, every npm dependency inlined, behind a
- *   `#!/usr/bin/env -S deno run <flags>` line, executable. This is the path CI exercises.
+ *   two-line header that runs it with `deno run <flags>`, executable. This is the path CI
+ *   exercises. (A `#!/usr/bin/env -S deno run <flags>` line cannot carry them: Linux cuts a #!
+ *   line at 256 bytes, and the flag lists are longer.)
  *
  * Point OARDIR at dist/ and almighty and bipbip_commander run these artifacts.
  */
@@ -65,19 +67,23 @@ async function build(
   if (!denort) {
     const body = await Deno.readTextFile(`${out}.js`);
     await Deno.remove(`${out}.js`);
-    // env -S splits the flags; none of them contains a space (paths with spaces are refused
-    // by bakedShebang).
-    await Deno.writeTextFile(out, `${bakedShebang(flags)}\n${body}`, { mode: 0o755 });
+    await Deno.writeTextFile(out, `${bakedHeader(flags)}\n${body}`, { mode: 0o755 });
     await Deno.chmod(out, 0o755);
   }
   return null;
 }
 
-/** The first line of a bundled artifact: its interpreter and its permissions. */
-export function bakedShebang(flags: string[]): string {
-  const bad = flags.find((f) => /\s/.test(f));
-  if (bad) throw new Error(`cannot bake a flag with white space into a #! line: ${bad}`);
-  return `#!/usr/bin/env -S deno run --quiet --no-prompt ${flags.join(" ")}`;
+/**
+ * The first lines of a bundled artifact: the file is a shell script whose second line, a
+ * comment to JavaScript, re-runs the file itself with deno and its permissions.
+ */
+export function bakedHeader(flags: string[]): string {
+  const quoted = ["--quiet", "--no-prompt", ...flags].map(shellQuote).join(" ");
+  return `#!/bin/sh\n//bin/true; exec deno run ${quoted} "$0" "$@"`;
+}
+
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_=,.:/+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
