@@ -5,9 +5,10 @@
  * queued notifications are delivered. A configuration or database failure is exit 1 with a
  * clear message, as OAR's uncaught exceptions are.
  */
-import { type Config, ConfigError, loadConfig } from "./config.ts";
+import type { Config } from "./config.ts";
+import { startModule } from "./module_start.ts";
 import { connect, dbTarget, describeTarget, type Sql } from "./db/client.ts";
-import { type Logger, setupLogging } from "./log.ts";
+import type { Logger } from "./log.ts";
 import { ZmqNotifier } from "./notify.ts";
 import type { Notifier } from "./notifier.ts";
 
@@ -23,14 +24,9 @@ export async function runOneShot(
   body: (ctx: ModuleContext) => Promise<number>,
   opts: { config?: Config; poolSize?: number } = {},
 ): Promise<number> {
-  let config: Config;
-  try {
-    config = opts.config ?? loadConfig();
-  } catch (e) {
-    console.error(e instanceof ConfigError ? e.message : String(e));
-    return 1;
-  }
-  const log = setupLogging(name, config);
+  const started = startModule(name, opts.config);
+  if (!started) return 1;
+  const { config, log } = started;
   const sql = connect(config, { max: opts.poolSize ?? 2, applicationName: `oar-${name}` });
   const notifier = new ZmqNotifier(config, log);
   try {

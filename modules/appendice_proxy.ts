@@ -3,22 +3,16 @@
  * bipbip_commander over ZeroMQ (spec §2). Runs until SIGTERM/SIGINT; exit 0 on a clean stop,
  * 1 when it cannot start (port taken, bad configuration).
  */
-import { ConfigError, loadConfig } from "../lib/config.ts";
 import { almightyEndpoint, commanderEndpoint } from "../lib/endpoints.ts";
-import { setupLogging } from "../lib/log.ts";
+import { startModule } from "../lib/module_start.ts";
 import { whenParentExits } from "../lib/parent_watch.ts";
 import { AppendiceProxy } from "../lib/proxy.ts";
 import { PushSocket, terminate } from "../lib/zmq.ts";
 
 export async function main(_args: string[]): Promise<number> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    console.error(e instanceof ConfigError ? e.message : String(e));
-    return 1;
-  }
-  const log = setupLogging("appendice_proxy", config);
+  const started = startModule("appendice_proxy");
+  if (!started) return 1;
+  const { config, log } = started;
   const toAlmighty = new PushSocket();
   const toCommander = new PushSocket();
   let proxy: AppendiceProxy;

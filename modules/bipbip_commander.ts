@@ -2,24 +2,18 @@
  * bipbip_commander: pulls `{"job_id", "cmd", "args"}` messages and runs bipbip or leon for each
  * (spec §3, DECISIONS §9). Runs until SIGTERM/SIGINT (exit 0); exit 1 when it cannot start.
  */
-import { ConfigError, loadConfig } from "../lib/config.ts";
 import { Commander, processSpawner } from "../lib/commander.ts";
 import { bindEndpoint } from "../lib/endpoints.ts";
-import { setupLogging } from "../lib/log.ts";
+import { startModule } from "../lib/module_start.ts";
 import { whenParentExits } from "../lib/parent_watch.ts";
 import { parseCommanderMessage } from "../lib/protocol.ts";
 import { moduleCommand } from "../lib/spawn.ts";
 import { PullSocket, terminate } from "../lib/zmq.ts";
 
 export async function main(_args: string[]): Promise<number> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    console.error(e instanceof ConfigError ? e.message : String(e));
-    return 1;
-  }
-  const log = setupLogging("bipbip_commander", config);
+  const started = startModule("bipbip_commander");
+  if (!started) return 1;
+  const { config, log } = started;
   let pull: PullSocket;
   let commander: Commander;
   try {

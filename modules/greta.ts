@@ -4,16 +4,15 @@
  * Started and supervised by almighty when ENERGY_SAVING_INTERNAL=yes. Exit 0 on a clean stop,
  * 1 when it cannot start, 2 or 3 for a bad ENERGY_SAVING_NODES_KEEPALIVE (as OAR's).
  */
-import { ConfigError, loadConfig } from "../lib/config.ts";
 import { connect } from "../lib/db/client.ts";
 import { bindEndpoint } from "../lib/endpoints.ts";
 import { fillTimeouts, KeepAliveError, parseKeepAlive } from "../lib/greta/config.ts";
 import { WindowForker } from "../lib/greta/forker.ts";
 import { Greta } from "../lib/greta/greta.ts";
-import { setupLogging } from "../lib/log.ts";
 import { resourceColumns } from "../lib/properties/columns.ts";
 import { checkExpression, PropertyError } from "../lib/properties/expr.ts";
 import { ZmqNotifier } from "../lib/notify.ts";
+import { startModule } from "../lib/module_start.ts";
 import { whenParentExits } from "../lib/parent_watch.ts";
 import { type GretaMessage, parseGretaMessage } from "../lib/protocol.ts";
 import { PullSocket, terminate } from "../lib/zmq.ts";
@@ -22,14 +21,9 @@ import { PullSocket, terminate } from "../lib/zmq.ts";
 const CHECK_EVERY_MS = 5000;
 
 export async function main(_args: string[]): Promise<number> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    console.error(e instanceof ConfigError ? e.message : String(e));
-    return 1;
-  }
-  const log = setupLogging("greta", config);
+  const started = startModule("greta");
+  if (!started) return 1;
+  const { config, log } = started;
   let keepAlive;
   try {
     keepAlive = parseKeepAlive(config.str("ENERGY_SAVING_NODES_KEEPALIVE"));
