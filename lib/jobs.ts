@@ -31,6 +31,11 @@ export type JobState = typeof JOB_STATES[number];
 /** States a job never leaves (spec §13.1). */
 export const FINAL_STATES: readonly JobState[] = ["Terminated", "Error"];
 
+/** Every other state: a job in one of these is not over. */
+export const UNFINISHED_STATES: readonly JobState[] = JOB_STATES.filter((s) =>
+  !FINAL_STATES.includes(s)
+);
+
 export function isFinalState(s: string): boolean {
   return s === "Terminated" || s === "Error";
 }
@@ -309,4 +314,65 @@ export async function suspendedDuration(
     FROM job_state_logs
     WHERE job_id = ${jobId} AND job_state IN ('Suspended', 'Resuming')`;
   return Number(row.total);
+}
+
+/**
+ * `setJobState` for many jobs at once (the meta-scheduler launching hundreds): the same rules
+ * per job (never out of Terminated/Error, no no-op, message only where the state changes, the
+ * open state log closed and a new one opened at the time read under the row lock, and for a
+ * final state the same finalisation), in ONE transaction with set-based statements. Rows are
+ * locked in job id order, so that two bulk writers cannot deadlock. Returns the ids whose
+ * state changed, ascending; almighty gets one `ChState` when any of them became final.
+ */
+export async function setJobsState(
+  sql: Queryable,
+  notifier: Notifier,
+  jobIds: readonly number[],
+  state: JobState,
+  opts: SetJobStateOptions = {},
+): Promise<number[]> {
+  const ids = [...new Set(jobIds.map(Number))].sort((a, b) => a - b);
+  if (ids.length === 0) return [];
+  const final = isFinalState(state);
+  const message = opts.message === undefined ? null : fitVarchar(opts.message, JOB_MESSAGE_MAX);
+  const idsText = "{" + ids.join(",") + "}";
+  const changed = await inTransaction(sql, async (tx) => {
+    const rows = await tx<(ChangedJob & { job_id: number })[]>`
+      WITH locked AS (
+        SELECT job_id FROM jobs WHERE job_id = ANY(${idsText}::int[])
+        ORDER BY job_id FOR UPDATE
+      )
+      UPDATE jobs SET
+        state = ${state}::job_state,
+        message = COALESCE(${message}::text, message),
+        stop_time = CASE WHEN ${final}::boolean AND stop_time < start_time
+                         THEN start_time ELSE stop_time END
+      FROM locked
+      WHERE jobs.job_id = locked.job_id
+        AND jobs.state NOT IN ('Terminated', 'Error')
+        AND jobs.state <> ${state}::job_state
+      RETURNING jobs.job_id, jobs.start_time, jobs.stop_time, jobs.assigned_moldable_job,
+        jobs.suspended, EXTRACT(EPOCH FROM clock_timestamp())::int AS now`;
+    if (rows.length === 0) return [];
+    rows.sort((a, b) => Number(a.job_id) - Number(b.job_id));
+    const done = rows.map((r) => Number(r.job_id));
+    const doneText = "{" + done.join(",") + "}";
+    const nowText = "{" + rows.map((r) => r.now).join(",") + "}";
+    await tx`
+      WITH x AS (SELECT * FROM unnest(${doneText}::int[], ${nowText}::int[]) AS x(id, now)),
+      closed AS (
+        UPDATE job_state_logs l SET date_stop = x.now
+        FROM x WHERE l.job_id = x.id AND l.date_stop = 0
+      )
+      INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)
+      SELECT x.id, ${state}, x.now, 0 FROM x ORDER BY x.id`;
+    if (final) {
+      // Rare in bulk (and touching resources in id order per job): job by job, as
+      // setJobState does it.
+      for (const r of rows) await finalise(tx, Number(r.job_id), state, r);
+    }
+    return done;
+  });
+  if (changed.length > 0 && final) notifier.almighty("ChState");
+  return changed;
 }

@@ -5,7 +5,7 @@
 import type { Queryable } from "../db/client.ts";
 import { dbNow } from "../db/client.ts";
 import type { Job } from "../jobs.ts";
-import { normaliseJob } from "../jobs.ts";
+import { normaliseJob, UNFINISHED_STATES } from "../jobs.ts";
 import { jobColumns } from "../properties/columns.ts";
 import { type Param, parseExpression, toParameterised } from "../properties/expr.ts";
 import { formatTimedelta } from "../submission/walltime.ts";
@@ -57,20 +57,6 @@ export const STATE2CHAR: Readonly<Record<string, string>> = {
   Resuming: "S",
   toAckReservation: "W",
 };
-
-/** Jobs shown without -j/--array/--sql: those not finished yet (OAR's default selection). */
-const ACTIVE_STATES = [
-  "Waiting",
-  "Hold",
-  "toLaunch",
-  "toError",
-  "toAckReservation",
-  "Launching",
-  "Running",
-  "Suspended",
-  "Resuming",
-  "Finishing",
-];
 
 /** `-u` takes an optional value, which parseArgs cannot express: mark the bare form. */
 function markBareUser(args: string[]): string[] {
@@ -174,7 +160,8 @@ async function selectJobs(sql: Queryable, s: Selection): Promise<Job[]> {
     conds.push(`(${toParameterised(expr, params)})`);
   }
   if (!s.ids && s.arrayId === null && s.where === null) {
-    params.push(ACTIVE_STATES as unknown as Param);
+    // Without -j/--array/--sql: the jobs not finished yet (OAR's default selection).
+    params.push(UNFINISHED_STATES as unknown as Param);
     conds.push(`state::text = ANY($${params.length}::text[])`);
   }
   const where = conds.length ? `WHERE ${conds.join(" AND ")}` : "";

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import type { Sql } from "../db/client.ts";
 import { addEvent } from "../events.ts";
+import { UNFINISHED_STATES } from "../jobs.ts";
 import type { Logger } from "../log.ts";
 import type { Notifier } from "../notifier.ts";
 import type { GretaMessage } from "../protocol.ts";
@@ -36,17 +37,8 @@ export interface GretaDeps {
   log?: Logger;
 }
 
-const NON_FINAL = [
-  "Waiting",
-  "Hold",
-  "toLaunch",
-  "toError",
-  "toAckReservation",
-  "Launching",
-  "Running",
-  "Suspended",
-  "Resuming",
-];
+/** Jobs in these states hold (or will hold) their resources. */
+const NON_FINAL = UNFINISHED_STATES.filter((s) => s !== "Finishing");
 
 export class Greta {
   state: GretaState = { running: {}, toRemind: {} };

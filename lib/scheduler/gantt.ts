@@ -40,14 +40,36 @@ export interface GanttJob {
  * Step 2: keeps only the rows of accepted reservations that have not started
  * (Waiting/toAckReservation with reservation Scheduled), then re-inserts the jobs that hold
  * resources now, from assigned_resources, at their start time.
+ *
+ * The tables are emptied with TRUNCATE and the few kept rows put back: deleting the previous
+ * round's ~10^5 rows row by row leaves as many dead index entries, which made every insert of
+ * the round several times slower. TRUNCATE locks the tables until the round's transaction
+ * commits; only the meta-scheduler reads them (readers use the `_visu` copies).
  */
 export async function resetGantt(tx: Queryable): Promise<void> {
   const kept = tx`
     SELECT m.moldable_id FROM jobs j
     JOIN moldable_job_descriptions m ON m.moldable_job_id = j.job_id
     WHERE j.reservation = 'Scheduled' AND j.state IN ('Waiting', 'toAckReservation')`;
-  await tx`DELETE FROM gantt_jobs_resources WHERE moldable_job_id NOT IN (${kept})`;
-  await tx`DELETE FROM gantt_jobs_predictions WHERE moldable_job_id NOT IN (${kept})`;
+  const preds = await tx<{ moldable_job_id: number; start_time: number }[]>`
+    SELECT moldable_job_id, start_time FROM gantt_jobs_predictions
+    WHERE moldable_job_id IN (${kept})`;
+  const res = await tx<{ moldable_job_id: number; resource_id: number }[]>`
+    SELECT moldable_job_id, resource_id FROM gantt_jobs_resources
+    WHERE moldable_job_id IN (${kept})`;
+  await tx`TRUNCATE gantt_jobs_predictions, gantt_jobs_resources`;
+  if (preds.length > 0) {
+    await tx`
+      INSERT INTO gantt_jobs_predictions (moldable_job_id, start_time)
+      SELECT * FROM unnest(${preds.map((r) => r.moldable_job_id)}::int[],
+                           ${preds.map((r) => r.start_time)}::int[])`;
+  }
+  if (res.length > 0) {
+    await tx`
+      INSERT INTO gantt_jobs_resources (moldable_job_id, resource_id)
+      SELECT * FROM unnest(${res.map((r) => r.moldable_job_id)}::int[],
+                           ${res.map((r) => r.resource_id)}::int[])`;
+  }
   await tx`
     INSERT INTO gantt_jobs_predictions (moldable_job_id, start_time)
     SELECT j.assigned_moldable_job, j.start_time FROM jobs j
@@ -125,7 +147,11 @@ export interface GanttRow {
   rids: number[];
 }
 
-/** Writes predictions and their resources: two statements, however many jobs. */
+/**
+ * Writes predictions and their resources: two statements, however many jobs. New moldables
+ * (the usual case: the Gantt was just rebuilt without them) go in with plain INSERT and COPY;
+ * should any already be there, the rows are merged as upserts instead (same end result).
+ */
 export async function saveGanttRows(tx: Queryable, rows: readonly GanttRow[]): Promise<void> {
   if (rows.length === 0) return;
   const molds = rows.map((r) => r.moldableId);
@@ -141,6 +167,20 @@ export async function saveGanttRows(tx: Queryable, rows: readonly GanttRow[]): P
       resId[k++] = rid;
     }
   }
+  const molText = "{" + molds.join(",") + "}";
+  const [{ present }] = await tx<{ present: boolean }[]>`
+    SELECT EXISTS (SELECT 1 FROM gantt_jobs_predictions
+                   WHERE moldable_job_id = ANY(${molText}::int[]))
+        OR EXISTS (SELECT 1 FROM gantt_jobs_resources
+                   WHERE moldable_job_id = ANY(${molText}::int[])) AS present`;
+  const fresh = !present && new Set(molds).size === molds.length && uniquePairs(resMold, resId);
+  if (fresh) {
+    await tx`
+      INSERT INTO gantt_jobs_predictions (moldable_job_id, start_time)
+      SELECT * FROM unnest(${molText}::int[], ${"{" + starts.join(",") + "}"}::int[])`;
+    await copyPairs(tx, resMold, resId);
+    return;
+  }
   await tx`
     INSERT INTO gantt_jobs_predictions (moldable_job_id, start_time)
     SELECT * FROM unnest(${molds}::int[], ${starts}::int[])
@@ -153,16 +193,49 @@ export async function saveGanttRows(tx: Queryable, rows: readonly GanttRow[]): P
     ON CONFLICT DO NOTHING`;
 }
 
+/** Whether the (a[i], b[i]) pairs are distinct (rows of one moldable are consecutive). */
+function uniquePairs(a: Int32Array, b: Int32Array): boolean {
+  let seen = new Set<number>();
+  for (let i = 0; i < a.length; i++) {
+    if (i > 0 && a[i] !== a[i - 1]) seen = new Set();
+    if (seen.has(b[i])) return false;
+    seen.add(b[i]);
+  }
+  return true;
+}
+
+/** COPY of (moldable, resource) pairs into gantt_jobs_resources, in 64 KiB chunks. */
+async function copyPairs(tx: Queryable, mold: Int32Array, rid: Int32Array): Promise<void> {
+  const stream = await tx`COPY gantt_jobs_resources (moldable_job_id, resource_id) FROM STDIN`
+    .writable();
+  await new Promise<void>((resolve, reject) => {
+    stream.on("error", reject);
+    stream.on("finish", resolve);
+    let buf = "";
+    for (let i = 0; i < mold.length; i++) {
+      buf += mold[i] + "\t" + rid[i] + "\n";
+      if (buf.length >= 65536) {
+        stream.write(buf);
+        buf = "";
+      }
+    }
+    if (buf !== "") stream.write(buf);
+    stream.end();
+  });
+}
+
 /** Moves a prediction's start (reservations waiting for resources, late starts). */
 export async function setGanttStart(tx: Queryable, moldableId: number, start: number) {
   await tx`UPDATE gantt_jobs_predictions SET start_time = ${start}
     WHERE moldable_job_id = ${moldableId}`;
 }
 
-/** Step 9: the `_visu` tables become a copy of the Gantt. */
+/**
+ * Step 9: the `_visu` tables become a copy of the Gantt. TRUNCATE, not DELETE, for the reason
+ * given at resetGantt; readers wait for this short transaction instead of seeing a half copy.
+ */
 export async function copyGanttToVisu(tx: Queryable): Promise<void> {
-  await tx`DELETE FROM gantt_jobs_predictions_visu`;
-  await tx`DELETE FROM gantt_jobs_resources_visu`;
+  await tx`TRUNCATE gantt_jobs_predictions_visu, gantt_jobs_resources_visu`;
   await tx`INSERT INTO gantt_jobs_predictions_visu SELECT * FROM gantt_jobs_predictions`;
   await tx`INSERT INTO gantt_jobs_resources_visu SELECT * FROM gantt_jobs_resources`;
 }

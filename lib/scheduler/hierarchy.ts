@@ -14,6 +14,7 @@
  * operations per free range instead of one per core.
  */
 import {
+  count,
   difference,
   EMPTY,
   intersect,
@@ -166,6 +167,51 @@ function forEachMeeting(level: Level, s: Itvs, fn: (block: Itvs) => boolean): vo
   for (const b of level.blocks) if (overlaps(b, s) && !fn(b)) return;
 }
 
+/** Block k of a level. */
+function blockAt(level: Level, k: number): Itvs {
+  return level.starts && level.ends ? range(level.starts[k], level.ends[k]) : level.blocks[k];
+}
+
+/**
+ * Calls fn(k, n) for each block k meeting `s`, in order, with n = how many ids of `s` it
+ * holds, until fn returns false. For single-range blocks, one walk along `s` and the blocks
+ * (with a bisection to jump over blocks meeting nothing), allocating nothing.
+ */
+function forEachMeetingCounted(
+  level: Level,
+  s: Itvs,
+  fn: (k: number, n: number) => boolean,
+): void {
+  const { starts, ends } = level;
+  if (starts && ends) {
+    const pairs = s.length >> 1;
+    const blocks = starts.length;
+    let p = 0;
+    let k = pairs > 0 ? lowerBound(ends, s[0]) : blocks;
+    while (k < blocks) {
+      const a = starts[k], b = ends[k];
+      while (p < pairs && s[2 * p + 1] < a) p++;
+      if (p === pairs) return;
+      if (s[2 * p] > b) {
+        // Block k meets nothing: go to the first block reaching the next free id.
+        k = lowerBound(ends, s[2 * p]);
+        continue;
+      }
+      let n = 0;
+      for (let q = p; q < pairs && s[2 * q] <= b; q++) {
+        n += (s[2 * q + 1] < b ? s[2 * q + 1] : b) - (s[2 * q] > a ? s[2 * q] : a) + 1;
+      }
+      if (!fn(k, n)) return;
+      k++;
+    }
+    return;
+  }
+  for (let k = 0; k < level.blocks.length; k++) {
+    const b = level.blocks[k];
+    if (overlaps(b, s) && !fn(k, count(intersect(b, s)))) return;
+  }
+}
+
 /**
  * Matches `levels[h..]` within `avail` (free AND allowed); `scope` (allowed, inside the parent
  * block) defines what ALL means. Returns the resources taken, or null.
@@ -196,11 +242,19 @@ function matchFrom(
     forEachMeeting(level, scope, () => (needed++, true));
     if (needed === 0) return null;
   }
+  // A block holding fewer available resources than the levels below need at least cannot
+  // succeed: it is passed over on its count alone, before any set is built (most blocks of a
+  // busy window fail so).
+  const below = minLevels(levels, h + 1);
   let res: Itvs = EMPTY;
   let taken = 0;
   let failed = false;
-  forEachMeeting(level, avail, (block) => {
-    const sub = matchFrom(hy, levels, h + 1, intersect(avail, block), intersect(scope, block));
+  forEachMeetingCounted(level, avail, (k, n) => {
+    let sub: Itvs | null = null;
+    if (n >= below) {
+      const block = blockAt(level, k);
+      sub = matchFrom(hy, levels, h + 1, intersect(avail, block), intersect(scope, block));
+    }
     if (sub !== null) {
       res = union(res, sub);
       taken++;
@@ -213,6 +267,17 @@ function matchFrom(
   if (failed) return null;
   if (req.count === BEST) return taken > 0 ? res : null;
   return taken === needed ? res : null;
+}
+
+/**
+ * A lower bound of the resources a match of `levels[h..]` takes: blocks of one level are
+ * disjoint and non-empty, so n blocks each holding a match below hold at least n times its
+ * bound (ALL and BEST take at least one block).
+ */
+function minLevels(levels: readonly LevelRequest[], h: number): number {
+  let p = 1;
+  for (let k = h; k < levels.length; k++) if (levels[k].count > 0) p *= levels[k].count;
+  return p;
 }
 
 /** Resources satisfying one group within `free`, or null. */
@@ -246,11 +311,7 @@ export function matchGroups(
  */
 export function minResources(groups: readonly GroupRequest[]): number {
   let total = 0;
-  for (const g of groups) {
-    let p = 1;
-    for (const l of g.levels) if (l.count > 0) p *= l.count;
-    total += p;
-  }
+  for (const g of groups) total += minLevels(g.levels, 0);
   return total;
 }
 

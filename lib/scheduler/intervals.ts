@@ -4,7 +4,8 @@
  * per-resource arrays, so that the cost of a set operation follows the number of ranges (a
  * handful on a cluster whose resources are ordered by host) and not the number of cores.
  *
- * Every function returns a new normalised set and never mutates its arguments.
+ * Every function returns a normalised set (possibly one of its arguments, unchanged) and never
+ * mutates its arguments.
  */
 
 /** A normalised interval set (see the module comment). */
@@ -95,6 +96,9 @@ export function union(x: Itvs, y: Itvs): Itvs {
 
 export function intersect(x: Itvs, y: Itvs): Itvs {
   if (x.length === 0 || y.length === 0) return EMPTY;
+  // One side a single range (a block of the hierarchy, a host): bisection, not a full walk.
+  if (y.length === 2) return clip(x, y[0], y[1]);
+  if (x.length === 2) return clip(y, x[0], x[1]);
   const out: number[] = [];
   let i = 0, j = 0;
   while (i < x.length && j < y.length) {
@@ -103,6 +107,26 @@ export function intersect(x: Itvs, y: Itvs): Itvs {
     if (a <= b) out.push(a, b);
     if (x[i + 1] < y[j + 1]) i += 2;
     else j += 2;
+  }
+  return out;
+}
+
+/** s ∩ [a, b]: O(log |s| + ranges kept). */
+export function clip(s: Itvs, a: number, b: number): Itvs {
+  const pairs = s.length >> 1;
+  // First range ending at or after a.
+  let lo = 0, hi = pairs;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (s[2 * mid + 1] < a) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo === pairs || s[2 * lo] > b) return EMPTY;
+  // Nothing to cut (a constraint covering every free resource): the set itself.
+  if (lo === 0 && s[0] >= a && s[s.length - 1] <= b) return s;
+  const out: number[] = [];
+  for (let k = lo; k < pairs && s[2 * k] <= b; k++) {
+    out.push(s[2 * k] > a ? s[2 * k] : a, s[2 * k + 1] < b ? s[2 * k + 1] : b);
   }
   return out;
 }

@@ -1,20 +1,59 @@
 /**
  * The slot set (Kamelot's Gantt chart): time-ordered, contiguous slots `[b, e]` (inclusive
- * seconds), each with the interval set of resources free during the whole slot. A job placed
- * at `start` for `duration` seconds occupies `[start, start + duration - 1]`: the next job may
- * begin at `start + duration` exactly (walltime boundaries to the second, DECISIONS #104).
+ * seconds), each with the resources free during the whole slot. A job placed at `start` for
+ * `duration` seconds occupies `[start, start + duration - 1]`: the next job may begin at
+ * `start + duration` exactly (walltime boundaries to the second, DECISIONS #104).
+ *
+ * Free resources are bitsets (bitset.ts) over the ordered ids of the initial set: a window's
+ * free resources are the AND of its slots, which costs a fixed number of word operations per
+ * slot however fragmented the cluster is. Interval sets are produced only for the windows the
+ * matcher looks at.
  */
-import { count, difference, intersect, intersectAtLeast, type Itvs } from "./intervals.ts";
+import {
+  clearItvs,
+  fromItvs,
+  partialWords,
+  pop32,
+  popcount,
+  pushWord,
+  toItvs,
+  wordsFor,
+} from "./bitset.ts";
+import type { Itvs } from "./intervals.ts";
 
 /** OAR's end of time (2^31 - 1): available_upto's "forever" as well. */
 export const MAX_TIME = 2147483647;
 
-export interface Slot {
-  b: number;
-  e: number;
-  free: Itvs;
-  /** count(free), kept up to date: windows through a slot with too few are skipped whole. */
-  n: number;
+export class Slot {
+  #free: Itvs | null = null;
+
+  constructor(
+    public b: number,
+    public e: number,
+    /** Free resources (bit per ordered id); owned by this slot. */
+    public bits: Uint32Array,
+    /** Number of free resources: windows through a slot with too few are skipped whole. */
+    public n: number,
+    /**
+     * Indices of the words of `bits` that are not full, in no order: ANDing this slot into a
+     * window only changes those (a slot of a mostly idle period has few).
+     */
+    public partial: number[],
+  ) {}
+
+  /** The free resources as an interval set (computed once per change). */
+  get free(): Itvs {
+    return this.#free ??= toItvs(this.bits);
+  }
+
+  /** Removes `res` from the free resources. */
+  remove(res: Itvs): void {
+    const removed = clearItvs(this.bits, res, this.partial);
+    if (removed > 0) {
+      this.n -= removed;
+      this.#free = null;
+    }
+  }
 }
 
 export interface Fit<T> {
@@ -29,9 +68,18 @@ export interface Fit<T> {
 export class SlotSet {
   /** Contiguous: slots[i].e + 1 === slots[i + 1].b. */
   readonly slots: Slot[];
+  /** Words of every slot's bitset: ids past the initial set's largest are never free. */
+  readonly #words: number;
+  /** Scratch accumulator for window intersections, and its non-zero words. */
+  readonly #acc: Uint32Array;
+  readonly #idx: Int32Array;
 
   constructor(free: Itvs, begin: number, end = MAX_TIME) {
-    this.slots = [{ b: begin, e: end, free, n: count(free) }];
+    this.#words = wordsFor(free.length === 0 ? 0 : free[free.length - 1] + 1);
+    const bits = fromItvs(free, this.#words);
+    this.#acc = new Uint32Array(this.#words);
+    this.#idx = new Int32Array(this.#words);
+    this.slots = [new Slot(begin, end, bits, popcount(bits), partialWords(bits))];
   }
 
   get begin(): number {
@@ -55,7 +103,7 @@ export class SlotSet {
     const i = this.indexAt(t);
     const s = this.slots[i];
     if (t <= s.b || t > s.e) return t <= s.b ? i : i + 1;
-    this.slots.splice(i + 1, 0, { b: t, e: s.e, free: s.free, n: s.n });
+    this.slots.splice(i + 1, 0, new Slot(t, s.e, s.bits.slice(), s.n, s.partial.slice()));
     s.e = t - 1;
     return i + 1;
   }
@@ -72,11 +120,7 @@ export class SlotSet {
     if (a > b || res.length === 0) return;
     const i = this.splitAt(a);
     if (b < last) this.splitAt(b + 1);
-    for (let k = i; k < this.slots.length && this.slots[k].e <= b; k++) {
-      const slot = this.slots[k];
-      slot.free = difference(slot.free, res);
-      slot.n = count(slot.free);
-    }
+    for (let k = i; k < this.slots.length && this.slots[k].e <= b; k++) this.slots[k].remove(res);
   }
 
   /**
@@ -98,28 +142,74 @@ export class SlotSet {
       const start = Math.max(s[i].b, minStart);
       const end = start + duration - 1;
       if (end > MAX_TIME) return null;
-      let avail: Itvs | null = s[i].free;
+      // The window's last slot; the free counts alone rule out many windows, before any AND.
       let j = i;
       let tooSmall = -1;
+      let seed = i;
       while (s[j].e < end) {
         if (++j >= s.length) return null;
         if (s[j].n < minCount) {
           tooSmall = j;
           break;
         }
-        avail = intersectAtLeast(avail, s[j].free, minCount);
-        if (avail === null) break;
+        if (s[j].n < s[seed].n) seed = j;
       }
       // Every window starting from here up to that slot runs through it: skip them all.
       if (tooSmall >= 0) {
         i = tooSmall;
         continue;
       }
+      const avail = j === i ? s[i].free : this.#freeAcross(i, j, minCount, seed);
       if (avail === null || avail.length === 0) continue;
       const value = match(avail);
       if (value !== null) return { start, index: i, value };
     }
     return null;
+  }
+
+  /**
+   * Resources free in every slot of [i, j], or null when fewer than `min`. `seed` is the
+   * window's slot with the fewest free resources: starting from it, the accumulator is small at
+   * once.
+   */
+  #freeAcross(i: number, j: number, min: number, seed = i): Itvs | null {
+    const s = this.slots;
+    const acc = this.#acc;
+    const idx = this.#idx;
+    // Invariants: acc is the AND so far; idx[0..m) lists (ascending) every non-zero word of acc
+    // and maybe a few that became zero since. ANDing a slot costs the smaller of m (a busy
+    // window: few words left) and the slot's count of non-full words (an idle period: few
+    // words touched), whichever way the cluster is loaded.
+    const first = s[seed].bits;
+    acc.set(first);
+    let m = 0;
+    for (let w = 0; w < first.length; w++) if (first[w] !== 0) idx[m++] = w;
+    for (let k = i; k <= j; k++) {
+      if (k === seed) continue;
+      const bits = s[k].bits;
+      const partial = s[k].partial;
+      if (partial.length < m) {
+        for (let t = 0; t < partial.length; t++) acc[partial[t]] &= bits[partial[t]];
+        continue;
+      }
+      let kept = 0;
+      for (let t = 0; t < m; t++) {
+        const w = idx[t];
+        const x = acc[w] & bits[w];
+        if (x !== 0) {
+          acc[w] = x;
+          idx[kept++] = w;
+        }
+      }
+      m = kept;
+      if (m === 0) return null;
+    }
+    let n = 0;
+    for (let t = 0; t < m; t++) if (acc[idx[t]] !== 0) n += pop32(acc[idx[t]]);
+    if (n < min || n === 0) return null;
+    const out: number[] = [];
+    for (let t = 0; t < m; t++) if (acc[idx[t]] !== 0) pushWord(out, idx[t], acc[idx[t]]);
+    return out;
   }
 
   /**
@@ -130,9 +220,9 @@ export class SlotSet {
     const s = this.slots;
     const end = start + duration - 1;
     if (start < s[0].b || end > s[s.length - 1].e) return [];
-    let j = this.indexAt(start);
-    let avail = s[j].free;
-    while (s[j].e < end && avail.length > 0) avail = intersect(avail, s[++j].free);
-    return avail;
+    const i = this.indexAt(start);
+    let j = i;
+    while (s[j].e < end) j++;
+    return i === j ? s[i].free : this.#freeAcross(i, j, 0) ?? [];
   }
 }
