@@ -5,7 +5,8 @@
  *
  * Differences from OAR 3 (DECISIONS §4-§6): a suspended job's walltime is extended by the time
  * it spent suspended; a job gets one WALLTIME event and one checkpoint signal, not one per
- * run; the dead switch only applies to resources logged Absent or Suspected.
+ * run; the dead switch only applies to resources logged Absent or Suspected. Sarko also ends
+ * jobs left in Launching or Finishing by a process that died (lib/stuck_jobs.ts).
  */
 import type { Config } from "./config.ts";
 import { dbNow, type Queryable, type Sql } from "./db/client.ts";
@@ -16,6 +17,7 @@ import type { Logger } from "./log.ts";
 import type { Notifier } from "./notifier.ts";
 import type { OarexecSignaller } from "./oarexec_signal.ts";
 import { setResourceNextState } from "./resources.ts";
+import { recoverStuckJobs } from "./stuck_jobs.ts";
 
 export interface SarkoContext {
   sql: Sql;
@@ -58,6 +60,8 @@ export async function runSarko(ctx: SarkoContext): Promise<number> {
   let guilty = false;
   if (await checkFragTimers(ctx, now)) guilty = true;
   if (await checkWalltimes(ctx, now)) guilty = true;
+  const stuck = { ...ctx, notifyChState: () => ctx.notifier.almighty("ChState") };
+  if (await recoverStuckJobs(stuck, now, SARKO_USER)) guilty = true;
   await checkExpiredDesktopResources(ctx, now);
   await checkDeadSwitch(ctx, now);
   return guilty ? 1 : 0;
