@@ -93,7 +93,7 @@ const MODULE_NEEDS: Record<EntryName, Need[]> = {
   oarexec: ["node_execution", "tcp_server_port"],
   oarsub: ["db", "zmq", "user_identity", "read_user_files", "ssh_keygen"],
   oarstat: ["db", "user_identity"],
-  oardel: ["db", "zmq", "user_identity"],
+  oardel: ["db", "zmq", "user_identity", "ssh"],
   oarhold: ["db", "zmq", "user_identity"],
   oarresume: ["db", "zmq", "user_identity"],
   oarnodes: ["db"],

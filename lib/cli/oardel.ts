@@ -20,6 +20,7 @@ import {
 } from "./frame.ts";
 import { actingUser, isAdmin } from "./identity.ts";
 import { arrayJobIds, sqlJobIds } from "./job_select.ts";
+import { signalJobs } from "./signal_jobs.ts";
 
 export const OARDEL_USAGE = `Usage: oardel [OPTIONS] [JOB_ID]...
 
@@ -27,8 +28,8 @@ Kill or remove jobs from the waiting queue.
 
       --array ARRAYID                  delete every job of an array
       --sql FILTER                     delete the jobs matching a filter on the jobs table
-  -c, --checkpoint                     send the checkpoint signal to the jobs (not supported yet)
-  -s, --signal SIGNAL                  send a signal to the jobs (not supported yet)
+  -c, --checkpoint                     send the checkpoint signal to the jobs
+  -s, --signal SIGNAL                  send a signal to the jobs
   -b, --besteffort                     toggle the besteffort type of running jobs (root/oar)
       --force-terminate-finishing-job  end jobs stuck in Finishing (root/oar; last resort)
   -V, --version                        print OAR version
@@ -198,9 +199,9 @@ export async function oardelMain(args: string[]): Promise<number> {
     const user = await actingUser();
     const ids = await targetJobs(ctx, positionals, values.array, values.sql);
     if (ids === null) return 4;
-    if (values.checkpoint || values.signal !== undefined) {
-      printError("signalling jobs (-c, -s) is not supported yet");
-      return 1;
+    if (values.checkpoint) return await signalJobs(ctx, ids, user, { checkpoint: true });
+    if (values.signal !== undefined) {
+      return await signalJobs(ctx, ids, user, { signal: values.signal });
     }
     if (values["force-terminate-finishing-job"] || values.besteffort) {
       if (!isAdmin(user)) {
