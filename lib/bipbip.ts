@@ -56,6 +56,57 @@ async function challengeOf(sql: Queryable, jobId: number): Promise<string | null
   return rows.length ? rows[0].challenge ?? "" : null;
 }
 
+/**
+ * `bipbip --stdin` (bipbip_commander's batch worker, lib/commander.ts): one invocation per input
+ * line, a JSON list of the arguments `bipbip` takes; each runs as soon as its line arrives,
+ * alongside the others (at most `concurrency` at once), and `done(<job_id>, <code>)` reports it.
+ * Ends once the input ends and every invocation is done; exit code: the highest of theirs (0
+ * when there was none).
+ */
+export async function bipbipLines(
+  ctx: BipbipContext,
+  lines: AsyncIterable<string>,
+  done: (jobId: number, code: number) => void | Promise<void>,
+  concurrency = 32,
+): Promise<number> {
+  let worst = 0;
+  const running = new Set<Promise<void>>();
+  for await (const line of lines) {
+    if (line.trim() === "") continue;
+    let args: unknown;
+    try {
+      args = JSON.parse(line);
+    } catch {
+      args = null;
+    }
+    if (!Array.isArray(args) || !args.every((a) => typeof a === "string") || args.length === 0) {
+      ctx.log.error("bad invocation line {line}", { line: JSON.stringify(line.slice(0, 200)) });
+      worst = Math.max(worst, 1);
+      continue;
+    }
+    while (running.size >= concurrency) await Promise.race(running);
+    const p = (async () => {
+      let code: number;
+      try {
+        code = await bipbip(ctx, args as string[]);
+      } catch (e) {
+        ctx.log.error("bipbip {args} failed: {error}", {
+          args: (args as string[]).join(" "),
+          error: (e as Error)?.stack ?? String(e),
+        });
+        code = 1;
+      }
+      worst = Math.max(worst, code);
+      const id = Number((args as string[])[0]);
+      if (Number.isInteger(id)) await done(id, code);
+    })();
+    running.add(p);
+    p.finally(() => running.delete(p));
+  }
+  await Promise.all(running);
+  return worst;
+}
+
 export async function bipbip(ctx: BipbipContext, args: string[]): Promise<number> {
   const { sql, log } = ctx;
   if (args.length === 0) {

@@ -3,6 +3,14 @@
  * each message, at most `max` children at once and one at a time per job; a message for a job
  * whose child still runs waits its turn (duplicates are kept, in order, not dropped); a child
  * over its time limit is killed and logged; finished children are reaped as soon as they exit.
+ *
+ * With a worker spawner (DESIGN.md "Performance: where the time goes"), bipbip invocations do
+ * not cost a process each: one `bipbip --stdin` is kept started and idle (a standby, so that
+ * its start-up is off the critical path), takes every bipbip invocation that comes during its
+ * batch window on its input, reports each one's end on its output, and exits once its input is
+ * closed and its work done; a new standby is started as soon as one is put to work. The rules
+ * stay: one invocation at a time per job (a job is busy until its own end is reported), at most
+ * `max` working children (the idle standby does not count: it does nothing).
  */
 import type { Logger } from "./log.ts";
 import { exitCodeOf } from "./signals.ts";
@@ -16,11 +24,41 @@ export interface ChildHandle {
 
 export type Spawner = (module: "bipbip" | "leon", args: string[]) => ChildHandle;
 
+/** A child that takes bipbip invocations one by one on its input (`bipbip --stdin`). */
+export interface WorkerHandle extends ChildHandle {
+  /** Hands one invocation over; false when the child no longer takes any. */
+  send(args: string[]): boolean;
+  /** No more work: the child exits once what it has is done. */
+  close(): void;
+  /** Called each time the child reports an invocation done. */
+  onDone(cb: (jobId: number, code: number) => void): void;
+}
+
+export type WorkerSpawner = () => WorkerHandle;
+
 export interface CommanderOptions {
   max: number;
   childTimeoutMs: number;
   spawn: Spawner;
+  /** When given, bipbip invocations go to batch workers (see above). */
+  worker?: WorkerSpawner;
+  /** How long a worker takes new invocations once it got its first (default 1000 ms). */
+  batchWindowMs?: number;
+  /** Most invocations one worker takes (default 500). */
+  batchMax?: number;
   log?: Logger;
+}
+
+interface Worker {
+  handle: WorkerHandle;
+  /** Invocations handed over so far. */
+  taken: number;
+  /** Still taking invocations. */
+  open: boolean;
+  /** Counted among the working children (it was put to work). */
+  working: boolean;
+  /** Jobs whose invocation it has and did not report done yet. */
+  jobs: Set<number>;
 }
 
 export interface CommanderStats {
@@ -36,6 +74,11 @@ export class Commander {
   #running = new Map<number, ChildHandle>();
   #idleWaiters: (() => void)[] = [];
   #stopping = false;
+  /** Children working: one-invocation children and workers that were given work. */
+  #children = 0;
+  #standby: Worker | null = null;
+  #current: Worker | null = null;
+  #workers = new Set<Worker>();
 
   constructor(readonly opts: CommanderOptions) {
     if (!(opts.max >= 1)) {
@@ -59,16 +102,117 @@ export class Commander {
 
   /** Starts queued messages while there is room, oldest first, skipping busy jobs. */
   #pump(): void {
-    if (this.#running.size >= this.opts.max || this.#queue.length === 0) return this.#checkIdle();
+    if (this.#stopping) return this.#checkIdle();
     const waiting: CommanderMessage[] = [];
     let i = 0;
-    for (; i < this.#queue.length && this.#running.size < this.opts.max; i++) {
+    for (; i < this.#queue.length; i++) {
       const msg = this.#queue[i];
-      if (this.#running.has(msg.job_id)) waiting.push(msg);
-      else this.#start(msg);
+      if (this.#running.has(msg.job_id)) {
+        waiting.push(msg);
+        continue;
+      }
+      const toWorker = this.opts.worker !== undefined && msg.cmd !== "LEONEXTERMINATE";
+      if (toWorker && this.#current !== null) {
+        if (!this.#hand(this.#current, msg)) waiting.push(msg);
+        continue;
+      }
+      if (this.#children >= this.opts.max) break;
+      if (toWorker) {
+        const w = this.#takeStandby();
+        if (w === null || !this.#hand(w, msg)) waiting.push(msg);
+      } else this.#start(msg);
     }
     this.#queue = waiting.concat(this.#queue.slice(i));
+    // The next worker starts now, while this one works.
+    if (this.opts.worker !== undefined && this.#standby === null && this.#current !== null) {
+      this.#standby = this.#spawnWorker();
+    }
     this.#checkIdle();
+  }
+
+  /** Starts the standby worker (null when it cannot start). */
+  #spawnWorker(): Worker | null {
+    let handle: WorkerHandle;
+    try {
+      handle = this.opts.worker!();
+    } catch (e) {
+      this.stats.failedToStart++;
+      this.opts.log?.error("cannot start bipbip --stdin: {error}", { error: String(e) });
+      return null;
+    }
+    const w: Worker = { handle, taken: 0, open: true, working: false, jobs: new Set() };
+    this.#workers.add(w);
+    handle.onDone((jobId, code) => {
+      if (!w.jobs.delete(jobId)) return;
+      this.#finished(jobId, code, "bipbip");
+    });
+    handle.exited.then((code) => {
+      this.#workers.delete(w);
+      if (this.#standby === w) this.#standby = null;
+      if (this.#current === w) this.#current = null;
+      if (w.working) this.#children--;
+      // Invocations it never reported: finished all the same (as a dead child's would be).
+      for (const jobId of w.jobs) this.#finished(jobId, code, "bipbip");
+      w.jobs.clear();
+      this.#pump();
+    });
+    return w;
+  }
+
+  /** The standby becomes the current worker (one is started first if there is none). */
+  #takeStandby(): Worker | null {
+    const w = this.#standby ?? this.#spawnWorker();
+    this.#standby = null;
+    if (w === null) return null;
+    this.#current = w;
+    w.working = true;
+    this.#children++;
+    const window = setTimeout(() => this.#closeWorker(w), this.opts.batchWindowMs ?? 1000);
+    const limit = setTimeout(() => {
+      this.stats.killed++;
+      this.opts.log?.error("bipbip --stdin exceeded {s} s; killing it", {
+        s: this.opts.childTimeoutMs / 1000,
+      });
+      try {
+        w.handle.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }, this.opts.childTimeoutMs);
+    w.handle.exited.then(() => {
+      clearTimeout(window);
+      clearTimeout(limit);
+    });
+    return w;
+  }
+
+  #closeWorker(w: Worker): void {
+    if (!w.open) return;
+    w.open = false;
+    if (this.#current === w) this.#current = null;
+    w.handle.close();
+    // Messages that waited for the current worker's capacity go to the next one.
+    queueMicrotask(() => this.#pump());
+  }
+
+  /** Gives one bipbip invocation to a worker; false when it took none. */
+  #hand(w: Worker, msg: CommanderMessage): boolean {
+    const { args } = commanderInvocation(msg);
+    if (!w.open || !w.handle.send(args)) {
+      this.#closeWorker(w);
+      return false;
+    }
+    w.taken++;
+    w.jobs.add(msg.job_id);
+    this.stats.started++;
+    this.#running.set(msg.job_id, w.handle);
+    if (w.taken >= (this.opts.batchMax ?? 500)) this.#closeWorker(w);
+    return true;
+  }
+
+  #finished(jobId: number, code: number, module: string): void {
+    this.stats.finished++;
+    this.#running.delete(jobId);
+    this.opts.log?.debug("{module} {id} exited with {code}", { module, id: jobId, code });
+    this.#pump();
   }
 
   #start(msg: CommanderMessage): void {
@@ -86,6 +230,7 @@ export class Commander {
       return;
     }
     this.stats.started++;
+    this.#children++;
     this.#running.set(msg.job_id, child);
     const timer = setTimeout(() => {
       this.stats.killed++;
@@ -101,6 +246,7 @@ export class Commander {
     child.exited.then((code) => {
       clearTimeout(timer);
       this.stats.finished++;
+      this.#children--;
       this.#running.delete(msg.job_id);
       this.opts.log?.debug("{module} {args} exited with {code}", {
         module,
@@ -123,11 +269,20 @@ export class Commander {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /** Starts the idle standby worker ahead of the first message (no-op without workers). */
+  prestart(): void {
+    if (this.opts.worker !== undefined && this.#standby === null && !this.#stopping) {
+      this.#standby = this.#spawnWorker();
+    }
+  }
+
   /** Drops what is queued and stops the running children (SIGTERM, then SIGKILL). */
   async stop(graceMs = 10_000): Promise<void> {
     this.#stopping = true;
     this.#queue = [];
-    const children = [...this.#running.values()];
+    const children = [
+      ...new Set([...this.#running.values(), ...[...this.#workers].map((w) => w.handle)]),
+    ];
     for (const c of children) {
       try {
         c.kill("SIGTERM");
@@ -194,5 +349,79 @@ export function processSpawner(
       }
     };
     return { exited, kill };
+  };
+}
+
+/**
+ * A WorkerSpawner running `bipbip --stdin` (built by `build`) in its own process group: one
+ * invocation per input line (a JSON list of strings), one `done <job_id> <code>` line back per
+ * invocation.
+ */
+export function processWorkerSpawner(
+  build: () => { program: string; args: string[]; env: Record<string, string> },
+  log?: Logger,
+): WorkerSpawner {
+  return () => {
+    const cmd = build();
+    const child = new Deno.Command("setsid", {
+      args: [cmd.program, ...cmd.args],
+      env: cmd.env,
+      stdin: "piped",
+      stdout: "piped",
+      // Its log lines go straight to ours, as they come (it lives for a batch of jobs).
+      stderr: "inherit",
+    }).spawn();
+    const callbacks: ((jobId: number, code: number) => void)[] = [];
+    const stdin = child.stdin.getWriter();
+    let writing: Promise<void> = Promise.resolve();
+    let open = true;
+    const encoder = new TextEncoder();
+    (async () => {
+      const decoder = new TextDecoder();
+      let pending = "";
+      for await (const chunk of child.stdout) {
+        pending += decoder.decode(chunk, { stream: true });
+        const lines = pending.split("\n");
+        pending = lines.pop() ?? "";
+        for (const line of lines) {
+          const m = /^done (\d+) (\d+)$/.exec(line.trim());
+          if (m) { for (const cb of callbacks) cb(Number(m[1]), Number(m[2])); }
+        }
+      }
+    })().catch(() => {});
+    const exited = child.status.then((s) => {
+      open = false;
+      try {
+        Deno.kill(-child.pid, "SIGKILL");
+      } catch { /* the group is empty */ }
+      log?.debug("bipbip --stdin exited with {code}", { code: exitCodeOf(s) });
+      return exitCodeOf(s);
+    });
+    return {
+      exited,
+      kill(sig: Deno.Signal) {
+        try {
+          Deno.kill(-child.pid, sig);
+        } catch {
+          try {
+            child.kill(sig);
+          } catch { /* gone */ }
+        }
+      },
+      send(args: string[]): boolean {
+        if (!open) return false;
+        const line = encoder.encode(JSON.stringify(args) + "\n");
+        writing = writing.then(() => stdin.write(line)).catch(() => {});
+        return true;
+      },
+      close() {
+        if (!open) return;
+        open = false;
+        writing = writing.then(() => stdin.close()).catch(() => {});
+      },
+      onDone(cb) {
+        callbacks.push(cb);
+      },
+    };
   };
 }

@@ -1,8 +1,10 @@
 /**
- * bipbip: launches a job, or handles oarexec's report at its end (spec §4). Run by
- * bipbip_commander as `bipbip <job_id> [<oarexec_exit> <script_exit> <challenge>]`.
+ * bipbip: launches a job, or handles oarexec's report at its end (spec §4). Run as
+ * `bipbip <job_id> [<oarexec_exit> <script_exit> <challenge>]`, or by bipbip_commander as
+ * `bipbip --stdin`: one such invocation per input line (a JSON list of its arguments), a
+ * `done <job_id> <code>` line back for each, so that one process serves a batch of jobs.
  */
-import { bipbip } from "../lib/bipbip.ts";
+import { bipbip, bipbipLines } from "../lib/bipbip.ts";
 import { makeLauncher } from "../lib/launch/launcher.ts";
 import { runOneShot } from "../lib/oneshot.ts";
 import { pingchecker } from "../lib/pingchecker.ts";
@@ -13,8 +15,37 @@ export async function main(args: string[]): Promise<number> {
     // The node check: the configured pingchecker method, else the built-in one (DECISIONS §2).
     const unreachable = async (hosts: string[]) =>
       (await pingchecker(hosts, ctx.config, { log: ctx.log })).bad;
-    return await bipbip({ ...ctx, launcher, unreachable }, args);
-  });
+    const bctx = { ...ctx, launcher, unreachable };
+    if (args.length === 1 && args[0] === "--stdin") {
+      // Connect while the commander has nothing for us yet: the first job does not wait for it.
+      ctx.sql`SELECT 1`.catch(() => {});
+      const out = new TextEncoder();
+      let writing = Promise.resolve();
+      const code = await bipbipLines(bctx, stdinLines(), (id, c) => {
+        const line = out.encode(`done ${id} ${c}\n`);
+        writing = writing.then(async () => {
+          let n = 0;
+          while (n < line.length) n += await Deno.stdout.write(line.subarray(n));
+        }).catch(() => {});
+        return writing;
+      });
+      await writing;
+      return code;
+    }
+    return await bipbip(bctx, args);
+  }, { poolSize: args[0] === "--stdin" ? 6 : 2 });
+}
+
+async function* stdinLines(): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of Deno.stdin.readable) {
+    pending += decoder.decode(chunk, { stream: true });
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    yield* lines;
+  }
+  if (pending !== "") yield pending;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

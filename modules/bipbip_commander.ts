@@ -2,7 +2,7 @@
  * bipbip_commander: pulls `{"job_id", "cmd", "args"}` messages and runs bipbip or leon for each
  * (spec §3, DECISIONS §9). Runs until SIGTERM/SIGINT (exit 0); exit 1 when it cannot start.
  */
-import { Commander, processSpawner } from "../lib/commander.ts";
+import { Commander, processSpawner, processWorkerSpawner } from "../lib/commander.ts";
 import { bindEndpoint } from "../lib/endpoints.ts";
 import { startModule } from "../lib/module_start.ts";
 import { whenParentExits } from "../lib/parent_watch.ts";
@@ -21,6 +21,8 @@ export async function main(_args: string[]): Promise<number> {
       max: config.int("MAX_CONCURRENT_JOBS_STARTING_OR_TERMINATING"),
       childTimeoutMs: config.int("BIPBIP_COMMANDER_CHILD_TIMEOUT") * 1000,
       spawn: processSpawner((module, args) => moduleCommand(module, config, args), log),
+      // bipbip invocations are served in batches by `bipbip --stdin` workers.
+      worker: processWorkerSpawner(() => moduleCommand("bipbip", config, ["--stdin"]), log),
       log,
     });
     pull = new PullSocket({ highWaterMark: 100_000 });
@@ -40,6 +42,7 @@ export async function main(_args: string[]): Promise<number> {
     Deno.addSignalListener(sig, () => stop.abort());
   }
   whenParentExits(() => stop.abort());
+  commander.prestart();
   log.info("ready");
   while (!stop.signal.aborted) {
     const msg = await pull.receive({ signal: stop.signal });

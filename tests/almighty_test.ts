@@ -182,3 +182,41 @@ Deno.test("almighty killed with SIGKILL: its real companions stop by themselves"
     await Deno.remove(conf.replace(/\/oar\.conf$/, ""), { recursive: true });
   }
 });
+
+Deno.test("almighty loop: a deferred scheduling request wakes the loop when it becomes allowed", async () => {
+  const { runLoop } = await import("../lib/almighty/loop.ts");
+  const { DEFAULT_SETTINGS } = await import("../lib/almighty/automaton.ts");
+  let clock = 1000;
+  const timeouts: number[] = [];
+  const runs: string[] = [];
+  const rounds: number[] = [];
+  const inbox = ["Qsub", "Qsub"];
+  const stop = new AbortController();
+  const code = await runLoop(
+    {
+      receive(timeoutMs) {
+        timeouts.push(timeoutMs);
+        const cmd = inbox.shift();
+        if (cmd !== undefined) return Promise.resolve(new TextEncoder().encode(`{"cmd":"${cmd}"}`));
+        // The timeout elapses on the injected clock.
+        clock += timeoutMs / 1000;
+        if (runs.filter((m) => m === "meta_sched").length >= 2) stop.abort();
+        return Promise.resolve(null);
+      },
+      runModule(module) {
+        runs.push(module);
+        if (module === "meta_sched") rounds.push(clock);
+        clock += 0.5;
+        return Promise.resolve(0);
+      },
+      now: () => clock,
+    },
+    { ...DEFAULT_SETTINGS, minBetween: 5, villainsTimeout: 1e9, finaudPeriod: 0 },
+    stop.signal,
+  );
+  assertEquals(code, 10);
+  // The first round ends at 1000.5, node_change_state at 1001, when the second Qsub comes: too
+  // early, so the loop sleeps exactly until 1005.5 (not a whole read timeout) and runs it then.
+  assertEquals(rounds, [1000, 1005.5]);
+  assertEquals(timeouts.slice(0, 3), [5000, 5000, 4500]);
+});

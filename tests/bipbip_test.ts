@@ -8,7 +8,7 @@ import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.t
 import { createTestDb, type TestDb } from "./support/testdb.ts";
 import { insertJob, insertResources, type JobFixture } from "./support/fixtures.ts";
 import { challengeOf, eventTypes, jobState } from "./support/exec_fixtures.ts";
-import { bipbip, type BipbipContext } from "../lib/bipbip.ts";
+import { bipbip, type BipbipContext, bipbipLines } from "../lib/bipbip.ts";
 import { Config } from "../lib/config.ts";
 import { setupLogging } from "../lib/log.ts";
 import { RecordingNotifier } from "../lib/notifier.ts";
@@ -384,4 +384,38 @@ Deno.test("finishing sequence: server epilogue failure and ping at end add event
   ]);
   assertEquals(events[2].hostnames, ["localhost1"]);
   assertEquals(r.notifier.almightyCommands, ["ChState", "Term", "BipBip"]);
+});
+
+async function* linesOf(...lines: string[]): AsyncGenerator<string> {
+  yield* lines;
+}
+
+Deno.test("bipbip --stdin: each line is one invocation, each reported done with its code", async () => {
+  await using db = await createTestDb();
+  const r = await rig(db);
+  const a = await toLaunchJob(db);
+  const { jobId: b } = await insertJob(db.sql, { state: "Running" });
+  const c = await toLaunchJob(db, { state: "Running" });
+  const done: [number, number][] = [];
+  const code = await bipbipLines(
+    r.ctx,
+    linesOf(
+      JSON.stringify([String(a)]),
+      "not json",
+      "",
+      JSON.stringify([String(b), "0", "0", "bad_challenge"]),
+      JSON.stringify([String(c), "0", "0", await challengeOf(db.sql, c)]),
+    ),
+    (id, code) => {
+      done.push([id, code]);
+    },
+  );
+  assertEquals(code, 2);
+  assertEquals(done.sort((x, y) => x[0] - y[0]), [[a, 0], [b, 2], [c, 0]]);
+  assertEquals(await jobState(db.sql, a), "Running");
+  assertEquals(await jobState(db.sql, c), "Finishing");
+  assertEquals(await eventTypes(db.sql, b), ["BIPBIP_CHALLENGE"]);
+  assertEquals(r.launcher.launches.length, 1);
+  // No line at all: nothing to do, exit 0.
+  assertEquals(await bipbipLines(r.ctx, linesOf(), () => {}), 0);
 });

@@ -42,9 +42,10 @@ Deno.test("oardel: owner, others, admin, twice, missing; Qdel sent", async () =>
   r = await env.run("oardel", ["1;drop"]);
   assertEquals(r.code, 1);
   assertStringIncludes(r.stderr, "invalid job id");
+  // -c on a job that is not running (tests/oardel_signal_test.ts covers running ones).
   r = await env.run("oardel", ["-c", String(b.jobId)]);
-  assertEquals(r.code, 1);
-  assertStringIncludes(r.stderr, "not supported yet");
+  assertEquals(r.code, 5);
+  assertStringIncludes(r.stderr, "is not in the Running state");
 });
 
 Deno.test("oardel: --array, --sql, -b and --force-terminate-finishing-job", async () => {

@@ -3,7 +3,7 @@
  * leon, logging when they start and end).
  */
 import { assertEquals, assertOk } from "./support/assert.ts";
-import { Commander, processSpawner } from "../lib/commander.ts";
+import { Commander, processSpawner, processWorkerSpawner } from "../lib/commander.ts";
 import type { CommanderMessage } from "../lib/protocol.ts";
 
 /** A spawner running `sh -c` that logs "start <job>" / "end <job>" around a sleep. */
@@ -145,4 +145,79 @@ Deno.test("commander: stop() terminates running children", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/**
+ * A stand-in for `bipbip --stdin`: logs "worker <pid>" when it starts, "start <job>" / "end
+ * <job>" per input line (after a short sleep), and answers "done <job> 0".
+ */
+function scriptWorker(log: string, sleep: number) {
+  return processWorkerSpawner(() => ({
+    program: "sh",
+    args: [
+      "-c",
+      `echo "worker $$" >> "$0"
+       while IFS= read -r line; do
+         id=$(printf '%s' "$line" | sed 's/^\\["\\([0-9]*\\)".*/\\1/')
+         echo "start $id" >> "$0"; sleep ${sleep}; echo "end $id" >> "$0"; echo "done $id 0"
+       done`,
+      log,
+    ],
+    env: {},
+  }));
+}
+
+Deno.test("commander: bipbip invocations go to batch workers; leon still gets a child each", async () => {
+  const dir = await Deno.makeTempDir();
+  const log = `${dir}/log`;
+  try {
+    const c = new Commander({
+      max: 2,
+      childTimeoutMs: 60_000,
+      spawn: scriptSpawner(log, 0.05),
+      worker: scriptWorker(log, 0.05),
+      batchWindowMs: 300,
+    });
+    c.prestart();
+    for (let i = 1; i <= 6; i++) c.enqueue(msg(i));
+    c.enqueue(msg(3, "OAREXEC"));
+    c.enqueue(msg(9, "LEONEXTERMINATE"));
+    await c.idle();
+    const text = await Deno.readTextFile(log);
+    const lines = text.trim().split("\n");
+    // The standby took every bipbip invocation of the burst; a second standby waits.
+    assertEquals(lines.filter((l) => l.startsWith("worker")).length, 2);
+    const ev = lines.filter((l) => !l.startsWith("worker")).map((l) => l.split(" "));
+    const started = ev.filter(([w]) => w === "start").map(([, id]) => Number(id));
+    assertEquals(started.sort((a, b) => a - b), [1, 2, 3, 3, 4, 5, 6, 9]);
+    // Job 3's second invocation waited for the first one's end.
+    const job3 = ev.filter(([, id]) => id === "3").map(([w]) => w);
+    assertEquals(job3, ["start", "end", "start", "end"]);
+    assertEquals(c.stats.started, 8);
+    assertEquals(c.stats.finished, 8);
+    assertEquals(c.running, 0);
+    await c.stop(2000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("commander: a worker that dies frees its jobs; stop() ends the standby", async () => {
+  const c = new Commander({
+    max: 2,
+    childTimeoutMs: 60_000,
+    spawn: processSpawner(() => ({ program: "true", args: [], env: {} })),
+    worker: processWorkerSpawner(() => ({
+      program: "sh",
+      args: ["-c", "read x; exit 3"],
+      env: {},
+    })),
+  });
+  c.enqueue(msg(1));
+  c.enqueue(msg(2));
+  await c.idle();
+  assertEquals(c.stats.finished, 2);
+  const t0 = Date.now();
+  await c.stop(2000);
+  assertOk(Date.now() - t0 < 5000);
 });

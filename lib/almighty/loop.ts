@@ -52,7 +52,10 @@ export async function runLoop(
         input = { kind: "continue" };
         break;
       case "receive": {
-        const raw = await effects.receive(action.timeoutMs, stop);
+        const raw = await effects.receive(
+          receiveTimeout(a, action.timeoutMs, settings, effects),
+          stop,
+        );
         if (raw === null) {
           input = stop.aborted ? { kind: "signal" } : { kind: "received", cmd: null };
           break;
@@ -76,4 +79,21 @@ export async function runLoop(
       }
     }
   }
+}
+
+/**
+ * The receive timeout. A scheduling request refused by SCHEDULER_MIN_TIME_BETWEEN_2_CALLS is
+ * only re-enqueued by a Time update, which a receive timeout triggers: waking up exactly when
+ * the scheduler may run again, instead of after the full read timeout, serves the request as
+ * soon as the rule allows (the automaton's decisions are unchanged, the Time tick comes sooner).
+ */
+export function receiveTimeout(
+  a: Automaton,
+  timeoutMs: number,
+  settings: Settings,
+  effects: Pick<LoopEffects, "now">,
+): number {
+  if (!a.schedulerWanted) return timeoutMs;
+  const untilAllowed = (a.lastScheduler + settings.minBetween - effects.now()) * 1000;
+  return Math.max(0, Math.min(timeoutMs, Math.ceil(untilAllowed)));
 }

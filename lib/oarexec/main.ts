@@ -13,7 +13,6 @@
  * passes to bipbip; later ones are reported over TCP.
  */
 import { Config, loadConfig } from "../config.ts";
-import { moduleCommand } from "../spawn.ts";
 import { readDescriptor } from "./descriptor_input.ts";
 import { OarexecLog } from "./log.ts";
 import { runOarexec } from "./run.ts";
@@ -80,6 +79,10 @@ function closeStdio(): void {
  * rendezvous line (printed on, then exit 0) or its early exit (whose code is ours).
  */
 async function relayDetached(text: string, rendezvous: string, log: OarexecLog): Promise<number> {
+  // Imported here only: lib/spawn.ts pulls in the permission table and with it the database
+  // client and the ZeroMQ binding, whose loading would cost every job start (the detached
+  // oarexec, which does the job, never needs them).
+  const { moduleCommand } = await import("../spawn.ts");
   const cmd = moduleCommand("oarexec", nodeConfigOrDefault(), ["--detached"]);
   let child: Deno.ChildProcess;
   try {

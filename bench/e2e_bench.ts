@@ -1,0 +1,384 @@
+/**
+ * End-to-end throughput and latency of the whole server (issue 10): `deno task start` on the
+ * embedded default in a temporary var directory, the local launcher, trivial jobs (`true`).
+ *
+ *   deno task bench:e2e [--jobs 1000] [--hosts 4] [--cores 4] [--samples 20]
+ *                       [--submit inproc|oarsub] [--parallel 8] [--min-between 0,5]
+ *
+ * For each SCHEDULER_MIN_TIME_BETWEEN_2_CALLS value it starts the server, then measures
+ *  - throughput: N jobs submitted as fast as possible, jobs/s from the first submission to the
+ *    moment every job is Terminated (polled every 20 ms);
+ *  - latency: single jobs on the idle cluster, one after the other (the next one is submitted as
+ *    soon as the previous one ended), submit→Running p50/p99.
+ *
+ * Submission: `inproc` (default) inserts through lib/submission/submit.ts in this process, one
+ * submission per job over a pool of `--parallel` connections, then notifies almighty `Qsub` as
+ * oarsub does, so the numbers measure the server and not oarsub's own start-up (the job key pair
+ * is generated once and shared: ssh-keygen is a client cost). `oarsub` runs real
+ * `deno task oarsub` processes, `--parallel` at a time.
+ *
+ * The embedded PostgreSQL is brought up here with the same code and paths as tools/start.ts (so
+ * that the oar.conf can be written before start, with the keys start would write plus the
+ * overrides), start reuses it, and it is stopped at the end. Everything goes: the server with
+ * SIGINT, the database, the temporary directory.
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { type EmbeddedPg, ensureEmbeddedPostgres } from "../lib/db/embedded.ts";
+import { connectUrl, type Sql } from "../lib/db/client.ts";
+import { embeddedConfig, prepareEmbeddedDatabase, renderConfig } from "../lib/embedded_setup.ts";
+import { readConfigFile } from "../lib/config.ts";
+import { ZmqNotifier } from "../lib/notify.ts";
+import { resourceColumns } from "../lib/properties/columns.ts";
+import { parseResourceRequest } from "../lib/submission/resource_request.ts";
+import { type JobRequest, submitJobs } from "../lib/submission/submit.ts";
+import { generateKeyPair, type KeyPair } from "../lib/submission/job_key.ts";
+import { osUserName } from "../lib/cli/identity.ts";
+import pLimit from "p-limit";
+
+const root = new URL("../", import.meta.url).pathname;
+
+interface Options {
+  jobs: number;
+  hosts: number;
+  cores: number;
+  samples: number;
+  submit: "inproc" | "oarsub";
+  parallel: number;
+  minBetween: number[];
+  /** Where to copy the server's output of each phase (`<file>.<min_between>`). */
+  keepLog?: string;
+  logLevel: number;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      jobs: { type: "string", default: "1000" },
+      hosts: { type: "string", default: "4" },
+      cores: { type: "string", default: "4" },
+      samples: { type: "string", default: "20" },
+      submit: { type: "string", default: "inproc" },
+      parallel: { type: "string", default: "8" },
+      "min-between": { type: "string", default: "0,5" },
+      "keep-log": { type: "string" },
+      "log-level": { type: "string", default: "2" },
+    },
+  });
+  const submit = values.submit === "oarsub" ? "oarsub" : "inproc";
+  return {
+    jobs: Number(values.jobs),
+    hosts: Number(values.hosts),
+    cores: Number(values.cores),
+    samples: Number(values.samples),
+    submit,
+    parallel: Number(values.parallel),
+    minBetween: values["min-between"].split(",").map(Number),
+    keepLog: values["keep-log"],
+    logLevel: Number(values["log-level"]),
+  };
+}
+
+/** A port base with base..base+6 free (proxy, almighty, commander, greta). */
+function freePortBase(): number {
+  for (let i = 0; i < 200; i++) {
+    const base = 20000 + Math.floor(Math.random() * 40000);
+    const ok = [0, 4, 5, 6].every((d) => {
+      try {
+        Deno.listen({ hostname: "127.0.0.1", port: base + d }).close();
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (ok) return base;
+  }
+  throw new Error("no free port range");
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The running server: `deno run -A tools/start.ts` with its output kept in a log file. */
+class Server {
+  #child: Deno.ChildProcess;
+  #log = "";
+  #drained: Promise<unknown>;
+
+  constructor(readonly varDir: string, readonly opts: Options, readonly base: number) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${root}tools/start.ts`,
+        "--hosts",
+        String(opts.hosts),
+        "--cores",
+        String(opts.cores),
+        "--port-base",
+        String(base),
+      ],
+      cwd: root,
+      env: { OAR_VAR_DIR: varDir, NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const decoder = new TextDecoder();
+    const drain = async (s: ReadableStream<Uint8Array>) => {
+      for await (const c of s) {
+        this.#log += decoder.decode(c, { stream: true });
+        // Keep the tail only: a long run logs a few lines per job.
+        if (this.#log.length > 4_000_000) this.#log = this.#log.slice(-2_000_000);
+      }
+    };
+    this.#drained = Promise.all([drain(this.#child.stdout), drain(this.#child.stderr)]);
+  }
+
+  get log(): string {
+    return this.#log;
+  }
+
+  async ready(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#log.includes(`listening on port ${this.base}`)) {
+      if (Date.now() > deadline) throw new Error(`the server did not start:\n${this.#log}`);
+      await sleep(50);
+    }
+  }
+
+  /** Ctrl-C; returns start's exit code. */
+  async stop(): Promise<number> {
+    try {
+      this.#child.kill("SIGINT");
+    } catch { /* gone */ }
+    const status = await this.#child.status;
+    await this.#drained;
+    return status.code;
+  }
+}
+
+interface Submitter {
+  /** Submits one job; its id. */
+  submit(): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function inprocSubmitter(sql: Sql, confPath: string, work: string): Promise<Submitter> {
+  const config = readConfigFile(confPath);
+  const notifier = new ZmqNotifier(config);
+  const columns = await resourceColumns(sql);
+  const defaults = config.str("OARSUB_DEFAULT_RESOURCES") || "/resource_id=1";
+  const moldable = parseResourceRequest("core=1,walltime=0:05:00", columns, { defaults });
+  const keys: KeyPair = await generateKeyPair();
+  const user = await osUserName();
+  const req: JobRequest = {
+    user,
+    commands: ["true"],
+    jobType: "PASSIVE",
+    infoType: "localhost:",
+    queue: null,
+    project: "default",
+    name: null,
+    properties: null,
+    moldables: [moldable],
+    types: [],
+    dependencies: [],
+    launchingDirectory: work,
+    stdout: null,
+    stderr: null,
+    notify: null,
+    checkpoint: 0,
+    signal: 12,
+    hold: false,
+    reservationDate: null,
+    initialRequest: "oarsub -l core=1,walltime=0:05:00 true",
+    defaultWalltime: config.int("OARSUB_DEFAULT_WALLTIME"),
+  };
+  return {
+    async submit() {
+      const r = await submitJobs(sql, req, keys);
+      notifier.almighty("Qsub");
+      return r.jobIds[0];
+    },
+    close: () => notifier.close(),
+  };
+}
+
+function oarsubSubmitter(varDir: string, work: string): Submitter {
+  return {
+    async submit() {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["task", "--quiet", "oarsub", "-d", work, "-l", "core=1,walltime=0:05:00", "true"],
+        cwd: root,
+        env: { OAR_VAR_DIR: varDir, NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      const id = Number(/OAR_JOB_ID=(\d+)/.exec(text)?.[1]);
+      if (!out.success || !Number.isInteger(id)) {
+        throw new Error(`oarsub failed: ${new TextDecoder().decode(out.stderr)}`);
+      }
+      return id;
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+async function states(sql: Sql, ids: number[]): Promise<{ done: number; error: number }> {
+  const [r] = await sql<{ done: number; error: number }[]>`
+    SELECT count(*) FILTER (WHERE state IN ('Terminated', 'Error'))::int AS done,
+           count(*) FILTER (WHERE state = 'Error')::int AS error
+    FROM jobs WHERE job_id = ANY(${ids}::int[])`;
+  return r;
+}
+
+async function throughput(
+  sql: Sql,
+  submitter: Submitter,
+  opts: Options,
+  timeoutMs: number,
+): Promise<{ submitS: number; totalS: number; errors: number }> {
+  const limit = pLimit(opts.parallel);
+  const t0 = performance.now();
+  const ids = await Promise.all(
+    Array.from({ length: opts.jobs }, () => limit(() => submitter.submit())),
+  );
+  const submitS = (performance.now() - t0) / 1000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await states(sql, ids);
+    if (s.done === ids.length) {
+      return { submitS, totalS: (performance.now() - t0) / 1000, errors: s.error };
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`only ${s.done}/${ids.length} jobs ended within ${timeoutMs / 1000} s`);
+    }
+    await sleep(20);
+  }
+}
+
+async function latency(sql: Sql, submitter: Submitter, samples: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const t0 = performance.now();
+    const id = await submitter.submit();
+    const deadline = Date.now() + 120_000;
+    let running: number | null = null;
+    for (;;) {
+      const [j] = await sql<{ state: string; ran: boolean }[]>`
+        SELECT state, EXISTS (SELECT 1 FROM job_state_logs l
+                              WHERE l.job_id = j.job_id AND l.job_state = 'Running') AS ran
+        FROM jobs j WHERE job_id = ${id}`;
+      if (running === null && j.ran) running = performance.now() - t0;
+      if (j.state === "Terminated" || j.state === "Error") break;
+      if (Date.now() > deadline) throw new Error(`job ${id} did not end within 120 s`);
+      await sleep(5);
+    }
+    out.push(running ?? NaN);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+async function leftovers(varDir: string): Promise<string[]> {
+  const out = await new Deno.Command("pgrep", { args: ["-af", varDir], stdout: "piped" }).output();
+  return new TextDecoder().decode(out.stdout).trim().split("\n")
+    .filter((l) => l && !l.includes("postgres"));
+}
+
+async function runPhase(
+  pg: EmbeddedPg,
+  varDir: string,
+  opts: Options,
+  minBetween: number,
+): Promise<void> {
+  const base = freePortBase();
+  const confPath = join(varDir, "oar.conf");
+  await Deno.writeTextFile(
+    confPath,
+    renderConfig(
+      {
+        ...embeddedConfig(pg, "oar", varDir, base),
+        SCHEDULER_MIN_TIME_BETWEEN_2_CALLS: minBetween,
+        LOG_LEVEL: opts.logLevel,
+      },
+      "oar-deno embedded default, written by bench/e2e_bench.ts",
+    ),
+  );
+  const work = join(varDir, "work");
+  await Deno.mkdir(work, { recursive: true });
+  const server = new Server(varDir, opts, base);
+  const sql = connectUrl(pg.url("oar"), { max: opts.parallel });
+  let submitter: Submitter | null = null;
+  try {
+    await server.ready();
+    submitter = opts.submit === "oarsub"
+      ? oarsubSubmitter(varDir, work)
+      : await inprocSubmitter(sql, confPath, work);
+    // Warm-up: one job through every stage (first-run compilation caches, connections).
+    await latency(sql, submitter, 1);
+    const t = await throughput(sql, submitter, opts, Math.max(120_000, opts.jobs * 1000));
+    const lat = await latency(sql, submitter, opts.samples);
+    console.log(
+      `SCHEDULER_MIN_TIME_BETWEEN_2_CALLS=${minBetween}, ${opts.hosts}×${opts.cores} cores, ` +
+        `submit=${opts.submit}${
+          opts.submit === "oarsub" || opts.parallel > 1 ? ` ×${opts.parallel}` : ""
+        }`,
+    );
+    console.log(
+      `  throughput: ${opts.jobs} jobs in ${t.totalS.toFixed(2)} s = ` +
+        `${(opts.jobs / t.totalS).toFixed(1)} jobs/s (submission ${t.submitS.toFixed(2)} s = ` +
+        `${(opts.jobs / t.submitS).toFixed(0)}/s; ${t.errors} in Error)`,
+    );
+    console.log(
+      `  idle submit→Running over ${lat.length} jobs: p50 ${percentile(lat, 50).toFixed(0)} ms, ` +
+        `p99 ${percentile(lat, 99).toFixed(0)} ms (min ${lat[0].toFixed(0)}, max ` +
+        `${lat[lat.length - 1].toFixed(0)})`,
+    );
+  } catch (e) {
+    console.error(`--- server log tail ---\n${server.log.slice(-6000)}`);
+    throw e;
+  } finally {
+    await submitter?.close();
+    await sql.end({ timeout: 5 });
+    const code = await server.stop();
+    if (code !== 0) console.error(`start exited with ${code}\n${server.log.slice(-3000)}`);
+    if (opts.keepLog) await Deno.writeTextFile(`${opts.keepLog}.${minBetween}`, server.log);
+    // almighty's children stop with it; wait until none is left before the next phase.
+    const deadline = Date.now() + 20_000;
+    while ((await leftovers(varDir)).length > 0 && Date.now() < deadline) await sleep(100);
+    const left = await leftovers(varDir);
+    if (left.length) console.error(`processes left behind:\n${left.join("\n")}`);
+  }
+}
+
+async function main(): Promise<number> {
+  const opts = options();
+  const varDir = await Deno.makeTempDir({ prefix: "oar-bench-e2e-" });
+  // The PostgreSQL account must reach the data directory (as root it runs as `postgres`).
+  await Deno.chmod(varDir, 0o755);
+  let pg: EmbeddedPg | null = null;
+  const emergency = () => pg?.stopSync();
+  globalThis.addEventListener("unload", emergency);
+  try {
+    pg = await ensureEmbeddedPostgres({
+      dir: join(varDir, "pg"),
+      socketDir: join(varDir, "pgsocket"),
+    });
+    await prepareEmbeddedDatabase(pg, "oar", { hosts: opts.hosts, coresPerHost: opts.cores });
+    for (const m of opts.minBetween) await runPhase(pg, varDir, opts, m);
+    return 0;
+  } finally {
+    await pg?.stop().catch(() => {});
+    globalThis.removeEventListener("unload", emergency);
+    await Deno.remove(varDir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) Deno.exit(await main());
