@@ -2,18 +2,21 @@
  * Where oar-deno finds its own files. The project root is the directory holding deno.json; the
  * embedded default keeps its database, sockets and generated config under `<root>/var` unless
  * `OAR_VAR_DIR` names another place.
+ *
+ * Plain URL and string operations rather than node:path/node:url: every process imports this
+ * file, and loading the node modules costs each start-up tens of milliseconds.
  */
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { envGet } from "./env.ts";
 
-export const projectRoot: string = dirname(dirname(fileURLToPath(import.meta.url)));
+/** `lib/..`, from this file's URL. */
+export const projectRoot: string = decodeURIComponent(new URL("..", import.meta.url).pathname)
+  .replace(/\/+$/, "") || "/";
 
 export function varDir(): string {
-  return envGet("OAR_VAR_DIR") ?? join(projectRoot, "var");
+  return envGet("OAR_VAR_DIR") ?? `${projectRoot}/var`;
 }
 
 /** The config file that `deno task start` writes for the embedded default. */
 export function embeddedConfigFile(): string {
-  return join(varDir(), "oar.conf");
+  return `${varDir().replace(/\/+$/, "")}/oar.conf`;
 }
