@@ -20,3 +20,8 @@ export function varDir(): string {
 export function embeddedConfigFile(): string {
   return `${varDir().replace(/\/+$/, "")}/oar.conf`;
 }
+
+/** `dir/name`, without node:path (see above). */
+export function joinPath(dir: string, name: string): string {
+  return `${dir.replace(/\/+$/, "")}/${name}`;
+}

@@ -6,11 +6,10 @@
  * Flags are computed from the configuration in force, because the hosts, ports and paths a
  * module may touch are configuration values (DB_HOSTNAME, SERVER_PORT, LOG_FILE...).
  */
-import { join } from "node:path";
 import type { Config } from "./config.ts";
-import { dbPermissionFlags } from "./db/client.ts";
-import { projectRoot, varDir } from "./paths.ts";
-import { LIBZMQ_PATH } from "./zmq.ts";
+import { dbPermissionFlags } from "./db/target.ts";
+import { joinPath, projectRoot, varDir } from "./paths.ts";
+import { LIBZMQ_PATH } from "./zmq_path.ts";
 
 export const DAEMONS = ["almighty", "appendice_proxy", "bipbip_commander", "greta"] as const;
 export const ONE_SHOTS = [
@@ -167,7 +166,7 @@ export function programOf(commandLine: string): string {
 
 /** Config file the children read; granted explicitly so nothing else under /etc is readable. */
 function configFiles(config: Config): string[] {
-  return config.source ? [config.source] : ["/etc/oar/oar.conf", join(varDir(), "oar.conf")];
+  return config.source ? [config.source] : ["/etc/oar/oar.conf", joinPath(varDir(), "oar.conf")];
 }
 
 /**
@@ -198,7 +197,7 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         break;
       case "spawn_modules": {
         const oardir = config.str("OARDIR");
-        if (oardir) f.add("run", ...[...DAEMONS, ...ONE_SHOTS].map((m) => join(oardir, m)));
+        if (oardir) f.add("run", ...[...DAEMONS, ...ONE_SHOTS].map((m) => joinPath(oardir, m)));
         else f.add("run", Deno.execPath());
         // Children lead their own process group, so a kill reaches their children too.
         f.add("run", "setsid");
@@ -211,7 +210,7 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         // and signals through sh.
         f.add("run", programOf(config.str("OPENSSH_CMD")), Deno.execPath(), "setsid", "sh");
         // The local launcher in compiled mode runs oarexec's artifact.
-        if (config.str("OARDIR")) f.add("run", join(config.str("OARDIR"), "oarexec"));
+        if (config.str("OARDIR")) f.add("run", joinPath(config.str("OARDIR"), "oarexec"));
         // bipbip names this host in the report address when SERVER_HOSTNAME is local.
         f.add("sys", "hostname");
         break;
@@ -283,7 +282,7 @@ export function denoRunArgs(name: EntryName, config: Config, args: string[] = []
     "--quiet",
     "--no-prompt",
     ...permissionFlags(name, config),
-    join(projectRoot, entrySpec(name).entry),
+    joinPath(projectRoot, entrySpec(name).entry),
     ...args,
   ];
 }

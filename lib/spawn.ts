@@ -3,8 +3,8 @@
  * `deno run <its flags> modules/<name>.ts`. Either way the child runs with only the permissions
  * of lib/permissions.ts and finds the same configuration file.
  */
-import { join } from "node:path";
 import type { Config } from "./config.ts";
+import { joinPath } from "./paths.ts";
 import { denoRunArgs, type EntryName } from "./permissions.ts";
 
 export interface ChildCommand {
@@ -17,6 +17,6 @@ export function moduleCommand(name: EntryName, config: Config, args: string[] = 
   const env: Record<string, string> = {};
   if (config.source) env.OARCONFFILE = config.source;
   const oardir = config.str("OARDIR");
-  if (oardir) return { program: join(oardir, name), args, env };
+  if (oardir) return { program: joinPath(oardir, name), args, env };
   return { program: Deno.execPath(), args: denoRunArgs(name, config, args), env };
 }

@@ -22,16 +22,9 @@
  * terminates the context synchronously (see terminateAtUnload: this also prevents a segfault).
  */
 
-/** Library path; pass it as `--allow-ffi=<LIBZMQ_PATH>`. */
-export const LIBZMQ_PATH: string = resolveLibPath();
+import { LIBZMQ_PATH } from "./zmq_path.ts";
 
-function resolveLibPath(): string {
-  const fallback = "/usr/lib/x86_64-linux-gnu/libzmq.so.5";
-  // Querying first keeps the module usable without --allow-env (Deno.env.get would throw).
-  const state = Deno.permissions.querySync?.({ name: "env", variable: "OAR_LIBZMQ" }).state;
-  if (state !== "granted") return fallback;
-  return Deno.env.get("OAR_LIBZMQ") || fallback;
-}
+export { LIBZMQ_PATH };
 
 const ZMQ_PULL = 7;
 const ZMQ_PUSH = 8;
