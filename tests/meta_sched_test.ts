@@ -9,10 +9,18 @@ import { dbNow } from "../lib/db/client.ts";
 import { moduleLogger } from "../lib/log.ts";
 import { RecordingNotifier } from "../lib/notifier.ts";
 import { metaSchedRound, type RoundReport } from "../lib/scheduler/round.ts";
+import { sqlTime } from "../lib/scheduler/oarsub_notify.ts";
+import { timesharingKey } from "../lib/scheduler/timesharing.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
-import { addCluster, makeRunning, referenceQueues, submitJob } from "./support/sched_fixtures.ts";
+import {
+  addAccounting,
+  addCluster,
+  makeRunning,
+  referenceQueues,
+  submitJob,
+} from "./support/sched_fixtures.ts";
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";
-import { runEntry } from "./support/proc.ts";
+import { runEntry, waitFor } from "./support/proc.ts";
 import { freePort } from "./support/ports.ts";
 
 const log = moduleLogger("meta_sched");
@@ -665,5 +673,254 @@ dbTest(
       now += 200 + Math.floor(r() * 400);
     }
     void rids;
+  },
+);
+
+// --- fairsharing (JOB_PRIORITY=FAIRSHARE) -------------------------------------------------------
+
+dbTest(
+  "metasched FAIRSHARE: the lighter consumer goes first; karma stored and shown",
+  async (db) => {
+    const env = await setup(db);
+    const now = await dbNow(db.sql);
+    // alice used most of the cluster over the last days, bob little.
+    for (const [user, used] of [["alice", 9000], ["bob", 1000]] as const) {
+      for (const type of ["USED", "ASKED"] as const) {
+        await addAccounting(db.sql, {
+          start: now - 86400,
+          stop: now - 3600,
+          user,
+          type,
+          consumption: used,
+        });
+      }
+    }
+    // Both need the whole cluster: one runs now, the other after it.
+    const a = await submitJob(db.sql, { user: "alice", resources: 5, walltime: 600 });
+    const b = await submitJob(db.sql, { user: "bob", resources: 5, walltime: 600 });
+    // FIFO (the default) favours alice's older job...
+    const fifo = await env.round({}, now);
+    assertEquals(fifo.launched, [a.jobId]);
+    await db.sql`UPDATE jobs SET state = 'Waiting', start_time = 0, assigned_moldable_job = 0
+    WHERE job_id = ${a.jobId}`;
+    await db.sql`DELETE FROM assigned_resources`;
+    // ...fairsharing favours bob: karma 0.1 + 0.1 against 0.9 + 0.9.
+    const fair = await env.round({ JOB_PRIORITY: "FAIRSHARE" }, now);
+    assertEquals(fair.launched, [b.jobId]);
+    assertEquals((await prediction(db, a.moldableIds[0]))?.start, now + 600 + 60);
+    const rows = await db.sql<{ job_id: number; last_karma: number; message: string }[]>`
+    SELECT job_id, last_karma, message FROM jobs ORDER BY job_id`;
+    assertOk(Math.abs(rows[0].last_karma - 1.8) < 1e-6, `alice's karma ${rows[0].last_karma}`);
+    assertOk(Math.abs(rows[1].last_karma - 0.2) < 1e-6, `bob's karma ${rows[1].last_karma}`);
+    assertStringIncludes(rows[0].message, "(Karma=1.800)");
+    assertStringIncludes(rows[1].message, "(Karma=0.200)");
+  },
+);
+
+// --- timesharing ----------------------------------------------------------------------------------
+
+dbTest(
+  "metasched timesharing: compatible jobs share the nodes, incompatible ones wait",
+  async (db) => {
+    const env = await setup(db);
+    const now = await dbNow(db.sql);
+    const ts = (user: string, t: string, name: string | null = null) =>
+      submitJob(db.sql, { user, name, resources: 5, walltime: 600, types: [`timesharing=${t}`] });
+    const a1 = await ts("alice", "user,*");
+    const a2 = await ts("alice", "user,*"); // same user: shares with a1
+    const b1 = await ts("bob", "user,*"); // another user: cannot share with alice's jobs
+    const c1 = await ts("carol", "*,*"); // another mode: shares with no user,* job
+    const r = await env.round({}, now);
+    assertEquals(r.launched, [a1.jobId, a2.jobId]);
+    const pa1 = await prediction(db, a1.moldableIds[0]);
+    const pa2 = await prediction(db, a2.moldableIds[0]);
+    assertEquals(pa2, pa1);
+    const pb1 = await prediction(db, b1.moldableIds[0]);
+    const pc1 = await prediction(db, c1.moldableIds[0]);
+    assertEquals(pb1?.start, now + 660);
+    assertEquals(pc1?.start, now + 1320);
+    // The next round sees a1 and a2 running and still lets a third alice job in beside them,
+    // while a plain job of alice's waits for the resources to be free.
+    await db.sql`UPDATE jobs SET state = 'Running' WHERE state = 'toLaunch'`;
+    // (Short enough to end before bob's job, which holds its reservation from now + 660.)
+    const a3 = await submitJob(db.sql, {
+      user: "alice",
+      resources: 5,
+      walltime: 300,
+      types: ["timesharing=user,*"],
+    });
+    const plain = await submitJob(db.sql, { user: "alice", resources: 1, walltime: 60 });
+    const r2 = await env.round({}, now + 10);
+    assertEquals(r2.launched, [a3.jobId]);
+    assertOk((await prediction(db, plain.moldableIds[0]))!.start >= now + 660, "plain job waits");
+  },
+);
+
+dbTest("metasched timesharing: *,name shares across users by job name only", async (db) => {
+  const env = await setup(db);
+  const now = await dbNow(db.sql);
+  const ts = (user: string, name: string) =>
+    submitJob(db.sql, { user, name, resources: 3, walltime: 600, types: ["timesharing=*,name"] });
+  const x1 = await ts("alice", "x");
+  const x2 = await ts("bob", "x");
+  const y1 = await ts("carol", "y");
+  const r = await env.round({}, now);
+  // x1 and x2 share 3 resources; y1 needs 3 of the 2 left: it waits.
+  assertEquals(r.launched, [x1.jobId, x2.jobId]);
+  assertEquals((await prediction(db, y1.moldableIds[0]))?.start, now + 660);
+});
+
+dbTest("metasched timesharing: a compatible besteffort job is not killed", async (db) => {
+  const env = await setup(db);
+  const now = await dbNow(db.sql);
+  const running = async (rids: number[], user: string) => {
+    const { jobId, moldableIds } = await submitJob(db.sql, {
+      user,
+      queue: "besteffort",
+      types: ["besteffort", "timesharing=user,*"],
+      resources: rids.length,
+      walltime: 36000,
+    });
+    await makeRunning(db.sql, jobId, moldableIds[0], rids, now - 100);
+    return jobId;
+  };
+  const mine = await running(env.rids.slice(0, 2), "alice");
+  const others = await running(env.rids.slice(2, 4), "bob");
+  const j = await submitJob(db.sql, {
+    user: "alice",
+    resources: 4,
+    walltime: 600,
+    types: ["timesharing=user,*"],
+  });
+  const r = await env.round({}, now);
+  assertEquals(r.exitCode, 2);
+  assertEquals(r.fragged, [others]);
+  assertOk(!(await fragged(db, mine)), "alice's besteffort job shares with her job");
+  // bob's job gone (Leon's work), alice's job starts beside her besteffort one.
+  await db.sql`UPDATE jobs SET state = 'Error' WHERE job_id = ${others}`;
+  const r2 = await env.round({}, now + 1);
+  assertEquals(r2.launched, [j.jobId]);
+});
+
+// --- step 12: start predictions to interactive oarsub ------------------------------------------
+
+dbTest("metasched: a waiting interactive job is told its start prediction", async (db) => {
+  const env = await setup(db);
+  await using oarsub = new FakeOarsub();
+  const now = await dbNow(db.sql);
+  await submitJob(db.sql, { resources: 5, walltime: 600 });
+  const { jobId, moldableIds } = await submitJob(db.sql, {
+    resources: 5,
+    walltime: 300,
+    jobType: "INTERACTIVE",
+    infoType: oarsub.infoType,
+  });
+  const r = await env.round({}, now);
+  assertEquals(r.exitCode, 0);
+  assertEquals((await prediction(db, moldableIds[0]))?.start, now + 660);
+  const { message } = await jobRow(db, jobId);
+  await waitFor("the prediction line", () => oarsub.lines.length === 1, 5000);
+  assertEquals(oarsub.lines, [
+    `[${sqlTime(now)}] Start prediction: ${sqlTime(now + 660)} (${message})`,
+  ]);
+  assertStringIncludes(message, "J=I");
+  assertEquals(await fragged(db, jobId), false);
+});
+
+dbTest(
+  "metasched: an interactive job whose oarsub is gone is fragged (LOST_SESSION)",
+  async (db) => {
+    const env = await setup(db);
+    const now = await dbNow(db.sql);
+    await submitJob(db.sql, { resources: 5, walltime: 600 });
+    const port = await freePort(); // nobody listens there
+    const { jobId } = await submitJob(db.sql, {
+      resources: 5,
+      jobType: "INTERACTIVE",
+      infoType: `127.0.0.1:${port}`,
+    });
+    await env.round({}, now);
+    assertOk(await fragged(db, jobId));
+    const ev = await db.sql`SELECT type FROM event_logs WHERE job_id = ${jobId} ORDER BY event_id`;
+    assertEquals(ev.map((e) => e.type), ["LOST_SESSION", "FRAG_JOB_REQUEST"]);
+    assertOk(env.notifier.almightyCommands.includes("Qdel"));
+  },
+);
+
+dbTest(
+  "metasched property (#61): with timesharing jobs, only compatible jobs ever share",
+  async (db) => {
+    await referenceQueues(db.sql);
+    await addCluster(db.sql, ["n1", "n2", "n3"], 4);
+    const notifier = new RecordingNotifier();
+    const config = db.config.with({ HIERARCHY_LABELS: "resource_id,network_address,cpu,core" });
+    let now = await dbNow(db.sql);
+    const r = rng(6161);
+    const modes = [null, null, "user,*", "*,*", "*,name", "user,name"];
+    const users = ["alice", "bob"];
+    let sharing = 0; // pairs of compatible jobs found sharing: the property is not vacuous
+    const names = ["x", "y"];
+    for (let round = 0; round < 6; round++) {
+      for (let k = 0; k < 10; k++) {
+        const mode = modes[Math.floor(r() * modes.length)];
+        await submitJob(db.sql, {
+          user: users[Math.floor(r() * users.length)],
+          name: names[Math.floor(r() * names.length)],
+          resources: 1 + Math.floor(r() * 10),
+          walltime: 30 + Math.floor(r() * 900),
+          types: mode === null ? [] : [`timesharing=${mode}`],
+        });
+      }
+      await metaSchedRound({
+        sql: db.sql,
+        config,
+        log,
+        notifier,
+        now,
+        oarsub: () => Promise.resolve(true),
+      });
+      await db.sql`UPDATE jobs SET state = 'Running' WHERE state = 'toLaunch'`;
+      await db.sql`UPDATE jobs SET state = 'Terminated' WHERE state = 'Running' AND job_id % 4 = ${
+        round % 4
+      }`;
+      const occ = await db.sql<
+        {
+          job_id: number;
+          start: number;
+          stop: number;
+          job_user: string;
+          job_name: string;
+          ts: string | null;
+          rids: number[];
+        }[]
+      >`
+      SELECT j.job_id, g.start_time AS start, g.start_time + m.moldable_walltime AS stop,
+        j.job_user, j.job_name,
+        (SELECT t.type FROM job_types t WHERE t.job_id = j.job_id LIMIT 1) AS ts,
+        array_agg(r.resource_id) AS rids
+      FROM gantt_jobs_predictions g
+      JOIN moldable_job_descriptions m ON m.moldable_id = g.moldable_job_id
+      JOIN jobs j ON j.job_id = m.moldable_job_id
+      JOIN gantt_jobs_resources r ON r.moldable_job_id = g.moldable_job_id
+      WHERE j.state NOT IN ('Error', 'Terminated')
+      GROUP BY j.job_id, g.start_time, m.moldable_walltime`;
+      const key = (o: typeof occ[number]) =>
+        timesharingKey(o.ts ? [o.ts] : [], o.job_user, o.job_name);
+      for (let i = 0; i < occ.length; i++) {
+        for (let k = i + 1; k < occ.length; k++) {
+          const a = occ[i], b = occ[k];
+          if (!(a.start < b.stop && b.start < a.stop)) continue;
+          const shared = a.rids.filter((x) => b.rids.includes(x));
+          if (shared.length === 0) continue;
+          sharing++;
+          assertOk(
+            key(a) !== null && key(a) === key(b),
+            `round ${round}: jobs ${a.job_id} (${a.ts}) and ${b.job_id} (${b.ts}) share ${shared}`,
+          );
+        }
+      }
+      now += 200 + Math.floor(r() * 400);
+    }
+    assertOk(sharing > 0, "some timesharing jobs shared resources");
   },
 );

@@ -166,3 +166,53 @@ Deno.test("kamelot: property (#61) — random workloads never oversubscribe", ()
     }
   }
 });
+
+// --- timesharing ----------------------------------------------------------------------------
+
+Deno.test("kamelot: timesharing jobs of the same key share, other keys and plain jobs do not", () => {
+  const hy = hierarchy(1, 4);
+  const slots = new SlotSet(range(0, 3), 0);
+  const r = scheduleJobs(slots, hy, [
+    job(1, 100, 4, 4, { timesharing: "A" }), // [0, 99] on all 4
+    job(2, 100, 4, 4, { timesharing: "A" }), // same key: shares them at once
+    job(3, 50, 2, 4, { timesharing: "A" }), // same key again, fewer resources
+    job(4, 100, 1, 4, { timesharing: "B" }), // another key: after them
+    job(5, 100, 1, 4), // not timesharing: after them, beside job 4
+    job(6, 10, 1, 4, { timesharing: "B" }), // shares job 4's resource
+  ]);
+  const at = new Map(r.placed.map((p) => [p.jobId, p]));
+  assertEquals([1, 2, 3, 4, 5, 6].map((id) => at.get(id)?.start), [0, 0, 0, 100, 100, 100]);
+  assertEquals(at.get(6)!.res, at.get(4)!.res);
+  assertOk(!overlaps(at.get(5)!.res, at.get(4)!.res), "a plain job never shares");
+  assertEquals(r.skipped.size, 0);
+});
+
+Deno.test("kamelot: property (#61) — with timesharing, only jobs of one key ever share", () => {
+  const keys = [null, null, "A", "B"];
+  for (let seed = 1; seed <= 40; seed++) {
+    const r = rng(1000 + seed);
+    const hosts = 1 + Math.floor(r() * 4), cores = 1 + Math.floor(r() * 6);
+    const total = hosts * cores;
+    const slots = new SlotSet(range(0, total - 1), 0);
+    const jobs: SchedJob[] = [];
+    for (let k = 1; k <= 40; k++) {
+      const n = 1 + Math.floor(r() * total);
+      jobs.push(job(k, 1 + Math.floor(r() * 300), n, total, {
+        minStart: Math.floor(r() * 100),
+        timesharing: keys[Math.floor(r() * keys.length)],
+      }));
+    }
+    const res = scheduleJobs(slots, hierarchy(hosts, cores), jobs);
+    const placed = res.placed;
+    for (let i = 0; i < placed.length; i++) {
+      for (let j = i + 1; j < placed.length; j++) {
+        const a = placed[i], b = placed[j];
+        const timeOverlap = a.start < b.start + b.walltime && b.start < a.start + a.walltime;
+        if (!timeOverlap || !overlaps(a.res, b.res)) continue;
+        const ok = a.timesharing != null && a.timesharing === b.timesharing;
+        assertOk(ok, `seed ${seed}: jobs ${a.jobId} and ${b.jobId} overlap`);
+      }
+    }
+    assertEquals(res.skipped.size, 0, `seed ${seed}: every job fits eventually`);
+  }
+});

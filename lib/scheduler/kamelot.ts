@@ -30,6 +30,11 @@ export interface SchedJob {
   minStart: number;
   /** Jobs that must end first: their planned end bounds this job's start. */
   after?: number[];
+  /**
+   * Timesharing key (timesharing.ts): the job may share resources with jobs of the same key,
+   * and with no other. Absent: the job needs its resources to itself (DECISIONS #61).
+   */
+  timesharing?: string | null;
 }
 
 export interface Placement {
@@ -39,6 +44,7 @@ export interface Placement {
   /** Security time included. */
   walltime: number;
   res: Itvs;
+  timesharing?: string | null;
 }
 
 export interface ScheduleResult {
@@ -81,17 +87,19 @@ export function scheduleJobs(
       }
       const useCache = minStart === job.minStart && (job.after ?? []).length === 0;
       let best: Placement | null = null;
+      const ts = job.timesharing ?? null;
       for (const m of job.moldables) {
-        const key = useCache && m.cacheKey ? m.cacheKey : null;
+        // What a timesharing job may use depends on its key: the key is part of the request.
+        const key = useCache && m.cacheKey
+          ? (ts === null ? m.cacheKey : ts + "|" + m.cacheKey)
+          : null;
         const cached = key === null ? undefined : cache.get(key);
         if (cached === Infinity) continue;
         const from = Math.max(minStart, cached ?? minStart);
-        const fit = slots.findFirst(
-          from,
-          m.walltime,
-          (avail) => matchGroups(hy, m.groups, avail),
-          { minCount: minResources(m.groups) },
-        );
+        const match = (avail: Itvs) => matchGroups(hy, m.groups, avail);
+        const fit = ts === null
+          ? slots.findFirst(from, m.walltime, match, { minCount: minResources(m.groups) })
+          : slots.findFirstShared(from, m.walltime, match, ts);
         if (key !== null) cache.set(key, fit ? fit.start : Infinity);
         if (fit === null) continue;
         const end = fit.start + m.walltime;
@@ -102,6 +110,7 @@ export function scheduleJobs(
             start: fit.start,
             walltime: m.walltime,
             res: fit.value,
+            timesharing: ts,
           };
         }
       }
@@ -109,7 +118,7 @@ export function scheduleJobs(
         skipped.set(job.jobId, "not enough resources match the request");
         continue;
       }
-      slots.occupy(best.start, best.start + best.walltime - 1, best.res);
+      slots.occupy(best.start, best.start + best.walltime - 1, best.res, ts);
       plannedEnd.set(job.jobId, best.start + best.walltime);
       placed.push(best);
     } catch (e) {

@@ -41,3 +41,11 @@ export const tcpOarsubNotify: OarsubNotify = async (infoType, lines) => {
     }
   }
 };
+
+/** `YYYY-MM-DD hh:mm:ss` in local time: OAR's local_to_sql, as oarsub shows it to the user. */
+export function sqlTime(epoch: number): string {
+  const d = new Date(epoch * 1000);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}

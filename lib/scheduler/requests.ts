@@ -10,6 +10,7 @@ import { intersect } from "./intervals.ts";
 import { DEFAULT_GROUP_PROPERTY, type FilterCache } from "./filters.ts";
 import type { MoldableRequest, SchedJob } from "./kamelot.ts";
 import type { ResourceSet } from "./resource_set.ts";
+import { timesharingKey } from "./timesharing.ts";
 
 export interface RawGroup {
   property: string | null;
@@ -257,7 +258,13 @@ export function toSchedJob(
     if (d.state === null) continue; // no such job: nothing to wait for
     after.push(d.required);
   }
-  return { jobId: job.jobId, moldables, minStart: now, after };
+  return {
+    jobId: job.jobId,
+    moldables,
+    minStart: now,
+    after,
+    timesharing: timesharingKey(job.types, job.user, job.name),
+  };
 }
 
 /** OAR's duration text (`H:MM:SS`). */

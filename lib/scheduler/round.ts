@@ -17,6 +17,7 @@ import type { Logger } from "../log.ts";
 import type { Notifier } from "../notifier.ts";
 import { InteractiveMessages } from "../protocol.ts";
 import { FilterCache } from "./filters.ts";
+import { fairshareSettings, karmaText, loadConsumption, saveKarma, sortByKarma } from "./karma.ts";
 import {
   copyGanttToVisu,
   CURRENT_STATES,
@@ -30,7 +31,7 @@ import {
 import { matchGroups } from "./hierarchy.ts";
 import { contains, difference, type Itvs, overlaps } from "./intervals.ts";
 import { type SchedJob, scheduleJobs } from "./kamelot.ts";
-import { type OarsubNotify, tcpOarsubNotify } from "./oarsub_notify.ts";
+import { type OarsubNotify, sqlTime, tcpOarsubNotify } from "./oarsub_notify.ts";
 import {
   buildGroups,
   durationText,
@@ -43,6 +44,7 @@ import {
 } from "./requests.ts";
 import { loadResourceSet, type ResourceSet, toOrderedIds, toResourceIds } from "./resource_set.ts";
 import { MAX_TIME, SlotSet } from "./slots.ts";
+import { timesharingKey } from "./timesharing.ts";
 
 export interface RoundContext {
   sql: Sql;
@@ -104,6 +106,14 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
   for (const [t, itvs] of rs.availableUpto) slots.occupy(Math.max(t, now), MAX_TIME, itvs);
   lap("resources");
 
+  const priority = config.str("JOB_PRIORITY").trim().toUpperCase();
+  if (priority !== "" && priority !== "FIFO" && priority !== "FAIRSHARE") {
+    log.warn("JOB_PRIORITY={p} is not supported; jobs are ordered FIFO", { p: priority });
+  }
+  const fairshare = priority === "FAIRSHARE"
+    ? fairshareSettings(config, (msg) => log.warn("{msg}", { msg }))
+    : null;
+  const karmas = new Map<number, number>();
   const skipped = new Map<number, string>();
   const messages = new Map<number, string>();
   const stateChanges: StateChange[] = [];
@@ -127,7 +137,7 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
       }
       // A job past its walltime still holds its resources until it is really gone.
       const end = Math.max(g.start + occupied - 1, CURRENT.has(g.state) ? now : 0);
-      slots.occupy(g.start, end, toOrderedIds(rs, g.rids));
+      slots.occupy(g.start, end, toOrderedIds(rs, g.rids), timesharingKey(g.types, g.user, g.name));
     }
     let besteffortPlaced = false;
     const placeBesteffort = () => {
@@ -135,7 +145,12 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
       besteffortPlaced = true;
       for (const g of besteffortRunning) {
         const end = Math.max(g.start + g.walltime + security + g.suspendedFor - 1, now);
-        slots.occupy(g.start, end, toOrderedIds(rs, g.rids));
+        slots.occupy(
+          g.start,
+          end,
+          toOrderedIds(rs, g.rids),
+          timesharingKey(g.types, g.user, g.name),
+        );
       }
     };
     const ganttRows: GanttRow[] = [];
@@ -169,7 +184,18 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
         continue;
       }
       // Kamelot on the group's queues together.
-      const waiting = await loadWaitingJobs(tx, active.map((q) => q.queue_name), maxJobs);
+      let waiting = await loadWaitingJobs(tx, active.map((q) => q.queue_name), maxJobs);
+      let karma: Map<number, number> | null = null;
+      if (fairshare !== null && waiting.length > 0) {
+        const used = await loadConsumption(
+          tx,
+          active.map((q) => q.queue_name),
+          now,
+          fairshare.windowSize,
+        );
+        ({ ordered: waiting, karma } = sortByKarma(waiting, used, fairshare));
+        for (const [id, k] of karma) karmas.set(id, k);
+      }
       lap("jobs_load");
       if (waiting.length > 0) {
         // Own READ ONLY transaction on another connection: never the one writing the Gantt.
@@ -190,7 +216,17 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
           const rids = toResourceIds(rs, p.res);
           ganttRows.push({ moldableId: p.moldableId, start: p.start, rids });
           const j = rows.get(p.jobId)!;
-          messages.set(p.jobId, jobMessage(j, rids.length, p.walltime - security, false));
+          const k = karma?.get(p.jobId);
+          messages.set(
+            p.jobId,
+            jobMessage(
+              j,
+              rids.length,
+              p.walltime - security,
+              false,
+              k === undefined ? undefined : karmaText(k),
+            ),
+          );
         }
       }
       for (const q of active) {
@@ -207,6 +243,7 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
     await saveGanttRows(tx, ganttRows);
     lap("gantt_save");
     await saveMessages(tx, messages);
+    await saveKarma(tx, karmas);
     if (notActive.length > 0) {
       await tx`UPDATE queues SET state = 'notActive' WHERE queue_name IN ${tx(notActive)}`;
     }
@@ -230,11 +267,17 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
         job_start: number;
         walltime: number;
         message: string;
+        job_user: string;
+        job_name: string | null;
+        types: string[] | null;
         rids: number[];
       }[]
     >`
       SELECT j.job_id, g.moldable_job_id AS moldable_id, g.start_time AS start, j.reservation,
-        j.start_time AS job_start, m.moldable_walltime AS walltime, j.message,
+        j.start_time AS job_start, m.moldable_walltime AS walltime, j.message, j.job_user,
+        j.job_name,
+        (SELECT array_agg(t.type::text) FROM job_types t
+         WHERE t.job_id = j.job_id AND t.types_index = 'CURRENT') AS types,
         (SELECT array_agg(r.resource_id ORDER BY r.resource_id) FROM gantt_jobs_resources r
          WHERE r.moldable_job_id = g.moldable_job_id) AS rids
       FROM gantt_jobs_predictions g
@@ -248,7 +291,10 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
   const toKill = new Set<number>();
   for (const c of candidates) {
     const need = toOrderedIds(rs, c.rids ?? []);
+    const ts = timesharingKey(c.types ?? [], c.job_user, c.job_name);
     for (const be of besteffort) {
+      // A besteffort job timesharing-compatible with the newcomer may stay beside it.
+      if (ts !== null && be.timesharing === ts) continue;
       if (be.jobId !== Number(c.job_id) && overlaps(need, toOrderedIds(rs, be.rids))) {
         toKill.add(be.jobId);
       }
@@ -287,6 +333,10 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
     await copyGanttToVisu(tx);
   });
   lap("visu");
+
+  // Step 12: waiting interactive users learn when their job should start.
+  await notifyStartPredictions(sql, notifier, oarsub, now, log);
+  lap("predictions");
 
   // Steps 13–14: reservation and interactive outcomes reported to oarsub.
   const toError = await sql<
@@ -465,9 +515,21 @@ async function saveMessages(tx: Queryable, messages: Map<number, string>): Promi
 }
 
 /** Besteffort jobs holding resources now. */
-async function runningBesteffort(sql: Queryable): Promise<{ jobId: number; rids: number[] }[]> {
-  const rows = await sql<{ job_id: number; rids: number[] | null }[]>`
-    SELECT j.job_id,
+async function runningBesteffort(
+  sql: Queryable,
+): Promise<{ jobId: number; rids: number[]; timesharing: string | null }[]> {
+  const rows = await sql<
+    {
+      job_id: number;
+      job_user: string;
+      job_name: string | null;
+      types: string[] | null;
+      rids: number[] | null;
+    }[]
+  >`
+    SELECT j.job_id, j.job_user, j.job_name,
+      (SELECT array_agg(t.type::text) FROM job_types t
+       WHERE t.job_id = j.job_id AND t.types_index = 'CURRENT') AS types,
       (SELECT array_agg(ar.resource_id) FROM assigned_resources ar
        WHERE ar.moldable_job_id = j.assigned_moldable_job
          AND ar.assigned_resource_index = 'CURRENT') AS rids
@@ -476,7 +538,11 @@ async function runningBesteffort(sql: Queryable): Promise<{ jobId: number; rids:
       AND (j.queue_name = 'besteffort' OR EXISTS (
         SELECT 1 FROM job_types t WHERE t.job_id = j.job_id AND t.types_index = 'CURRENT'
           AND t.type = 'besteffort'))`;
-  return rows.map((r) => ({ jobId: Number(r.job_id), rids: (r.rids ?? []).map(Number) }));
+  return rows.map((r) => ({
+    jobId: Number(r.job_id),
+    rids: (r.rids ?? []).map(Number),
+    timesharing: timesharingKey(r.types ?? [], r.job_user, r.job_name),
+  }));
 }
 
 /**
@@ -540,4 +606,50 @@ async function launchJobs(
   for (const id of launched) notifier.commander({ job_id: id, cmd: "OARRUN", args: [] });
   if (launched.length > 0) log.info("launched jobs: {ids}", { ids: launched.join(",") });
   return launched;
+}
+
+/**
+ * Step 12: each interactive job still waiting is told its predicted start
+ * (`[now] Start prediction: start (message)`), every round. An oarsub that cannot be reached
+ * has gone: its job is fragged (event LOST_SESSION) and Almighty told (Qdel), as OAR does.
+ * The notifications go out concurrently: one unreachable host does not delay the others.
+ */
+async function notifyStartPredictions(
+  sql: Sql,
+  notifier: Notifier,
+  oarsub: OarsubNotify,
+  now: number,
+  log: Logger,
+): Promise<void> {
+  const jobs = await sql<
+    { job_id: number; info_type: string | null; message: string; start: number }[]
+  >`
+    SELECT j.job_id, j.info_type, j.message, MIN(g.start_time) AS start
+    FROM jobs j
+    JOIN moldable_job_descriptions m ON m.moldable_job_id = j.job_id
+    JOIN gantt_jobs_predictions g ON g.moldable_job_id = m.moldable_id
+    WHERE j.state = 'Waiting' AND j.job_type = 'INTERACTIVE' AND j.reservation = 'None'
+      AND NOT EXISTS (SELECT 1 FROM frag_jobs f WHERE f.frag_id_job = j.job_id)
+    GROUP BY j.job_id, j.info_type, j.message
+    ORDER BY j.job_id`;
+  if (jobs.length === 0) return;
+  const nowText = sqlTime(now);
+  const sent = await Promise.all(jobs.map((j) =>
+    oarsub(j.info_type, [
+      InteractiveMessages.startPrediction(nowText, sqlTime(j.start), j.message),
+    ])
+  ));
+  let lost = 0;
+  for (let i = 0; i < jobs.length; i++) {
+    if (sent[i]) continue;
+    const id = Number(jobs[i].job_id);
+    log.warn("job {id}: cannot reach its interactive oarsub; job fragged", { id });
+    await addEvent(sql, {
+      type: "LOST_SESSION",
+      jobId: id,
+      description: `Cannot notify the interactive oarsub of the job ${id}: session lost`,
+    });
+    if (await fragJob(sql, id, "oar") === FragResult.ok) lost++;
+  }
+  if (lost > 0) notifier.almighty("Qdel");
 }

@@ -19,7 +19,7 @@ import {
   toItvs,
   wordsFor,
 } from "./bitset.ts";
-import type { Itvs } from "./intervals.ts";
+import { intersect, type Itvs, union } from "./intervals.ts";
 
 /** OAR's end of time (2^31 - 1): available_upto's "forever" as well. */
 export const MAX_TIME = 2147483647;
@@ -39,7 +39,26 @@ export class Slot {
      * window only changes those (a slot of a mostly idle period has few).
      */
     public partial: number[],
+    /**
+     * Resources held by timesharing jobs during the slot, by sharing key (timesharing.ts):
+     * not free, yet usable by jobs of the same key. Null when none (the usual case). The map
+     * and its sets are never changed in place: slots split from one another may share them.
+     */
+    public ts: ReadonlyMap<string, Itvs> | null = null,
   ) {}
+
+  /** Resources a job of timesharing key `key` may use during the slot. */
+  sharedFree(key: string): Itvs {
+    const held = this.ts?.get(key);
+    return held === undefined ? this.free : union(this.free, held);
+  }
+
+  /** Records `res` as held by timesharing jobs of key `key`. */
+  share(key: string, res: Itvs): void {
+    const ts = new Map(this.ts ?? []);
+    ts.set(key, union(ts.get(key) ?? [], res));
+    this.ts = ts;
+  }
 
   /** The free resources as an interval set (computed once per change). */
   get free(): Itvs {
@@ -103,16 +122,21 @@ export class SlotSet {
     const i = this.indexAt(t);
     const s = this.slots[i];
     if (t <= s.b || t > s.e) return t <= s.b ? i : i + 1;
-    this.slots.splice(i + 1, 0, new Slot(t, s.e, s.bits.slice(), s.n, s.partial.slice()));
+    this.slots.splice(
+      i + 1,
+      0,
+      new Slot(t, s.e, s.bits.slice(), s.n, s.partial.slice(), s.ts),
+    );
     s.e = t - 1;
     return i + 1;
   }
 
   /**
    * Removes `res` from the free sets over `[start, end]` (inclusive), splitting the slots at
-   * both boundaries. Parts outside the slot set's span are ignored.
+   * both boundaries. Parts outside the slot set's span are ignored. With a timesharing key,
+   * the resources stay usable by jobs of that key (and by no other job).
    */
-  occupy(start: number, end: number, res: Itvs): void {
+  occupy(start: number, end: number, res: Itvs, tsKey?: string | null): void {
     const first = this.slots[0].b;
     const last = this.slots[this.slots.length - 1].e;
     const a = Math.max(start, first);
@@ -120,7 +144,39 @@ export class SlotSet {
     if (a > b || res.length === 0) return;
     const i = this.splitAt(a);
     if (b < last) this.splitAt(b + 1);
-    for (let k = i; k < this.slots.length && this.slots[k].e <= b; k++) this.slots[k].remove(res);
+    for (let k = i; k < this.slots.length && this.slots[k].e <= b; k++) {
+      this.slots[k].remove(res);
+      if (tsKey) this.slots[k].share(tsKey, res);
+    }
+  }
+
+  /**
+   * findFirst for a timesharing job of key `key`: a window's resources are, in each of its
+   * slots, the free ones plus those held by jobs of the same key. Interval sets rather than
+   * bitsets: only timesharing jobs take this path, and the common one stays as fast.
+   */
+  findFirstShared<T>(
+    minStart: number,
+    duration: number,
+    match: (avail: Itvs) => T | null,
+    key: string,
+  ): Fit<T> | null {
+    const s = this.slots;
+    for (let i = this.indexAt(minStart); i < s.length; i++) {
+      const start = Math.max(s[i].b, minStart);
+      const end = start + duration - 1;
+      if (end > MAX_TIME) return null;
+      let avail = s[i].sharedFree(key);
+      let j = i;
+      while (s[j].e < end && avail.length > 0) {
+        if (++j >= s.length) return null;
+        avail = intersect(avail, s[j].sharedFree(key));
+      }
+      if (avail.length === 0) continue;
+      const value = match(avail);
+      if (value !== null) return { start, index: i, value };
+    }
+    return null;
   }
 
   /**

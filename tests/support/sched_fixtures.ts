@@ -22,6 +22,8 @@ export interface MoldableSpec {
 
 export interface SubmitSpec {
   user?: string;
+  /** jobs.project ('default' when absent). */
+  project?: string;
   queue?: string;
   properties?: string | null;
   moldables?: MoldableSpec[];
@@ -57,7 +59,9 @@ export async function submitJob(
         project, command, queue_name, properties, launching_directory, submission_time,
         start_time, checkpoint_signal, stdout_file, stderr_file, initial_request)
       VALUES (${spec.name ?? null}, ${spec.jobType ?? "PASSIVE"}, ${spec.infoType ?? null},
-        ${state}, ${ar ? "toSchedule" : "None"}, '', ${spec.user ?? "alice"}, 'default',
+        ${state}, ${ar ? "toSchedule" : "None"}, '', ${spec.user ?? "alice"}, ${
+      spec.project ?? "default"
+    },
         'sleep 60', ${spec.queue ?? "default"}, ${spec.properties ?? null}, '/tmp', ${now},
         ${ar ? spec.reservationStart! : 0}, 12, 'OAR.%jobid%.stdout', 'OAR.%jobid%.stderr',
         'oarsub')
@@ -156,4 +160,24 @@ export async function makeRunning(
   await sql`
     INSERT INTO assigned_resources (moldable_job_id, resource_id, assigned_resource_index)
     SELECT ${moldableId}, r, 'CURRENT' FROM unnest(${rids}::int[]) AS r`;
+}
+
+/** One accounting row (a window of consumption), as the accounting module writes it. */
+export async function addAccounting(
+  sql: Queryable,
+  row: {
+    start: number;
+    stop: number;
+    user: string;
+    project?: string;
+    queue?: string;
+    type: "ASKED" | "USED";
+    consumption: number;
+  },
+): Promise<void> {
+  await sql`
+    INSERT INTO accounting (window_start, window_stop, accounting_user, accounting_project,
+      queue_name, consumption_type, consumption)
+    VALUES (${row.start}, ${row.stop}, ${row.user}, ${row.project ?? "default"},
+      ${row.queue ?? "default"}, ${row.type}, ${row.consumption})`;
 }
