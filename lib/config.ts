@@ -154,6 +154,18 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
   },
   MAX_JOB_PER_QUEUES_GROUP_SCHEDULING_ROUND: { value: 1000, doc: "jobs scheduled per queue group" },
   JOB_PRIORITY: { value: "FIFO", doc: "FIFO or FAIRSHARE" },
+  SCHEDULER_FAIRSHARING_WINDOW_SIZE: {
+    value: 2592000,
+    doc: "seconds of accounting history used for karma",
+  },
+  SCHEDULER_FAIRSHARING_PROJECT_TARGETS: {
+    value: "{}",
+    doc: "target share in % per project, {proj => 75, other => 25}",
+  },
+  SCHEDULER_FAIRSHARING_USER_TARGETS: { value: "{}", doc: "target share in % per user" },
+  SCHEDULER_FAIRSHARING_COEF_PROJECT: { value: 0, doc: "weight of the project's used share" },
+  SCHEDULER_FAIRSHARING_COEF_USER: { value: 1, doc: "weight of the user's used share" },
+  SCHEDULER_FAIRSHARING_COEF_USER_ASK: { value: 1, doc: "weight of the user's asked share" },
   QUOTAS: { value: "no", doc: "enable quotas" },
   METASCHEDULER_MODE: { value: "internal", doc: "internal (Kamelot) or external schedulers" },
   SCHEDULERS_PATH: { value: "", doc: "directory of external scheduler programs" },

@@ -1,7 +1,11 @@
 /**
  * meta_sched (OAR's `kao`): one scheduling round, run by almighty. The exit code is the API
  * (spec §11): 0 normal, 1 run again at once, 2 besteffort jobs were fragged (run Leon).
+ * With energy saving on and greta run by almighty, the round's halt and wake-up decisions
+ * (spec §11 step 10) go to greta.
  */
+import { dbNow } from "../lib/db/client.ts";
+import { energyDecisions, energySavingEnabled, gretaMessages, sendToGreta } from "../lib/energy.ts";
 import { runOneShot } from "../lib/oneshot.ts";
 import { metaSchedRound } from "../lib/scheduler/round.ts";
 
@@ -14,6 +18,16 @@ export async function main(_args: string[]): Promise<number> {
       s: report.skipped.size,
       t: Object.entries(report.timings).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(", "),
     });
+    if (energySavingEnabled(config) && config.bool("ENERGY_SAVING_INTERNAL")) {
+      const decisions = await energyDecisions(sql, config, await dbNow(sql));
+      if (decisions.halt.length || decisions.wake.length) {
+        log.info("energy saving: halt {halt}, wake up {wake}", {
+          halt: decisions.halt.join(" ") || "-",
+          wake: decisions.wake.join(" ") || "-",
+        });
+      }
+      await sendToGreta(config, gretaMessages(decisions), log);
+    }
     return report.exitCode;
   }, { poolSize: 5 });
 }
