@@ -35,6 +35,7 @@ import { type JobRequest, submitJobs } from "../lib/submission/submit.ts";
 import { generateKeyPair, type KeyPair } from "../lib/submission/job_key.ts";
 import { osUserName } from "../lib/cli/identity.ts";
 import pLimit from "p-limit";
+import { freePortBase } from "../tests/support/server.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -78,23 +79,6 @@ function options(): Options {
     keepLog: values["keep-log"],
     logLevel: Number(values["log-level"]),
   };
-}
-
-/** A port base with base..base+6 free (proxy, almighty, commander, greta). */
-function freePortBase(): number {
-  for (let i = 0; i < 200; i++) {
-    const base = 20000 + Math.floor(Math.random() * 40000);
-    const ok = [0, 4, 5, 6].every((d) => {
-      try {
-        Deno.listen({ hostname: "127.0.0.1", port: base + d }).close();
-        return true;
-      } catch {
-        return false;
-      }
-    });
-    if (ok) return base;
-  }
-  throw new Error("no free port range");
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -298,7 +282,7 @@ async function runPhase(
   opts: Options,
   minBetween: number,
 ): Promise<void> {
-  const base = freePortBase();
+  const base = await freePortBase();
   const confPath = join(varDir, "oar.conf");
   await Deno.writeTextFile(
     confPath,
