@@ -20,3 +20,19 @@ export function moduleCommand(name: EntryName, config: Config, args: string[] = 
   if (oardir) return { program: joinPath(oardir, name), args, env };
   return { program: Deno.execPath(), args: denoRunArgs(name, config, args), env };
 }
+
+/**
+ * `oarexec --detached` in a session of its own (through `setsid`), so that it outlives the
+ * process that started it (bipbip with the local launcher, or oarexec's own relay under ssh),
+ * with stdin for the descriptor and stdout for the rendezvous line.
+ */
+export function spawnDetachedOarexec(config: Config): Deno.ChildProcess {
+  const cmd = moduleCommand("oarexec", config, ["--detached"]);
+  return new Deno.Command("setsid", {
+    args: [cmd.program, ...cmd.args],
+    env: cmd.env,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}

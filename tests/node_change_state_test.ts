@@ -12,29 +12,20 @@ import { getJob, type JobState } from "../lib/jobs.ts";
 import { moduleLogger } from "../lib/log.ts";
 import { runNodeChangeState } from "../lib/node_change_state.ts";
 import { RecordingNotifier } from "../lib/notifier.ts";
-import type { OarexecSignal, OarexecSignaller } from "../lib/oarexec_signal.ts";
+import { RecordingSignaller } from "./support/signaller.ts";
 import { getResource } from "../lib/resources.ts";
 import { resubmitJob } from "../lib/resubmit.ts";
-
-class FakeSignaller implements OarexecSignaller {
-  readonly calls: [string, number, OarexecSignal][] = [];
-  constructor(readonly error: string | null = null) {}
-  signal(host: string, jobId: number, sig: OarexecSignal): Promise<string | null> {
-    this.calls.push([host, jobId, sig]);
-    return Promise.resolve(this.error);
-  }
-}
 
 interface Run {
   code: number;
   notifier: RecordingNotifier;
-  signaller: FakeSignaller;
+  signaller: RecordingSignaller;
 }
 
 async function ncs(
   db: TestDb,
   extra: Record<string, string | number> = {},
-  signaller = new FakeSignaller(),
+  signaller = new RecordingSignaller(),
 ): Promise<Run> {
   const notifier = new RecordingNotifier();
   const code = await runNodeChangeState({
@@ -264,7 +255,7 @@ dbTest("suspend: the after-suspend script succeeds: Suspended", async (db) => {
 dbTest("suspend: oarexec cannot be reached: SUSPEND_ERROR, job fragged, exit 2", async (db) => {
   const [r] = await insertResources(db.sql, ["node-a"], 1);
   const id = await jobWithEvent(db, "HOLD_RUNNING_JOB", { state: "Running", resources: [r] });
-  const run = await ncs(db, {}, new FakeSignaller("ssh: timed out"));
+  const run = await ncs(db, {}, new RecordingSignaller("ssh: timed out"));
   assertEquals([run.code, await state(db, id)], [2, "Running"]);
   const [ev] = await jobEvents(db.sql, id, "SUSPEND_ERROR");
   assertEquals(ev.hostnames, ["node-a"]);

@@ -12,31 +12,21 @@ import { fragState } from "../lib/frag.ts";
 import { moduleLogger } from "../lib/log.ts";
 import { withModuleLock } from "../lib/module_lock.ts";
 import { RecordingNotifier } from "../lib/notifier.ts";
-import type { OarexecSignal, OarexecSignaller } from "../lib/oarexec_signal.ts";
+import { RecordingSignaller } from "./support/signaller.ts";
 import { getResource } from "../lib/resources.ts";
 import { leonDelays, runSarko } from "../lib/sarko.ts";
-
-/** Records the signals sarko sends; answers with `error` (null: success). */
-class FakeSignaller implements OarexecSignaller {
-  readonly calls: [string, number, OarexecSignal][] = [];
-  constructor(readonly error: string | null = null) {}
-  signal(host: string, jobId: number, sig: OarexecSignal): Promise<string | null> {
-    this.calls.push([host, jobId, sig]);
-    return Promise.resolve(this.error);
-  }
-}
 
 interface Run {
   code: number;
   notifier: RecordingNotifier;
-  signaller: FakeSignaller;
+  signaller: RecordingSignaller;
 }
 
 async function sarko(
   db: TestDb,
   now: number,
   extra: Record<string, string | number> = {},
-  signaller = new FakeSignaller(),
+  signaller = new RecordingSignaller(),
 ): Promise<Run> {
   const notifier = new RecordingNotifier();
   const code = await runSarko({
@@ -159,7 +149,7 @@ dbTest("checkpoint: before the window nothing is sent", async (db) => {
 dbTest("checkpoint: a failed signal is a CHECKPOINT_ERROR event", async (db) => {
   const id = await runningJob(db);
   await db.sql`UPDATE jobs SET checkpoint = 30 WHERE job_id = ${id}`;
-  const run = await sarko(db, 45, {}, new FakeSignaller("ssh: connect refused"));
+  const run = await sarko(db, 45, {}, new RecordingSignaller("ssh: connect refused"));
   assertEquals(run.code, 0);
   const [err] = await jobEvents(db.sql, id, "CHECKPOINT_ERROR");
   assertEquals(err.description, "[Sarko]ssh: connect refused");

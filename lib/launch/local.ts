@@ -5,7 +5,7 @@
  */
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { moduleCommand } from "../spawn.ts";
+import { spawnDetachedOarexec } from "../spawn.ts";
 import type { Launcher, LaunchResult, SignalOptions } from "./launcher.ts";
 import { awaitRendezvous } from "./rendezvous.ts";
 import { signalOarexecScript } from "./signal_script.ts";
@@ -16,16 +16,9 @@ export class LocalLauncher implements Launcher {
   constructor(readonly config: Config, readonly log?: Logger) {}
 
   async launch(host: string, descriptor: string): Promise<LaunchResult> {
-    const cmd = moduleCommand("oarexec", this.config, ["--detached"]);
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command("setsid", {
-        args: [cmd.program, ...cmd.args],
-        env: cmd.env,
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+      child = spawnDetachedOarexec(this.config);
     } catch (e) {
       this.log?.error("cannot start oarexec for {host}: {error}", { host, error: String(e) });
       return { rendezvous: false, exitCode: null, output: String(e) };

@@ -16,6 +16,7 @@ import { Config, loadConfig } from "../config.ts";
 import { readDescriptor } from "./descriptor_input.ts";
 import { OarexecLog } from "./log.ts";
 import { runOarexec } from "./run.ts";
+import { spawnDetachedOarexec } from "../spawn.ts";
 
 /** The reference hard-codes this transfer limit (BIPBIP_OAREXEC_HASHTABLE_SEND_TIMEOUT). */
 const DESCRIPTOR_TIMEOUT_MS = 30_000;
@@ -79,20 +80,9 @@ function closeStdio(): void {
  * rendezvous line (printed on, then exit 0) or its early exit (whose code is ours).
  */
 async function relayDetached(text: string, rendezvous: string, log: OarexecLog): Promise<number> {
-  // Imported here only: lib/spawn.ts pulls in the permission table and with it the database
-  // client and the ZeroMQ binding, whose loading would cost every job start (the detached
-  // oarexec, which does the job, never needs them).
-  const { moduleCommand } = await import("../spawn.ts");
-  const cmd = moduleCommand("oarexec", nodeConfigOrDefault(), ["--detached"]);
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command("setsid", {
-      args: [cmd.program, ...cmd.args],
-      env: cmd.env,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    child = spawnDetachedOarexec(nodeConfigOrDefault());
   } catch (e) {
     log.info(`cannot start the detached oarexec: ${e}`);
     return 31;
