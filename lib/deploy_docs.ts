@@ -36,8 +36,16 @@ export function permissionsDoc(): string {
     { LOG_FILE: "/var/log/oar.log", DB_HOSTNAME: "localhost" },
     "/etc/oar/oar.conf",
   );
-  const generic = (flag: string) =>
-    flag.replaceAll(Deno.execPath(), "<deno>").replaceAll(projectRoot, "<install dir>");
+  // Values are re-sorted after the substitution: the order of the real paths depends on where
+  // the tree is installed (a checkout under /check sorts before /etc), the document must not.
+  const generic = (flag: string) => {
+    const [name, values] = flag.split(/=(.*)/s);
+    if (values === undefined) return flag;
+    const placeholders = values.split(",").map((v) =>
+      v.replaceAll(Deno.execPath(), "<deno>").replaceAll(projectRoot, "<install dir>")
+    );
+    return `${name}=${placeholders.sort().join(",")}`;
+  };
   const section = (title: string, names: readonly string[]) => {
     const out = [`## ${title}`, ""];
     for (const name of names as readonly EntryName[]) {
