@@ -511,6 +511,13 @@ dbTest("metasched: a reservation starting late loses the delay from its walltime
     WHERE type = 'REDUCE_RESERVATION_WALLTIME' AND job_id = ${ar.jobId}`;
   assertEquals(ev.length, 1);
   assertEquals((await prediction(db, ar.moldableId))?.start, now);
+  // The `_visu` copy is taken once the launch has moved the start.
+  const [v] = await db.sql`SELECT start_time FROM gantt_jobs_predictions_visu
+    WHERE moldable_job_id = ${ar.moldableId}`;
+  assertEquals(v.start_time, now);
+  const vr = await db.sql`SELECT resource_id FROM gantt_jobs_resources_visu
+    WHERE moldable_job_id = ${ar.moldableId} ORDER BY resource_id`;
+  assertEquals(vr.map((x) => Number(x.resource_id)), env.rids.slice(0, 2));
 });
 
 dbTest("metasched: a reservation whose resources are missing waits, then shrinks", async (db) => {
@@ -525,6 +532,9 @@ dbTest("metasched: a reservation whose resources are missing waits, then shrinks
   // After RESERVATION_WAITING_RESOURCES_TIMEOUT the missing resource is dropped.
   const r2 = await env.round({}, now + 400);
   assertEquals((await prediction(db, ar.moldableId))?.rids, [env.rids[1]]);
+  const visu = await db.sql`SELECT resource_id FROM gantt_jobs_resources_visu
+    WHERE moldable_job_id = ${ar.moldableId}`;
+  assertEquals(visu.map((x) => Number(x.resource_id)), [env.rids[1]]);
   assertStringIncludes((await jobRow(db, ar.jobId)).message, "R=1");
   const ev = await db.sql`SELECT 1 FROM event_logs
     WHERE type = 'SCHEDULER_REDUCE_NB_RESSOURCES_FOR_RESERVATION' AND job_id = ${ar.jobId}`;

@@ -216,3 +216,97 @@ Deno.test("kamelot: property (#61) — with timesharing, only jobs of one key ev
     assertEquals(res.skipped.size, 0, `seed ${seed}: every job fits eventually`);
   }
 });
+
+Deno.test(
+  "kamelot: property — inner jobs stay inside their container's resources and window, and never overlap one another",
+  () => {
+    const security = 5;
+    let innerPlaced = 0, innerSkipped = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = rng(1000 + seed);
+      const total = 4 + Math.floor(r() * 12);
+      const hy = hierarchy(1, total);
+      const slots = new SlotSet(range(0, total - 1), 0);
+      const containers = new Map<string, SlotSet>();
+      const jobs: SchedJob[] = [];
+      const containerIds: number[] = [];
+      for (let k = 1; k <= 30; k++) {
+        const w = 10 + Math.floor(r() * 300);
+        const n = 1 + Math.floor(r() * total);
+        const kind = r();
+        if (kind < 0.2 || containerIds.length === 0) {
+          jobs.push(job(k, w + security, n, total, { container: "" }));
+          containerIds.push(k);
+        } else if (kind < 0.8) {
+          const c = containerIds[Math.floor(r() * containerIds.length)];
+          jobs.push(job(k, w + security, n, total, { inner: String(c) }));
+        } else jobs.push(job(k, w + security, n, total));
+      }
+      const res = scheduleJobs(slots, hy, jobs, { containers, security });
+      const byId = new Map(res.placed.map((p) => [p.jobId, p]));
+      const what = `seed ${seed}`;
+      for (const j of jobs) {
+        const p = byId.get(j.jobId);
+        if (j.inner && p) {
+          innerPlaced++;
+          const c = byId.get(Number(j.inner));
+          assertOk(c !== undefined, `${what}: job ${j.jobId} placed without its container`);
+          // Inside the container's resources and its window (walltime without security).
+          assertEquals(count(p.res), count(p.res.length ? intersectRes(p.res, c!.res) : []));
+          assertOk(p.start >= c!.start, `${what}: job ${j.jobId} starts before its container`);
+          assertOk(
+            p.start + p.walltime <= c!.start + c!.walltime - security,
+            `${what}: job ${j.jobId} ends after its container`,
+          );
+        }
+        if (j.inner && !p) {
+          innerSkipped++;
+          const why = res.skipped.get(j.jobId) ?? "";
+          assertOk(/container/.test(why), `${what}: job ${j.jobId}: ${why}`);
+        }
+      }
+      // Containers and plain jobs never overlap; inner jobs of one container neither.
+      assertNoOverlap(res.placed.filter((p) => !jobs[p.jobId - 1].inner), what);
+      for (const c of containerIds) {
+        assertNoOverlap(
+          res.placed.filter((p) => jobs[p.jobId - 1].inner === String(c)),
+          `${what}, container ${c}`,
+        );
+      }
+    }
+    // Both cases were exercised.
+    assertOk(innerPlaced > 100 && innerSkipped > 10, `${innerPlaced} placed, ${innerSkipped}`);
+  },
+);
+
+Deno.test("kamelot: placeholders hold resources for allowed jobs only", () => {
+  const hy = hierarchy(1, 4);
+  const slots = new SlotSet(range(0, 3), 0);
+  const r = scheduleJobs(slots, hy, [
+    job(1, 100, 3, 4, { placeholder: "p" }), // holds 0-2 over [0, 99]
+    job(2, 10, 2, 4), // only resource 3 is free: after the placeholder
+    job(3, 10, 2, 4, { allow: "p" }), // inside the placeholder
+    job(4, 10, 2, 4, { allow: "p" }), // one held and one free resource left: beside job 3
+    job(5, 10, 2, 4, { allow: "p" }), // nothing left: after jobs 3 and 4
+    job(6, 10, 1, 4, { allow: "q" }), // another placeholder's name: free resources only
+  ]);
+  const at = new Map(r.placed.map((p) => [p.jobId, p]));
+  assertEquals(at.get(2)!.start, 100);
+  assertEquals(at.get(3)!.start, 0);
+  assertOk(!overlaps(at.get(3)!.res, range(3, 3)));
+  assertEquals(at.get(4)!.start, 0);
+  assertEquals(at.get(5)!.start, 10);
+  // Resource 3, the only one not held, is job 4's until 10.
+  assertEquals(at.get(6)!.start, 10);
+  assertEquals(at.get(6)!.res, [3, 3]);
+});
+
+function intersectRes(a: readonly number[], b: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < a.length; i += 2) {
+    for (let x = a[i]; x <= a[i + 1]; x++) {
+      for (let k = 0; k < b.length; k += 2) if (x >= b[k] && x <= b[k + 1]) out.push(x, x);
+    }
+  }
+  return out;
+}

@@ -9,7 +9,7 @@
  */
 import { type GroupRequest, type Hierarchy, matchGroups, minResources } from "./hierarchy.ts";
 import type { Itvs } from "./intervals.ts";
-import type { SlotSet } from "./slots.ts";
+import { type Sharing, SlotSet } from "./slots.ts";
 
 export interface MoldableRequest {
   moldableId: number;
@@ -35,6 +35,13 @@ export interface SchedJob {
    * and with no other. Absent: the job needs its resources to itself (DECISIONS #61).
    */
   timesharing?: string | null;
+  /** `-t inner=<name>`: placed inside that container's slot set, never in the default one. */
+  inner?: string | null;
+  /** `-t container[=<name>]`: once placed, its resources and window become a slot set. */
+  container?: string | null;
+  /** `-t placeholder=<name>` / `-t allow=<name>` (slots.ts Sharing). */
+  placeholder?: string | null;
+  allow?: string | null;
 }
 
 export interface Placement {
@@ -56,6 +63,33 @@ export interface ScheduleResult {
 export interface ScheduleOptions {
   /** Planned end (first free second) of jobs already in the Gantt; extended as jobs are placed. */
   plannedEnd?: Map<number, number>;
+  /**
+   * Slot sets of the containers, by name: those of the Gantt's containers, and those of the
+   * containers placed by this call (added as they are placed, for the inner jobs after them).
+   */
+  containers?: Map<string, SlotSet>;
+  /** SCHEDULER_JOB_SECURITY_TIME: a container's window is its walltime without it. */
+  security?: number;
+  /**
+   * Earliest start found per request key (MoldableRequest.cacheKey): pass the same map to
+   * successive calls on one slot set (jobs scheduled in chunks) to keep its benefit.
+   */
+  cache?: Map<string, number>;
+}
+
+/**
+ * The slot set of a container placed at `start` on `res` for `walltime` seconds (security time
+ * excluded): its resources over its window, nothing beyond. (OAR gives inner jobs the container's
+ * walltime; their own security time is inside it.)
+ */
+export function containerSlotSet(res: Itvs, start: number, walltime: number): SlotSet {
+  return new SlotSet(res, start, start + Math.max(walltime, 1) - 1);
+}
+
+/** The container name a job's types give (`container` alone: the job's id), or null. */
+export function containerName(jobId: number, container: string | null | undefined) {
+  if (container === null || container === undefined) return null;
+  return container === "" ? String(jobId) : container;
 }
 
 /** Places `jobs` (already in priority order) into `slots`, reserving each placement. */
@@ -66,7 +100,9 @@ export function scheduleJobs(
   opts: ScheduleOptions = {},
 ): ScheduleResult {
   const plannedEnd = opts.plannedEnd ?? new Map<number, number>();
-  const cache = new Map<string, number>();
+  const containers = opts.containers ?? new Map<string, SlotSet>();
+  const security = opts.security ?? 0;
+  const cache = opts.cache ?? new Map<string, number>();
   const placed: Placement[] = [];
   const skipped = new Map<number, string>();
   for (const job of jobs) {
@@ -85,21 +121,31 @@ export function scheduleJobs(
         skipped.set(job.jobId, blocked);
         continue;
       }
+      const inner = job.inner ?? null;
+      const set = inner === null ? slots : containers.get(inner);
+      if (set === undefined) {
+        // An inner job waits for its container to be scheduled or running (OAR skips it).
+        skipped.set(job.jobId, `container ${inner} is not scheduled or running`);
+        continue;
+      }
       const useCache = minStart === job.minStart && (job.after ?? []).length === 0;
       let best: Placement | null = null;
       const ts = job.timesharing ?? null;
+      const sh: Sharing = { ts, allow: job.allow ?? null, placeholder: job.placeholder ?? null };
+      const shared = ts !== null || sh.allow !== null;
+      // What a job may use depends on its slot set, timesharing key and placeholder: they are
+      // part of the request.
+      const prefix = (inner === null ? "" : "inner:" + inner + "\u0000") +
+        (ts === null ? "" : ts + "\u0000") + (sh.allow ? "allow:" + sh.allow + "\u0000" : "");
       for (const m of job.moldables) {
-        // What a timesharing job may use depends on its key: the key is part of the request.
-        const key = useCache && m.cacheKey
-          ? (ts === null ? m.cacheKey : ts + "|" + m.cacheKey)
-          : null;
+        const key = useCache && m.cacheKey ? prefix + m.cacheKey : null;
         const cached = key === null ? undefined : cache.get(key);
         if (cached === Infinity) continue;
         const from = Math.max(minStart, cached ?? minStart);
         const match = (avail: Itvs) => matchGroups(hy, m.groups, avail);
-        const fit = ts === null
-          ? slots.findFirst(from, m.walltime, match, { minCount: minResources(m.groups) })
-          : slots.findFirstShared(from, m.walltime, match, ts);
+        const fit = shared
+          ? set.findFirstShared(from, m.walltime, match, sh)
+          : set.findFirst(from, m.walltime, match, { minCount: minResources(m.groups) });
         if (key !== null) cache.set(key, fit ? fit.start : Infinity);
         if (fit === null) continue;
         const end = fit.start + m.walltime;
@@ -115,10 +161,19 @@ export function scheduleJobs(
         }
       }
       if (best === null) {
-        skipped.set(job.jobId, "not enough resources match the request");
+        skipped.set(
+          job.jobId,
+          inner === null
+            ? "not enough resources match the request"
+            : `the request does not fit in container ${inner} (its resources and window)`,
+        );
         continue;
       }
-      slots.occupy(best.start, best.start + best.walltime - 1, best.res, ts);
+      set.occupy(best.start, best.start + best.walltime - 1, best.res, ts, sh);
+      const name = containerName(job.jobId, job.container);
+      if (name !== null) {
+        containers.set(name, containerSlotSet(best.res, best.start, best.walltime - security));
+      }
       plannedEnd.set(job.jobId, best.start + best.walltime);
       placed.push(best);
     } catch (e) {

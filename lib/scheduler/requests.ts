@@ -10,6 +10,7 @@ import { intersect } from "./intervals.ts";
 import { DEFAULT_GROUP_PROPERTY, type FilterCache } from "./filters.ts";
 import type { MoldableRequest, SchedJob } from "./kamelot.ts";
 import type { ResourceSet } from "./resource_set.ts";
+import { schedTypes } from "./job_types.ts";
 import { timesharingKey } from "./timesharing.ts";
 
 export interface RawGroup {
@@ -63,19 +64,27 @@ interface JobRowDb {
   message: string;
 }
 
-/** Waiting, non-reservation jobs of the queues, FIFO (job id), at most `limit`. */
+/**
+ * Waiting, non-reservation jobs of the queues, in priority order, at most `limit` (spec §11
+ * Kamelot: sorted by JOB_PRIORITY, then truncated to MAX_JOB_PER_QUEUES_GROUP_SCHEDULING_ROUND).
+ * FIFO (job id) unless `prioritize` orders them (fairsharing): the limit applies after it, and
+ * only the jobs kept get their requests read.
+ */
 export async function loadWaitingJobs(
   sql: Queryable,
   queues: readonly string[],
   limit: number,
+  prioritize?: (jobs: SchedJobRow[]) => SchedJobRow[],
 ): Promise<SchedJobRow[]> {
   const rows = await sql<JobRowDb[]>`
     SELECT job_id, job_user, project, job_name, job_type, info_type, queue_name, properties,
       reservation, state, start_time, message
     FROM jobs
     WHERE state = 'Waiting' AND reservation = 'None' AND queue_name IN ${sql(queues)}
-    ORDER BY job_id LIMIT ${limit}`;
-  return await attachRequests(sql, rows);
+    ORDER BY job_id ${prioritize ? sql`` : sql`LIMIT ${limit}`}`;
+  let jobs = rows.map(toRow);
+  if (prioritize) jobs = prioritize(jobs).slice(0, Math.max(0, limit));
+  return await attachRequests(sql, jobs);
 }
 
 /** Waiting jobs of a queue with the given reservation state, by job id. */
@@ -90,12 +99,33 @@ export async function loadReservations(
     FROM jobs
     WHERE state = 'Waiting' AND reservation = ${reservation} AND queue_name = ${queue}
     ORDER BY job_id`;
-  return await attachRequests(sql, rows);
+  return await attachRequests(sql, rows.map(toRow));
 }
 
-async function attachRequests(sql: Queryable, rows: JobRowDb[]): Promise<SchedJobRow[]> {
-  if (rows.length === 0) return [];
-  const ids = rows.map((r) => Number(r.job_id));
+function toRow(r: JobRowDb): SchedJobRow {
+  return {
+    jobId: Number(r.job_id),
+    user: r.job_user,
+    project: r.project,
+    name: r.job_name,
+    jobType: r.job_type,
+    infoType: r.info_type,
+    queue: r.queue_name,
+    properties: r.properties,
+    reservation: r.reservation,
+    state: r.state,
+    startTime: r.start_time,
+    message: r.message,
+    types: [],
+    moldables: [],
+    deps: [],
+  };
+}
+
+/** Fills in the moldables, types and dependencies of `out` (in place); returns it. */
+async function attachRequests(sql: Queryable, out: SchedJobRow[]): Promise<SchedJobRow[]> {
+  if (out.length === 0) return [];
+  const ids = out.map((j) => j.jobId);
   const idsText = "{" + ids.join(",") + "}";
   const [reqs, types, deps] = await Promise.all([
     sql<
@@ -129,28 +159,7 @@ async function attachRequests(sql: Queryable, rows: JobRowDb[]): Promise<SchedJo
       WHERE d.job_id = ANY(${idsText}::int[]) AND d.job_dependency_index = 'CURRENT'
       ORDER BY d.job_id, d.job_id_required`,
   ]);
-  const byId = new Map<number, SchedJobRow>();
-  const out = rows.map((r) => {
-    const j: SchedJobRow = {
-      jobId: Number(r.job_id),
-      user: r.job_user,
-      project: r.project,
-      name: r.job_name,
-      jobType: r.job_type,
-      infoType: r.info_type,
-      queue: r.queue_name,
-      properties: r.properties,
-      reservation: r.reservation,
-      state: r.state,
-      startTime: r.start_time,
-      message: r.message,
-      types: [],
-      moldables: [],
-      deps: [],
-    };
-    byId.set(j.jobId, j);
-    return j;
-  });
+  const byId = new Map<number, SchedJobRow>(out.map((j) => [j.jobId, j]));
   let lastGroup: number | null = null;
   for (const r of reqs) {
     const j = byId.get(Number(r.job_id))!;
@@ -258,12 +267,17 @@ export function toSchedJob(
     if (d.state === null) continue; // no such job: nothing to wait for
     after.push(d.required);
   }
+  const st = schedTypes(job.types);
   return {
     jobId: job.jobId,
     moldables,
     minStart: now,
     after,
     timesharing: timesharingKey(job.types, job.user, job.name),
+    inner: st.inner,
+    container: st.container,
+    placeholder: st.placeholder,
+    allow: st.allow,
   };
 }
 

@@ -4,8 +4,12 @@
  * Leon).
  *
  * Shape: the Gantt is rebuilt and every decision computed in memory, then written in one
- * transaction (steps 2–5); state changes follow, each through setJobState (steps 6–15). A job
- * the scheduler cannot handle gets a message and is skipped: a round never dies of one job.
+ * transaction (steps 2–5), as the difference with what the tables held (gantt.ts); state
+ * changes follow, each through setJobState (steps 6–15). Work that touches disjoint rows runs
+ * on other connections at the same time: the resource set is read while the Gantt is, the
+ * job messages and the `_visu` copy are written while the Gantt is (the copy's predictions
+ * once the launches are done). A job the scheduler cannot handle gets a message and is
+ * skipped: a round never dies of one job.
  */
 import type { Config } from "../config.ts";
 import type { Queryable, Sql } from "../db/client.ts";
@@ -17,20 +21,37 @@ import type { Logger } from "../log.ts";
 import type { Notifier } from "../notifier.ts";
 import { InteractiveMessages } from "../protocol.ts";
 import { FilterCache } from "./filters.ts";
-import { fairshareSettings, karmaText, loadConsumption, saveKarma, sortByKarma } from "./karma.ts";
 import {
-  copyGanttToVisu,
+  type FairshareSettings,
+  fairshareSettings,
+  karmaText,
+  loadConsumption,
+  saveKarma,
+  sortByKarma,
+} from "./karma.ts";
+import {
+  applyGanttDelta,
   CURRENT_STATES,
+  diffGantt,
+  type GanttDelta,
   type GanttJob,
-  type GanttRow,
-  loadGanttJobs,
-  resetGantt,
-  saveGanttRows,
+  type GanttMap,
+  loadBaseGantt,
+  loadGanttMap,
+  lockGantt,
+  lockVisu,
+  openPairsCopy,
+  type PairsCopy,
+  pairsText,
   setGanttStart,
+  visuResourcesInSync,
+  writeVisuPredictions,
+  writeVisuResources,
 } from "./gantt.ts";
 import { matchGroups } from "./hierarchy.ts";
 import { contains, difference, type Itvs, overlaps } from "./intervals.ts";
-import { type SchedJob, scheduleJobs } from "./kamelot.ts";
+import { containerName, containerSlotSet, type SchedJob, scheduleJobs } from "./kamelot.ts";
+import { schedTypes } from "./job_types.ts";
 import { type OarsubNotify, sqlTime, tcpOarsubNotify } from "./oarsub_notify.ts";
 import {
   buildGroups,
@@ -77,6 +98,13 @@ interface QueueRow {
   state: string;
 }
 
+/** A decision of this round: a moldable's start and resources. */
+interface GanttRow {
+  moldableId: number;
+  start: number;
+  rids: number[];
+}
+
 interface StateChange {
   jobId: number;
   state: JobState;
@@ -86,6 +114,12 @@ interface StateChange {
 export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
   const { sql, config, log, notifier } = ctx;
   const oarsub = ctx.oarsub ?? tcpOarsubNotify;
+  // The round's transaction, the `_visu` one and the writes beside them hold connections at
+  // once: with fewer than 3, they would wait for each other for ever.
+  const poolMax = (sql as { options?: { max?: number } }).options?.max;
+  if (poolMax !== undefined && poolMax < 3) {
+    throw new Error(`the meta-scheduler needs a pool of 3 connections or more (got ${poolMax})`);
+  }
   const timings: Record<string, number> = {};
   let t0 = performance.now();
   const lap = (name: string) => {
@@ -100,11 +134,12 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
   const arTimeout = config.int("RESERVATION_WAITING_RESOURCES_TIMEOUT");
   const external = config.str("METASCHEDULER_MODE").toLowerCase() === "external";
 
-  const rs = await loadResourceSet(sql, config, log);
-  const filters = new FilterCache(rs);
-  const slots = new SlotSet(rs.schedulable, now);
-  for (const [t, itvs] of rs.availableUpto) slots.occupy(Math.max(t, now), MAX_TIME, itvs);
-  lap("resources");
+  // Read on its own connection while the round's transaction reads the Gantt.
+  const rsLoad = loadResourceSet(sql, config, log);
+  rsLoad.catch(() => {}); // awaited below; a failure surfaces there
+  let rs!: ResourceSet;
+  let filters!: FilterCache;
+  let slots!: SlotSet;
 
   const priority = config.str("JOB_PRIORITY").trim().toUpperCase();
   if (priority !== "" && priority !== "FIFO" && priority !== "FAIRSHARE") {
@@ -113,226 +148,367 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
   const fairshare = priority === "FAIRSHARE"
     ? fairshareSettings(config, (msg) => log.warn("{msg}", { msg }))
     : null;
+  // The queues, and the waiting jobs of the first group to schedule, are read on their own
+  // connection while the round's transaction reads the Gantt (reads of committed rows only).
+  const queuesLoad = sql<QueueRow[]>`
+    SELECT queue_name, priority, scheduler_policy, state FROM queues
+    ORDER BY priority DESC, queue_name`;
+  let prefetch: Promise<{ key: string; jobs: GroupJobs } | null> = (async () => {
+    if (external) return null;
+    for (const group of queueGroups(await queuesLoad)) {
+      const names = group.filter((q) => q.state === "Active").map((q) => q.queue_name);
+      if (names.length === 0) continue;
+      const jobs = await groupJobs(sql, names, now, maxJobs, fairshare);
+      return { key: names.join("\u0000"), jobs };
+    }
+    return null;
+  })();
+  prefetch.catch(() => {}); // awaited below; a failure surfaces there
   const karmas = new Map<number, number>();
   const skipped = new Map<number, string>();
   const messages = new Map<number, string>();
   const stateChanges: StateChange[] = [];
   const notActive: string[] = [];
   let exitCode = 0;
-
-  await inTransaction(sql, async (tx) => {
-    await noJit(tx);
-    await resetGantt(tx);
-    lap("gantt_reset");
-    const gantt = await loadGanttJobs(tx, now);
-    lap("gantt_load");
-    const plannedEnd = new Map<number, number>();
-    const besteffortRunning: GanttJob[] = [];
-    for (const g of gantt) {
-      const occupied = g.walltime + security + g.suspendedFor;
-      plannedEnd.set(g.jobId, g.start + occupied);
-      if (g.besteffort && CURRENT.has(g.state)) {
-        besteffortRunning.push(g);
-        continue;
-      }
-      // A job past its walltime still holds its resources until it is really gone.
-      const end = Math.max(g.start + occupied - 1, CURRENT.has(g.state) ? now : 0);
-      slots.occupy(g.start, end, toOrderedIds(rs, g.rids), timesharingKey(g.types, g.user, g.name));
-    }
-    let besteffortPlaced = false;
-    const placeBesteffort = () => {
-      if (besteffortPlaced) return;
-      besteffortPlaced = true;
-      for (const g of besteffortRunning) {
-        const end = Math.max(g.start + g.walltime + security + g.suspendedFor - 1, now);
-        slots.occupy(
+  // Step 9 (the `_visu` copy) runs in its own transaction beside the round: its resources
+  // beside the Gantt's, its predictions once the launches are done (a late reservation's start
+  // moves then). `visuGate` opens when they are; `visu` is that transaction.
+  let openVisuGate!: () => void;
+  let failVisuGate!: (e: unknown) => void;
+  const visuGate = new Promise<void>((resolve, reject) => {
+    openVisuGate = resolve;
+    failVisuGate = reject;
+  });
+  visuGate.catch(() => {}); // rejected only on the way out of a failed round
+  const visuCopy = deferred<PairsCopy | null>();
+  const deltaReady = deferred<GanttDelta>();
+  let visu: Promise<void> | null = null;
+  const fragged: number[] = [];
+  const launched: number[] = [];
+  try {
+    await inTransaction(sql, async (tx) => {
+      await noJit(tx);
+      await lockGantt(tx);
+      // Rounds are serialised by the lock: the `_visu` copy cannot change under this check.
+      const [old, visuInSync, loaded] = await Promise.all([
+        loadGanttMap(tx),
+        visuResourcesInSync(sql),
+        rsLoad,
+      ]);
+      rs = loaded;
+      filters = new FilterCache(rs);
+      slots = new SlotSet(rs.schedulable, now);
+      for (const [t, itvs] of rs.availableUpto) slots.occupy(Math.max(t, now), MAX_TIME, itvs);
+      lap("resources_gantt_read");
+      const gantt = await loadBaseGantt(tx, old, now);
+      // The Gantt this round writes: its base (step 2), then this round's decisions.
+      const next: GanttMap = new Map();
+      for (const g of gantt) next.set(g.moldableId, { start: g.start, rids: g.rids });
+      lap("gantt_load");
+      const plannedEnd = new Map<number, number>();
+      const besteffortRunning: GanttJob[] = [];
+      const containers = new Map<string, SlotSet>();
+      const occupyGanttJob = (g: GanttJob, set: SlotSet) => {
+        // A job past its walltime still holds its resources until it is really gone.
+        const occupied = g.walltime + security + g.suspendedFor;
+        const end = Math.max(g.start + occupied - 1, CURRENT.has(g.state) ? now : 0);
+        const st = schedTypes(g.types);
+        set.occupy(
           g.start,
           end,
           toOrderedIds(rs, g.rids),
           timesharingKey(g.types, g.user, g.name),
+          {
+            placeholder: st.placeholder,
+            allow: st.allow,
+          },
         );
+      };
+      // Containers and placeholders first: the jobs inside them are counted against them.
+      const holdsOthers = (g: GanttJob) => {
+        const st = schedTypes(g.types);
+        return st.container !== null || st.placeholder !== null;
+      };
+      const ordered = [...gantt.filter(holdsOthers), ...gantt.filter((g) => !holdsOthers(g))];
+      for (const g of ordered) {
+        plannedEnd.set(g.jobId, g.start + g.walltime + security + g.suspendedFor);
+        const st = schedTypes(g.types);
+        const name = containerName(g.jobId, st.container);
+        if (name !== null) {
+          containers.set(
+            name,
+            containerSlotSet(toOrderedIds(rs, g.rids), g.start, g.walltime + g.suspendedFor),
+          );
+        }
+        if (st.inner !== null) {
+          // Inside its container; in the default Gantt too, where the container already holds
+          // the same resources (and where they stay held should the container be gone).
+          const c = containers.get(st.inner);
+          if (c !== undefined) occupyGanttJob(g, c);
+        }
+        if (g.besteffort && CURRENT.has(g.state)) {
+          besteffortRunning.push(g);
+          continue;
+        }
+        occupyGanttJob(g, slots);
+      }
+      let besteffortPlaced = false;
+      const placeBesteffort = () => {
+        if (besteffortPlaced) return;
+        besteffortPlaced = true;
+        for (const g of besteffortRunning) occupyGanttJob(g, slots);
+      };
+      const ganttRows: GanttRow[] = [];
+      /** Moldables whose resource rows were streamed into the Gantt while scheduling. */
+      const streamed = new Set<number>();
+      /** Messages already written (while scheduling), and the writes under way. */
+      const messagesWritten = new Map<number, string>();
+      const messageWrites: Promise<void>[] = [];
+      // Step 9's transaction, open from now on: the rows streamed into the Gantt while
+      // scheduling are streamed into its copy too (when the copy held what the Gantt held).
+      visu = inTransaction(sql, async (vtx) => {
+        await noJit(vtx);
+        await lockVisu(vtx);
+        const vcopy = visuInSync ? await openPairsCopy(vtx, "visu") : null;
+        visuCopy.resolve(vcopy);
+        const delta = await deltaReady.promise;
+        if (vcopy !== null) await vcopy.end();
+        await writeVisuResources(vtx, delta, next, visuInSync, streamed);
+        await visuGate;
+        await writeVisuPredictions(vtx);
+      }).catch((e) => {
+        visuCopy.reject(e);
+        throw e;
+      });
+
+      const groups = queueGroups(await queuesLoad);
+      for (const group of groups) {
+        const active = group.filter((q) => q.state === "Active");
+        if (active.length === 0) continue;
+        if (active.every((q) => q.queue_name === "besteffort")) placeBesteffort();
+        if (external) {
+          // External schedulers are not supported: OAR's rule for a scheduler that cannot run
+          // applies (the queue is deactivated), and the admin reads why in the log.
+          for (const q of active) {
+            log.error(
+              "queue {queue}: external scheduler {policy} cannot be run; queue set notActive",
+              {
+                queue: q.queue_name,
+                policy: q.scheduler_policy,
+              },
+            );
+            notActive.push(q.queue_name);
+          }
+          continue;
+        }
+        // Kamelot on the group's queues together (the first group's jobs were read ahead).
+        const names = active.map((q) => q.queue_name);
+        const pre = await prefetch;
+        const { waiting, karma } = pre !== null && pre.key === names.join("\u0000")
+          ? pre.jobs
+          : await groupJobs(tx, names, now, maxJobs, fairshare);
+        prefetch = Promise.resolve(null);
+        for (const [id, k] of karma ?? []) karmas.set(id, k);
+        lap("jobs_load");
+        if (waiting.length > 0) {
+          // Own READ ONLY transaction on another connection: never the one writing the Gantt.
+          await filters.load(sql, filtersOf(waiting));
+          const schedJobs: SchedJob[] = [];
+          const rows = new Map<number, SchedJobRow>();
+          for (const j of waiting) {
+            rows.set(j.jobId, j);
+            const sj = toSchedJob(j, rs, filters, security, now);
+            if (typeof sj === "string") skipped.set(j.jobId, sj);
+            else schedJobs.push(sj);
+          }
+          lap("requests");
+          // In chunks: between two, the Gantt rows and messages of the jobs placed so far go to
+          // PostgreSQL, which writes them on its own core while the next chunk is scheduled.
+          const cache = new Map<string, number>();
+          let copy = null as PairsCopy | null;
+          const vcopy = await visuCopy.promise;
+          for (let c = 0; c < schedJobs.length; c += SCHEDULE_CHUNK) {
+            const result = scheduleJobs(
+              slots,
+              rs.hierarchy,
+              schedJobs.slice(c, c + SCHEDULE_CHUNK),
+              { plannedEnd, containers, security, cache },
+            );
+            for (const [id, why] of result.skipped) skipped.set(id, why);
+            const chunkMessages = new Map<number, string>();
+            let rowsText = "";
+            for (const p of result.placed) {
+              const rids = toResourceIds(rs, p.res);
+              ganttRows.push({ moldableId: p.moldableId, start: p.start, rids });
+              const k = karma?.get(p.jobId);
+              const text = jobMessage(
+                rows.get(p.jobId)!,
+                rids.length,
+                p.walltime - security,
+                false,
+                k === undefined ? undefined : karmaText(k),
+              );
+              messages.set(p.jobId, text);
+              chunkMessages.set(p.jobId, text);
+              // Rows of a moldable the table does not hold cannot conflict: streamed now.
+              if (!old.has(p.moldableId)) {
+                rowsText += pairsText(p.moldableId, rids);
+                streamed.add(p.moldableId);
+              }
+            }
+            if (rowsText !== "") {
+              copy ??= await openPairsCopy(tx, "gantt");
+              copy.write(rowsText);
+              vcopy?.write(rowsText);
+            }
+            if (chunkMessages.size > 0) {
+              const w = saveMessages(sql, chunkMessages);
+              w.catch(() => {}); // awaited before the commit
+              messageWrites.push(w);
+              for (const [id, text] of chunkMessages) messagesWritten.set(id, text);
+            }
+            if (c + SCHEDULE_CHUNK < schedJobs.length) await yieldToIo();
+          }
+          if (copy !== null) await copy.end();
+          lap("schedule");
+        }
+        for (const q of active) {
+          await waitingReservations(
+            tx,
+            q.queue_name,
+            gantt,
+            next,
+            rs,
+            now,
+            arTimeout,
+            stateChanges,
+            log,
+          );
+          await newReservations(tx, sql, q.queue_name, rs, filters, slots, now, security, {
+            ganttRows,
+            stateChanges,
+            messages,
+            containers,
+          });
+        }
+      }
+      for (const [id, why] of skipped) messages.set(id, why);
+      lap("reservations");
+      for (const r of ganttRows) {
+        next.set(r.moldableId, { start: r.start, rids: r.rids.slice().sort((a, b) => a - b) });
+      }
+      const delta = diffGantt(old, next);
+      deltaReady.resolve(delta);
+      // Messages and karmas go on another connection, at the same time as the Gantt: they touch
+      // only waiting non-reservation jobs, which nothing in this transaction writes (no lock
+      // conflict), and a message is informative: committed apart, it harms nothing.
+      for (const [id, text] of messagesWritten) {
+        if (messages.get(id) === text) messages.delete(id);
+      }
+      await Promise.all([
+        applyGanttDelta(tx, delta, "gantt", { written: streamed }),
+        inTransaction(sql, async (mtx) => {
+          await noJit(mtx);
+          await saveMessages(mtx, messages);
+          await saveKarma(mtx, karmas);
+        }),
+        ...messageWrites,
+      ]);
+      lap("gantt_save");
+      if (notActive.length > 0) {
+        await tx`UPDATE queues SET state = 'notActive' WHERE queue_name IN ${tx(notActive)}`;
+      }
+      lap("messages");
+    });
+    lap("commit");
+
+    for (const c of stateChanges) {
+      await setJobState(sql, notifier, c.jobId, c.state, { message: c.message });
+    }
+
+    const launchPhase = async () => {
+      // Steps 6–8: jobs to launch, besteffort jobs in their way.
+      const candidates = await inTransaction(sql, async (tx) => {
+        await noJit(tx);
+        return await tx<
+          {
+            job_id: number;
+            moldable_id: number;
+            start: number;
+            reservation: string;
+            job_start: number;
+            walltime: number;
+            message: string;
+            job_user: string;
+            job_name: string | null;
+            types: string[] | null;
+            rids: number[];
+          }[]
+        >`
+        SELECT j.job_id, g.moldable_job_id AS moldable_id, g.start_time AS start, j.reservation,
+          j.start_time AS job_start, m.moldable_walltime AS walltime, j.message, j.job_user,
+          j.job_name,
+          (SELECT array_agg(t.type::text) FROM job_types t
+           WHERE t.job_id = j.job_id AND t.types_index = 'CURRENT') AS types,
+          (SELECT array_agg(r.resource_id ORDER BY r.resource_id) FROM gantt_jobs_resources r
+           WHERE r.moldable_job_id = g.moldable_job_id) AS rids
+        FROM gantt_jobs_predictions g
+        JOIN moldable_job_descriptions m ON m.moldable_id = g.moldable_job_id
+        JOIN jobs j ON j.job_id = m.moldable_job_id
+        WHERE j.state = 'Waiting' AND g.start_time <= ${now + killDelay}
+          AND NOT EXISTS (SELECT 1 FROM frag_jobs f WHERE f.frag_id_job = j.job_id)
+        ORDER BY g.start_time, j.job_id`;
+      });
+      const besteffort = await runningBesteffort(sql);
+      const toKill = new Set<number>();
+      for (const c of candidates) {
+        const need = toOrderedIds(rs, c.rids ?? []);
+        const ts = timesharingKey(c.types ?? [], c.job_user, c.job_name);
+        for (const be of besteffort) {
+          // A besteffort job timesharing-compatible with the newcomer may stay beside it.
+          if (ts !== null && be.timesharing === ts) continue;
+          if (be.jobId !== Number(c.job_id) && overlaps(need, toOrderedIds(rs, be.rids))) {
+            toKill.add(be.jobId);
+          }
+        }
+      }
+      if (toKill.size > 0) {
+        for (const id of [...toKill].sort((a, b) => a - b)) {
+          const r = await fragJob(sql, id, "oar");
+          if (r === FragResult.ok) {
+            await addEvent(sql, {
+              type: "BESTEFFORT_KILL",
+              jobId: id,
+              description: `kill the besteffort job ${id}`,
+            });
+            fragged.push(id);
+          }
+        }
+        log.info("besteffort jobs to kill: {ids}; nothing launched this round", {
+          ids: [...toKill].join(","),
+        });
+        notifier.almighty("ChState");
+        exitCode = 2;
+      } else {
+        const launchable = candidates.filter((c) =>
+          c.start <= now && !overlaps(toOrderedIds(rs, c.rids ?? []), rs.absent) &&
+          (c.rids ?? []).length > 0
+        );
+        launched.push(...await launchJobs(sql, notifier, launchable, now, log));
       }
     };
-    const ganttRows: GanttRow[] = [];
-
-    const queues = await tx<QueueRow[]>`
-      SELECT queue_name, priority, scheduler_policy, state FROM queues
-      ORDER BY priority DESC, queue_name`;
-    const groups: QueueRow[][] = [];
-    for (const q of queues) {
-      const last = groups.at(-1);
-      if (last && last[0].priority === q.priority) last.push(q);
-      else groups.push([q]);
-    }
-    for (const group of groups) {
-      const active = group.filter((q) => q.state === "Active");
-      if (active.length === 0) continue;
-      if (active.every((q) => q.queue_name === "besteffort")) placeBesteffort();
-      if (external) {
-        // External schedulers are not supported: OAR's rule for a scheduler that cannot run
-        // applies (the queue is deactivated), and the admin reads why in the log.
-        for (const q of active) {
-          log.error(
-            "queue {queue}: external scheduler {policy} cannot be run; queue set notActive",
-            {
-              queue: q.queue_name,
-              policy: q.scheduler_policy,
-            },
-          );
-          notActive.push(q.queue_name);
-        }
-        continue;
-      }
-      // Kamelot on the group's queues together.
-      let waiting = await loadWaitingJobs(tx, active.map((q) => q.queue_name), maxJobs);
-      let karma: Map<number, number> | null = null;
-      if (fairshare !== null && waiting.length > 0) {
-        const used = await loadConsumption(
-          tx,
-          active.map((q) => q.queue_name),
-          now,
-          fairshare.windowSize,
-        );
-        ({ ordered: waiting, karma } = sortByKarma(waiting, used, fairshare));
-        for (const [id, k] of karma) karmas.set(id, k);
-      }
-      lap("jobs_load");
-      if (waiting.length > 0) {
-        // Own READ ONLY transaction on another connection: never the one writing the Gantt.
-        await filters.load(sql, filtersOf(waiting));
-        const schedJobs: SchedJob[] = [];
-        const rows = new Map<number, SchedJobRow>();
-        for (const j of waiting) {
-          rows.set(j.jobId, j);
-          const sj = toSchedJob(j, rs, filters, security, now);
-          if (typeof sj === "string") skipped.set(j.jobId, sj);
-          else schedJobs.push(sj);
-        }
-        lap("requests");
-        const result = scheduleJobs(slots, rs.hierarchy, schedJobs, { plannedEnd });
-        lap("schedule");
-        for (const [id, why] of result.skipped) skipped.set(id, why);
-        for (const p of result.placed) {
-          const rids = toResourceIds(rs, p.res);
-          ganttRows.push({ moldableId: p.moldableId, start: p.start, rids });
-          const j = rows.get(p.jobId)!;
-          const k = karma?.get(p.jobId);
-          messages.set(
-            p.jobId,
-            jobMessage(
-              j,
-              rids.length,
-              p.walltime - security,
-              false,
-              k === undefined ? undefined : karmaText(k),
-            ),
-          );
-        }
-      }
-      for (const q of active) {
-        await waitingReservations(tx, q.queue_name, gantt, rs, now, arTimeout, stateChanges, log);
-        await newReservations(tx, sql, q.queue_name, rs, filters, slots, now, security, {
-          ganttRows,
-          stateChanges,
-          messages,
-        });
-      }
-    }
-    for (const [id, why] of skipped) messages.set(id, why);
-    lap("reservations");
-    await saveGanttRows(tx, ganttRows);
-    lap("gantt_save");
-    await saveMessages(tx, messages);
-    await saveKarma(tx, karmas);
-    if (notActive.length > 0) {
-      await tx`UPDATE queues SET state = 'notActive' WHERE queue_name IN ${tx(notActive)}`;
-    }
-    lap("messages");
-  });
-  lap("commit");
-
-  for (const c of stateChanges) {
-    await setJobState(sql, notifier, c.jobId, c.state, { message: c.message });
+    await launchPhase();
+    lap("launch");
+    openVisuGate();
+    await visu;
+    lap("visu");
+  } catch (e) {
+    // The `_visu` transaction rolls back; its own error, if any, is this one's consequence.
+    failVisuGate(e);
+    deltaReady.reject(e);
+    await (visu as Promise<void> | null)?.catch(() => {});
+    throw e;
   }
-
-  // Steps 6–8: jobs to launch, besteffort jobs in their way.
-  const candidates = await inTransaction(sql, async (tx) => {
-    await noJit(tx);
-    return await tx<
-      {
-        job_id: number;
-        moldable_id: number;
-        start: number;
-        reservation: string;
-        job_start: number;
-        walltime: number;
-        message: string;
-        job_user: string;
-        job_name: string | null;
-        types: string[] | null;
-        rids: number[];
-      }[]
-    >`
-      SELECT j.job_id, g.moldable_job_id AS moldable_id, g.start_time AS start, j.reservation,
-        j.start_time AS job_start, m.moldable_walltime AS walltime, j.message, j.job_user,
-        j.job_name,
-        (SELECT array_agg(t.type::text) FROM job_types t
-         WHERE t.job_id = j.job_id AND t.types_index = 'CURRENT') AS types,
-        (SELECT array_agg(r.resource_id ORDER BY r.resource_id) FROM gantt_jobs_resources r
-         WHERE r.moldable_job_id = g.moldable_job_id) AS rids
-      FROM gantt_jobs_predictions g
-      JOIN moldable_job_descriptions m ON m.moldable_id = g.moldable_job_id
-      JOIN jobs j ON j.job_id = m.moldable_job_id
-      WHERE j.state = 'Waiting' AND g.start_time <= ${now + killDelay}
-        AND NOT EXISTS (SELECT 1 FROM frag_jobs f WHERE f.frag_id_job = j.job_id)
-      ORDER BY g.start_time, j.job_id`;
-  });
-  const besteffort = await runningBesteffort(sql);
-  const toKill = new Set<number>();
-  for (const c of candidates) {
-    const need = toOrderedIds(rs, c.rids ?? []);
-    const ts = timesharingKey(c.types ?? [], c.job_user, c.job_name);
-    for (const be of besteffort) {
-      // A besteffort job timesharing-compatible with the newcomer may stay beside it.
-      if (ts !== null && be.timesharing === ts) continue;
-      if (be.jobId !== Number(c.job_id) && overlaps(need, toOrderedIds(rs, be.rids))) {
-        toKill.add(be.jobId);
-      }
-    }
-  }
-  const fragged: number[] = [];
-  const launched: number[] = [];
-  if (toKill.size > 0) {
-    for (const id of [...toKill].sort((a, b) => a - b)) {
-      const r = await fragJob(sql, id, "oar");
-      if (r === FragResult.ok) {
-        await addEvent(sql, {
-          type: "BESTEFFORT_KILL",
-          jobId: id,
-          description: `kill the besteffort job ${id}`,
-        });
-        fragged.push(id);
-      }
-    }
-    log.info("besteffort jobs to kill: {ids}; nothing launched this round", {
-      ids: [...toKill].join(","),
-    });
-    notifier.almighty("ChState");
-    exitCode = 2;
-  } else {
-    const launchable = candidates.filter((c) =>
-      c.start <= now && !overlaps(toOrderedIds(rs, c.rids ?? []), rs.absent) &&
-      (c.rids ?? []).length > 0
-    );
-    launched.push(...await launchJobs(sql, notifier, launchable, now, log));
-  }
-  lap("launch");
-
-  await inTransaction(sql, async (tx) => {
-    await noJit(tx);
-    await copyGanttToVisu(tx);
-  });
-  lap("visu");
 
   // Step 12: waiting interactive users learn when their job should start.
   await notifyStartPredictions(sql, notifier, oarsub, now, log);
@@ -395,6 +571,67 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
   return { exitCode, launched, fragged, skipped, timings };
 }
 
+/** Jobs scheduled between two hand-overs of their decisions to PostgreSQL. */
+const SCHEDULE_CHUNK = 500;
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // whoever awaits it sees the failure
+  return { promise, resolve, reject };
+}
+
+/** Lets pending socket writes and replies go through. */
+function yieldToIo(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** Queues by priority, highest first: groups of equal priority. */
+function queueGroups(queues: readonly QueueRow[]): QueueRow[][] {
+  const groups: QueueRow[][] = [];
+  for (const q of queues) {
+    const last = groups.at(-1);
+    if (last && last[0].priority === q.priority) last.push(q);
+    else groups.push([q]);
+  }
+  return groups;
+}
+
+interface GroupJobs {
+  waiting: SchedJobRow[];
+  /** Under fairsharing, the karma of every waiting job of the group. */
+  karma: Map<number, number> | null;
+}
+
+/**
+ * A queue group's waiting jobs in priority order. Fairsharing orders them by karma before the
+ * per-round limit applies, as OAR does: the limit keeps the jobs of highest priority, not the
+ * oldest ones.
+ */
+async function groupJobs(
+  sql: Queryable,
+  names: readonly string[],
+  now: number,
+  maxJobs: number,
+  fairshare: FairshareSettings | null,
+): Promise<GroupJobs> {
+  if (fairshare === null) {
+    return { waiting: await loadWaitingJobs(sql, names, maxJobs), karma: null };
+  }
+  const used = await loadConsumption(sql, names, now, fairshare.windowSize);
+  let karma: Map<number, number> | null = null;
+  const waiting = await loadWaitingJobs(sql, names, maxJobs, (jobs) => {
+    const sorted = sortByKarma(jobs, used, fairshare);
+    karma = sorted.karma;
+    return sorted.ordered;
+  });
+  return { waiting, karma };
+}
+
 /**
  * PostgreSQL's JIT (jit_above_cost) compiles the round's statements over large tables for
  * 100-300 ms each, to save a few milliseconds of execution: off in the round's transactions.
@@ -408,6 +645,7 @@ async function waitingReservations(
   tx: Queryable,
   queue: string,
   gantt: readonly GanttJob[],
+  next: GanttMap,
   rs: ResourceSet,
   now: number,
   timeout: number,
@@ -432,13 +670,13 @@ async function waitingReservations(
     });
     const missing = g.rids.length - presentRids.length;
     if (missing === 0) continue;
+    const entry = next.get(g.moldableId)!;
     if (presentRids.length === 0 || now <= g.jobStart + timeout) {
-      await setGanttStart(tx, g.moldableId, now + 1);
+      entry.start = now + 1;
       continue;
     }
     const keep = presentRids;
-    await tx`DELETE FROM gantt_jobs_resources
-      WHERE moldable_job_id = ${g.moldableId} AND resource_id <> ALL(${keep}::int[])`;
+    entry.rids = keep;
     await addEvent(tx, {
       type: "SCHEDULER_REDUCE_NB_RESSOURCES_FOR_RESERVATION",
       jobId: g.jobId,
@@ -461,7 +699,12 @@ async function newReservations(
   slots: SlotSet,
   now: number,
   security: number,
-  out: { ganttRows: GanttRow[]; stateChanges: StateChange[]; messages: Map<number, string> },
+  out: {
+    ganttRows: GanttRow[];
+    stateChanges: StateChange[];
+    messages: Map<number, string>;
+    containers: Map<string, SlotSet>;
+  },
 ): Promise<void> {
   const ars = await loadReservations(tx, queue, "toSchedule");
   if (ars.length === 0) return;
@@ -484,13 +727,24 @@ async function newReservations(
       refuse(`This advance reservation cannot run: ${groups}`);
       continue;
     }
-    const free = slots.freeOver(start, m.walltime + security);
+    const st = schedTypes(j.types);
+    const set = st.inner === null ? slots : out.containers.get(st.inner);
+    if (set === undefined) {
+      refuse(`This advance reservation cannot run: container ${st.inner} is not scheduled`);
+      continue;
+    }
+    const free = set.freeOver(start, m.walltime + security);
     const res: Itvs | null = free.length === 0 ? null : matchGroups(rs.hierarchy, groups, free);
     if (res === null) {
       refuse("This advance reservation cannot run");
       continue;
     }
-    slots.occupy(start, start + m.walltime + security - 1, res);
+    set.occupy(start, start + m.walltime + security - 1, res, null, {
+      placeholder: st.placeholder,
+      allow: st.allow,
+    });
+    const name = containerName(j.jobId, st.container);
+    if (name !== null) out.containers.set(name, containerSlotSet(res, start, m.walltime));
     const rids = toResourceIds(rs, res);
     out.ganttRows.push({ moldableId: m.moldableId, start, rids });
     out.stateChanges.push({

@@ -19,7 +19,18 @@ import {
   toItvs,
   wordsFor,
 } from "./bitset.ts";
-import { intersect, type Itvs, union } from "./intervals.ts";
+import { difference, intersect, type Itvs, union } from "./intervals.ts";
+
+/**
+ * How a job may share resources: its timesharing key (timesharing.ts) and the placeholder it
+ * is allowed into (`-t allow=<name>`); when it is itself a placeholder (`-t placeholder=<name>`),
+ * the resources it takes stay usable by jobs allowed into it.
+ */
+export interface Sharing {
+  ts?: string | null;
+  allow?: string | null;
+  placeholder?: string | null;
+}
 
 /** OAR's end of time (2^31 - 1): available_upto's "forever" as well. */
 export const MAX_TIME = 2147483647;
@@ -45,12 +56,41 @@ export class Slot {
      * and its sets are never changed in place: slots split from one another may share them.
      */
     public ts: ReadonlyMap<string, Itvs> | null = null,
+    /**
+     * Resources held by placeholder jobs (`-t placeholder=<name>`) during the slot, by name:
+     * not free, yet usable by jobs with `-t allow=<name>`, which consume them. Null when none;
+     * never changed in place, like `ts`.
+     */
+    public ph: ReadonlyMap<string, Itvs> | null = null,
   ) {}
 
   /** Resources a job of timesharing key `key` may use during the slot. */
   sharedFree(key: string): Itvs {
     const held = this.ts?.get(key);
     return held === undefined ? this.free : union(this.free, held);
+  }
+
+  /** Resources a job sharing as `sh` says may use during the slot. */
+  usable(sh: Sharing): Itvs {
+    const base = sh.ts ? this.sharedFree(sh.ts) : this.free;
+    const held = sh.allow ? this.ph?.get(sh.allow) : undefined;
+    return held === undefined ? base : union(base, held);
+  }
+
+  /** Records `res` as held by placeholder jobs of name `name`. */
+  hold(name: string, res: Itvs): void {
+    const ph = new Map(this.ph ?? []);
+    ph.set(name, union(ph.get(name) ?? [], res));
+    this.ph = ph;
+  }
+
+  /** `res`, taken by a job allowed into placeholder `name`, is no longer held for others. */
+  release(name: string, res: Itvs): void {
+    const held = this.ph?.get(name);
+    if (held === undefined) return;
+    const ph = new Map(this.ph!);
+    ph.set(name, difference(held, res));
+    this.ph = ph;
   }
 
   /** Records `res` as held by timesharing jobs of key `key`. */
@@ -125,7 +165,7 @@ export class SlotSet {
     this.slots.splice(
       i + 1,
       0,
-      new Slot(t, s.e, s.bits.slice(), s.n, s.partial.slice(), s.ts),
+      new Slot(t, s.e, s.bits.slice(), s.n, s.partial.slice(), s.ts, s.ph),
     );
     s.e = t - 1;
     return i + 1;
@@ -134,9 +174,16 @@ export class SlotSet {
   /**
    * Removes `res` from the free sets over `[start, end]` (inclusive), splitting the slots at
    * both boundaries. Parts outside the slot set's span are ignored. With a timesharing key,
-   * the resources stay usable by jobs of that key (and by no other job).
+   * the resources stay usable by jobs of that key (and by no other job); `sh` says the same of
+   * placeholders (and an allowed job consumes what it takes of its placeholder).
    */
-  occupy(start: number, end: number, res: Itvs, tsKey?: string | null): void {
+  occupy(
+    start: number,
+    end: number,
+    res: Itvs,
+    tsKey?: string | null,
+    sh: Sharing = {},
+  ): void {
     const first = this.slots[0].b;
     const last = this.slots[this.slots.length - 1].e;
     const a = Math.max(start, first);
@@ -147,6 +194,8 @@ export class SlotSet {
     for (let k = i; k < this.slots.length && this.slots[k].e <= b; k++) {
       this.slots[k].remove(res);
       if (tsKey) this.slots[k].share(tsKey, res);
+      if (sh.allow) this.slots[k].release(sh.allow, res);
+      if (sh.placeholder) this.slots[k].hold(sh.placeholder, res);
     }
   }
 
@@ -159,18 +208,19 @@ export class SlotSet {
     minStart: number,
     duration: number,
     match: (avail: Itvs) => T | null,
-    key: string,
+    key: string | Sharing,
   ): Fit<T> | null {
+    const sh: Sharing = typeof key === "string" ? { ts: key } : key;
     const s = this.slots;
     for (let i = this.indexAt(minStart); i < s.length; i++) {
       const start = Math.max(s[i].b, minStart);
       const end = start + duration - 1;
       if (end > MAX_TIME) return null;
-      let avail = s[i].sharedFree(key);
+      let avail = s[i].usable(sh);
       let j = i;
       while (s[j].e < end && avail.length > 0) {
         if (++j >= s.length) return null;
-        avail = intersect(avail, s[j].sharedFree(key));
+        avail = intersect(avail, s[j].usable(sh));
       }
       if (avail.length === 0) continue;
       const value = match(avail);
