@@ -26,12 +26,16 @@ export function moduleCommand(name: EntryName, config: Config, args: string[] = 
  * process that started it (bipbip with the local launcher, or oarexec's own relay under ssh),
  * with stdin for the descriptor and stdout for the rendezvous line.
  */
-export function spawnDetachedOarexec(config: Config): Deno.ChildProcess {
-  const cmd = moduleCommand("oarexec", config, ["--detached"]);
+export function spawnDetachedOarexec(
+  config: Config,
+  args: string[] = ["--detached"],
+): Deno.ChildProcess {
+  const cmd = moduleCommand("oarexec", config, args);
   return new Deno.Command("setsid", {
     args: [cmd.program, ...cmd.args],
     env: cmd.env,
-    stdin: "piped",
+    // The agent (`--serve`) takes its requests on its socket.
+    stdin: args.includes("--serve") ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -28,6 +28,7 @@ import { freePort } from "./support/ports.ts";
 import { bipbip, type BipbipContext } from "../lib/bipbip.ts";
 import { leon } from "../lib/leon.ts";
 import { LocalLauncher } from "../lib/launch/local.ts";
+import { AGENT_SOCKET_NAME } from "../lib/oarexec/agent_path.ts";
 import { makeLauncher } from "../lib/launch/launcher.ts";
 import { runNodeChangeState } from "../lib/node_change_state.ts";
 import { launcherSignaller } from "../lib/oarexec_signal.ts";
@@ -100,8 +101,11 @@ Deno.test("a job runs, reports, and ends with its exit code and output files", o
       `out ${jobId} first root\nnode-a\nnode-b\nwd=${rig.work} w=600\n`,
     );
     assertEquals(await Deno.readTextFile(join(rig.work, `OAR.${jobId}.stderr`)), "err\n");
-    // oarexec cleaned up after itself.
-    assertEquals([...Deno.readDirSync(rig.tmp)].map((e) => e.name), []);
+    // oarexec cleaned up after itself (the agent's socket stays while the agent does).
+    assertEquals(
+      [...Deno.readDirSync(rig.tmp)].map((e) => e.name).filter((n) => n !== AGENT_SOCKET_NAME),
+      [],
+    );
     // A late duplicate of the report changes nothing.
     assertEquals(await deliver(ctx, line), 1);
     assertEquals(await eventTypes(db.sql, jobId), ["SWITCH_INTO_TERMINATE_STATE"]);
@@ -280,7 +284,15 @@ Deno.test(
         "SEND_KILL_JOB",
         "SWITCH_INTO_ERROR_STATE",
       ]);
-      await waitFor("oarexec to exit", () => !alive(pid));
+      // oarexec is done with the job (the local agent, which ran it, lives on for others).
+      await waitFor("oarexec to be done with the job", () => {
+        try {
+          Deno.statSync(join(rig.tmp, `pid_of_oarexec_for_jobId_${jobId}`));
+          return false;
+        } catch {
+          return true;
+        }
+      });
     } finally {
       killSessions(pidsWithMarker(marker));
       await listener.close();

@@ -11,6 +11,7 @@ import {
   killSessions,
   oarexecPid,
   ReportListener,
+  testDescriptor,
 } from "./support/exec_fixtures.ts";
 import { waitFor } from "./support/proc.ts";
 import { denoRunArgs } from "../lib/permissions.ts";
@@ -20,48 +21,17 @@ import { nodeFileLines, resourceFileLines } from "../lib/oarexec/job_files.ts";
 import { walltimeText } from "../lib/oarexec/run.ts";
 import { awaitRendezvous } from "../lib/launch/rendezvous.ts";
 
-let nextId = 1000;
 const RDV = "oarexec is initialized and ready to do the job\n";
 
 function descriptor(rig: ExecRig, over: Partial<OarexecDescriptor> = {}): OarexecDescriptor {
-  const jobId = nextId++;
-  return {
-    job_id: jobId,
-    array_id: jobId,
-    array_index: 1,
-    stdout_file: "OAR.%jobid%.stdout",
-    stderr_file: "OAR.%jobid%.stderr",
-    launching_directory: rig.work,
-    job_env: null,
-    node_file_db_fields: "network_address",
-    node_file_db_fields_distinct_values: "resource_id",
-    user: "root",
-    job_user: "root",
-    types: {},
-    name: "t",
-    project: "default",
-    reservation: "None",
-    walltime_seconds: 3600,
-    command: "true",
-    challenge: "chal",
-    almighty_hostname: "127.0.0.1",
-    almighty_port: rig.port,
-    checkpoint_signal: 12,
-    debug_mode: 0,
-    mode: "PASSIVE",
-    pro_epi_timeout: 10,
-    prologue: "",
-    epilogue: "",
-    tmp_directory: rig.tmp,
-    detach_oarexec: 1,
-    cpuset_full_path: "",
+  return testDescriptor(rig, {
     resources: [
       { resource_id: 1, type: "default", network_address: "n1" },
       { resource_id: 2, type: "default", network_address: "n1" },
       { resource_id: 3, type: "default", network_address: "n0" },
     ],
     ...over,
-  };
+  });
 }
 
 /**
@@ -154,8 +124,9 @@ Deno.test("oarexec: bad or missing descriptors exit 31", opts, async () => {
   const rig = await execRig(db);
   assertEquals((await runOarexec(rig, "not json")).code, 31);
   assertEquals((await runOarexec(rig, JSON.stringify({ job_id: 3 }))).code, 31);
-  const interactive = encodeOarexecDescriptor(descriptor(rig, { mode: "INTERACTIVE" }));
-  assertEquals((await runOarexec(rig, interactive)).code, 31);
+  // An unknown mode (INTERACTIVE is a mode oarexec runs: tests/interactive_test.ts).
+  const badMode = JSON.stringify({ ...descriptor(rig), mode: "BATCH" });
+  assertEquals((await runOarexec(rig, badMode)).code, 31);
 });
 
 Deno.test("oarexec: a tmp directory that cannot exist is exit 8", opts, async () => {

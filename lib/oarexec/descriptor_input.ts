@@ -18,6 +18,19 @@ export async function readDescriptor(
   input: ReadableStream<Uint8Array>,
   timeoutMs: number,
 ): Promise<DescriptorRead> {
+  const read = await readBounded(input, timeoutMs, MAX_DESCRIPTOR_BYTES);
+  return read.ok ? decodeDescriptor(read.bytes) : read;
+}
+
+/**
+ * All of `input` up to its end, within `timeoutMs` (exit 30 past it) and `maxBytes` beyond the
+ * descriptor limit (exit 31), for the agent's requests too.
+ */
+export async function readBounded(
+  input: ReadableStream<Uint8Array>,
+  timeoutMs: number,
+  maxBytes = MAX_DESCRIPTOR_BYTES + 64,
+): Promise<{ ok: true; bytes: Uint8Array } | { ok: false; code: number; error: string }> {
   const reader = input.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -37,7 +50,7 @@ export async function readDescriptor(
       }
       if (r.done) break;
       size += r.value.byteLength;
-      if (size > MAX_DESCRIPTOR_BYTES) {
+      if (size > maxBytes) {
         return { ok: false, code: OarexecExit.badDescriptor, error: "descriptor too large" };
       }
       chunks.push(r.value);
@@ -53,6 +66,11 @@ export async function readDescriptor(
     all.set(c, at);
     at += c.byteLength;
   }
+  return { ok: true, bytes: all };
+}
+
+/** A validated descriptor from its bytes (exit 31 when it is not one). */
+export function decodeDescriptor(all: Uint8Array): DescriptorRead {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(all);

@@ -8,7 +8,14 @@ export class OarexecLog {
   #stderr = true;
   readonly #encoder = new TextEncoder();
 
-  constructor(readonly jobId: number | string) {}
+  /**
+   * `sink` replaces stderr before the detach: the agent sends a job's early lines to the
+   * launcher that waits for its rendezvous.
+   */
+  constructor(
+    readonly jobId: number | string,
+    readonly sink: (line: Uint8Array) => void = (line) => Deno.stderr.writeSync(line),
+  ) {}
 
   info(msg: string): void {
     const line = this.#encoder.encode(
@@ -16,7 +23,7 @@ export class OarexecLog {
     );
     try {
       if (this.#file) this.#file.writeSync(line);
-      else if (this.#stderr) Deno.stderr.writeSync(line);
+      else if (this.#stderr) this.sink(line);
     } catch {
       // A log line must never take the job down (closed pipe, full disk).
     }

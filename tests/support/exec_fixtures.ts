@@ -12,7 +12,7 @@ import { setupLogging } from "../../lib/log.ts";
 import type { Logger } from "../../lib/log.ts";
 import { RecordingNotifier } from "../../lib/notifier.ts";
 import { denoRunArgs, type EntryName } from "../../lib/permissions.ts";
-import { LineSplitter } from "../../lib/protocol.ts";
+import { LineSplitter, type OarexecDescriptor } from "../../lib/protocol.ts";
 import { insertJob, insertResources, type JobFixture } from "./fixtures.ts";
 import { freePort } from "./ports.ts";
 import { type TestDb, writeConfigFile } from "./testdb.ts";
@@ -40,7 +40,14 @@ export class ReportListener {
       (async () => {
         const splitter = new LineSplitter();
         try {
-          for await (const chunk of conn.readable) this.lines.push(...splitter.push(chunk).lines);
+          for await (const chunk of conn.readable) {
+            const { lines } = splitter.push(chunk);
+            this.lines.push(...lines);
+            // As the appendice proxy does once bipbip handled it: oarexec waits for this.
+            for (const l of lines) {
+              if (l.startsWith("OAREXEC_")) await conn.write(new TextEncoder().encode("OK\n"));
+            }
+          }
         } catch { /* reset */ }
         this.lines.push(...splitter.end());
       })();
@@ -98,6 +105,8 @@ export async function execRig(
     PROLOGUE_EPILOGUE_TIMEOUT: 10,
     LOG_FILE: ":stderr:",
     LOG_LEVEL: 2,
+    // The local launcher's agent leaves soon after the test's last job.
+    OAREXEC_AGENT_IDLE_TIME: 1,
     ...extra,
   });
   const config = readConfigFile(confPath);
@@ -232,5 +241,48 @@ export async function createUser(): Promise<
         .output();
       await Deno.remove(home, { recursive: true }).catch(() => {});
     },
+  };
+}
+
+let nextDescriptorId = 50_000;
+
+/** A PASSIVE descriptor of a fresh job id for `rig` (no database row: oarexec needs none). */
+export function testDescriptor(
+  rig: ExecRig,
+  over: Partial<OarexecDescriptor> = {},
+): OarexecDescriptor {
+  const jobId = nextDescriptorId++;
+  return {
+    job_id: jobId,
+    array_id: jobId,
+    array_index: 1,
+    stdout_file: "OAR.%jobid%.stdout",
+    stderr_file: "OAR.%jobid%.stderr",
+    launching_directory: rig.work,
+    job_env: null,
+    node_file_db_fields: "network_address",
+    node_file_db_fields_distinct_values: "resource_id",
+    user: "root",
+    job_user: "root",
+    types: {},
+    name: "t",
+    project: "default",
+    reservation: "None",
+    walltime_seconds: 3600,
+    command: "true",
+    challenge: "chal",
+    almighty_hostname: "127.0.0.1",
+    almighty_port: rig.port,
+    checkpoint_signal: 12,
+    debug_mode: 0,
+    mode: "PASSIVE",
+    pro_epi_timeout: 10,
+    prologue: "",
+    epilogue: "",
+    tmp_directory: rig.tmp,
+    detach_oarexec: 1,
+    cpuset_full_path: "",
+    resources: [{ resource_id: 1, type: "default", network_address: "n1" }],
+    ...over,
   };
 }

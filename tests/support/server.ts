@@ -134,11 +134,37 @@ export class TestServer {
     });
   }
 
-  /** Processes whose command line mentions the var dir (postgres, almighty, its children). */
+  /**
+   * Processes whose command line mentions the var dir (postgres, almighty, its children),
+   * except the local oarexec agent: it belongs to the "node", outlives the server like any
+   * oarexec, and leaves once idle (`stopNode` ends it at once).
+   */
   async leftovers(): Promise<string[]> {
+    return (await this.#processes()).filter((l) => !l.includes(" --serve"));
+  }
+
+  async #processes(): Promise<string[]> {
     const out = await new Deno.Command("pgrep", { args: ["-af", this.varDir], stdout: "piped" })
       .output();
     return new TextDecoder().decode(out.stdout).trim().split("\n").filter((l) => l);
+  }
+
+  /** Ends what runs on the test's "node": the oarexec agent and the jobs it still holds. */
+  async stopNode(): Promise<void> {
+    const agents = (await this.#processes()).filter((l) => l.includes(" --serve"))
+      .map((l) => Number(l.split(" ")[0]));
+    for (const pid of agents) {
+      for (const target of [-pid, pid]) {
+        try {
+          Deno.kill(target, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    }
+    await waitFor(
+      "the oarexec agent to leave",
+      async () => (await this.#processes()).length === 0,
+      20_000,
+    );
   }
 
   /** Ctrl-C; returns start's exit code once nothing of the server is left running. */
@@ -159,6 +185,7 @@ export class TestServer {
   async [Symbol.asyncDispose](): Promise<void> {
     try {
       await this.stop();
+      await this.stopNode();
     } finally {
       await Deno.remove(this.varDir, { recursive: true });
     }
