@@ -13,6 +13,7 @@ import { setupLogging } from "../lib/log.ts";
 import { whenParentExits } from "../lib/parent_watch.ts";
 import { exitCodeOf } from "../lib/signals.ts";
 import { moduleCommand } from "../lib/spawn.ts";
+import { StandbyPool } from "../lib/almighty/standby.ts";
 import { PullSocket, terminate } from "../lib/zmq.ts";
 
 /** A module still running this long after a stop request is terminated. */
@@ -55,10 +56,11 @@ export async function main(_args: string[]): Promise<number> {
     companions.add("greta", moduleCommand("greta", config));
   }
 
+  const standbys = new StandbyPool(config);
   const code = await runLoop(
     {
       receive: (timeoutMs, signal) => pull.receive({ timeoutMs, signal }),
-      runModule: (module, signal) => runModule(module, config, signal),
+      runModule: (module, signal) => runModule(module, standbys, signal),
       now: () => Date.now() / 1000,
     },
     {
@@ -69,7 +71,7 @@ export async function main(_args: string[]): Promise<number> {
     stop.signal,
     log,
   );
-  await companions.stop();
+  await Promise.all([companions.stop(), standbys.stop()]);
   pull.close();
   await terminate();
   return code;
@@ -78,19 +80,12 @@ export async function main(_args: string[]): Promise<number> {
 /** Runs a one-shot module; on a stop request it gets STOP_GRACE_MS, then SIGTERM. */
 async function runModule(
   module: OneShotModule,
-  config: Config,
+  standbys: StandbyPool,
   stop: AbortSignal,
 ): Promise<number> {
-  const cmd = moduleCommand(module, config);
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(cmd.program, {
-      args: cmd.args,
-      env: cmd.env,
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
+    child = standbys.start(module);
   } catch {
     return 127;
   }
@@ -107,6 +102,8 @@ async function runModule(
   const status = await child.status;
   clearTimeout(timer);
   stop.removeEventListener("abort", onStop);
+  // Started now, it is ready by the next run (the automaton runs one module at a time).
+  if (!stop.aborted) standbys.prepare(module);
   return exitCodeOf(status);
 }
 
