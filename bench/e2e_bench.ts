@@ -3,11 +3,13 @@
  * embedded default in a temporary var directory, the local launcher, trivial jobs (`true`).
  *
  *   deno task bench:e2e [--jobs 1000] [--hosts 4] [--cores 4] [--samples 20]
- *                       [--submit inproc|oarsub] [--parallel 8] [--min-between 0,5]
+ *                       [--submit inproc|oarsub|array] [--parallel 8] [--min-between 0,5]
+ *                       [--set KEY=VALUE]...   (extra oar.conf keys, e.g. OAREXEC_LOCAL_AGENT=no)
  *
  * For each SCHEDULER_MIN_TIME_BETWEEN_2_CALLS value it starts the server, then measures
  *  - throughput: N jobs submitted as fast as possible, jobs/s from the first submission to the
- *    moment every job is Terminated (polled every 20 ms);
+ *    moment every job is Terminated (polled every 100 ms: a count over every job, whose cost
+ *    would otherwise be taken from the server measured);
  *  - latency: single jobs on the idle cluster, one after the other (the next one is submitted as
  *    soon as the previous one ended), submit→Running p50/p99.
  *
@@ -15,7 +17,8 @@
  * submission per job over a pool of `--parallel` connections, then notifies almighty `Qsub` as
  * oarsub does, so the numbers measure the server and not oarsub's own start-up (the job key pair
  * is generated once and shared: ssh-keygen is a client cost). `oarsub` runs real
- * `deno task oarsub` processes, `--parallel` at a time.
+ * `deno task oarsub` processes, `--parallel` at a time. `array` submits the throughput phase's
+ * jobs as one array job, as a user with many jobs would (`oarsub --array N`).
  *
  * The embedded PostgreSQL is brought up here with the same code and paths as tools/start.ts (so
  * that the oar.conf can be written before start, with the keys start would write plus the
@@ -44,9 +47,11 @@ interface Options {
   hosts: number;
   cores: number;
   samples: number;
-  submit: "inproc" | "oarsub";
+  submit: "inproc" | "oarsub" | "array";
   parallel: number;
   minBetween: number[];
+  /** Extra oar.conf keys (`--set KEY=VALUE`, repeatable). */
+  extra: Record<string, string>;
   /** Where to copy the server's output of each phase (`<file>.<min_between>`). */
   keepLog?: string;
   logLevel: number;
@@ -63,11 +68,12 @@ function options(): Options {
       submit: { type: "string", default: "inproc" },
       parallel: { type: "string", default: "8" },
       "min-between": { type: "string", default: "0,5" },
+      set: { type: "string", multiple: true, default: [] },
       "keep-log": { type: "string" },
       "log-level": { type: "string", default: "2" },
     },
   });
-  const submit = values.submit === "oarsub" ? "oarsub" : "inproc";
+  const submit = values.submit === "oarsub" || values.submit === "array" ? values.submit : "inproc";
   return {
     jobs: Number(values.jobs),
     hosts: Number(values.hosts),
@@ -76,6 +82,9 @@ function options(): Options {
     submit,
     parallel: Number(values.parallel),
     minBetween: values["min-between"].split(",").map(Number),
+    extra: Object.fromEntries(
+      values.set.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+    ),
     keepLog: values["keep-log"],
     logLevel: Number(values["log-level"]),
   };
@@ -150,10 +159,17 @@ class Server {
 interface Submitter {
   /** Submits one job; its id. */
   submit(): Promise<number>;
+  /** `--submit array`: the throughput phase's jobs as one array job (`oarsub --array N`). */
+  submitArray?(n: number): Promise<number[]>;
   close(): Promise<void>;
 }
 
-async function inprocSubmitter(sql: Sql, confPath: string, work: string): Promise<Submitter> {
+async function inprocSubmitter(
+  sql: Sql,
+  confPath: string,
+  work: string,
+  array: boolean,
+): Promise<Submitter> {
   const config = readConfigFile(confPath);
   const notifier = new ZmqNotifier(config);
   const columns = await resourceColumns(sql);
@@ -190,6 +206,13 @@ async function inprocSubmitter(sql: Sql, confPath: string, work: string): Promis
       notifier.almighty("Qsub");
       return r.jobIds[0];
     },
+    submitArray: array
+      ? async (n) => {
+        const r = await submitJobs(sql, { ...req, commands: Array(n).fill("true") }, keys);
+        notifier.almighty("Qsub");
+        return r.jobIds;
+      }
+      : undefined,
     close: () => notifier.close(),
   };
 }
@@ -231,7 +254,7 @@ async function throughput(
 ): Promise<{ submitS: number; totalS: number; errors: number }> {
   const limit = pLimit(opts.parallel);
   const t0 = performance.now();
-  const ids = await Promise.all(
+  const ids = submitter.submitArray ? await submitter.submitArray(opts.jobs) : await Promise.all(
     Array.from({ length: opts.jobs }, () => limit(() => submitter.submit())),
   );
   const submitS = (performance.now() - t0) / 1000;
@@ -244,7 +267,7 @@ async function throughput(
     if (Date.now() > deadline) {
       throw new Error(`only ${s.done}/${ids.length} jobs ended within ${timeoutMs / 1000} s`);
     }
-    await sleep(20);
+    await sleep(100);
   }
 }
 
@@ -290,6 +313,7 @@ async function runPhase(
       {
         ...embeddedConfig(pg, "oar", varDir, base),
         SCHEDULER_MIN_TIME_BETWEEN_2_CALLS: minBetween,
+        ...opts.extra,
         LOG_LEVEL: opts.logLevel,
       },
       "oar-deno embedded default, written by bench/e2e_bench.ts",
@@ -304,13 +328,14 @@ async function runPhase(
     await server.ready();
     submitter = opts.submit === "oarsub"
       ? oarsubSubmitter(varDir, work)
-      : await inprocSubmitter(sql, confPath, work);
+      : await inprocSubmitter(sql, confPath, work, opts.submit === "array");
     // Warm-up: one job through every stage (first-run compilation caches, connections).
     await latency(sql, submitter, 1);
     const t = await throughput(sql, submitter, opts, Math.max(120_000, opts.jobs * 1000));
     const lat = await latency(sql, submitter, opts.samples);
     console.log(
       `SCHEDULER_MIN_TIME_BETWEEN_2_CALLS=${minBetween}, ${opts.hosts}×${opts.cores} cores, ` +
+        Object.entries(opts.extra).map(([k, v]) => `${k}=${v}, `).join("") +
         `submit=${opts.submit}${
           opts.submit === "oarsub" || opts.parallel > 1 ? ` ×${opts.parallel}` : ""
         }`,
