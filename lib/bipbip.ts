@@ -12,7 +12,7 @@
  * - a report for a job that is not running has no effect (exit 1): it never launches a job;
  * - oarexec's own exit code before the rendezvous (prologue failure, …) is used when known,
  *   instead of the blanket 50;
- * - interactive jobs are not supported yet: they end in Error with a message;
+ * - an interactive job whose oarsub cannot be told `GOOD JOB` is fragged (DECISIONS §8);
  * - no cpusets (JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD is ignored, with a warning).
  */
 import { checkEndOfJob, type JobEndContext, runServerScript, serverScriptEnv } from "./job_end.ts";
@@ -36,6 +36,7 @@ import {
   parseInfoType,
 } from "./protocol.ts";
 import type { Queryable } from "./db/client.ts";
+import { announceStart, tellOarsub } from "./interactive/launch_notify.ts";
 
 export interface BipbipContext extends JobEndContext {
   launcher: Launcher;
@@ -94,7 +95,9 @@ export async function bipbipLines(
           args: (args as string[]).join(" "),
           error: (e as Error)?.stack ?? String(e),
         });
-        code = 1;
+        // Not 1 ("nothing to do"): bipbip_commander acknowledges an oarexec report on 0 or 1
+        // only, and a report whose handling failed (database down...) must come again.
+        code = 2;
       }
       worst = Math.max(worst, code);
       const id = Number((args as string[])[0]);
@@ -172,14 +175,6 @@ async function launch(ctx: BipbipContext, job: Job): Promise<number> {
     log.warn("[{id}] Job already treated or deleted in the meantime", { id: jobId });
     return 1;
   }
-  const interactive = job.job_type === "INTERACTIVE";
-  if (interactive) {
-    const msg = "interactive jobs are not supported yet";
-    log.error("[{id}] {msg}", { id: jobId, msg });
-    await notifyOarsub(job, InteractiveMessages.error(msg));
-    await setJobState(sql, notifier, jobId, "Error", { message: msg });
-    return 2;
-  }
   const challenge = await challengeOf(sql, jobId);
   if (challenge === null) {
     const msg = "the job has no challenge: it cannot be launched";
@@ -191,6 +186,8 @@ async function launch(ctx: BipbipContext, job: Job): Promise<number> {
     log.warn("[{id}] Job already treated or deleted in the meantime", { id: jobId });
     return 1;
   }
+  // Interactive (non-reservation): oarsub hears how the launch goes (lib/interactive/).
+  await tellOarsub(job, InteractiveMessages.starting);
   if (config.str("JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD") !== "") {
     log.warn("JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD is set but cpusets are not supported");
   }
@@ -211,6 +208,7 @@ async function launch(ctx: BipbipContext, job: Job): Promise<number> {
       });
       notifier.almighty("ChState");
       const reservation = job.reservation !== "None";
+      await tellOarsub(job, InteractiveMessages.error("some resources did not respond"));
       if (!reservation) return 2;
       if (bad.length === hosts.length) {
         // DECISIONS §8: the event is written and the reservation ends in Error.
@@ -251,6 +249,12 @@ async function launch(ctx: BipbipContext, job: Job): Promise<number> {
         ];
       log.error(desc);
       await setJobMessage(sql, jobId, "Server prologue failed: the job is not launched");
+      await tellOarsub(
+        job,
+        InteractiveMessages.error(
+          r.kind === "exit" ? "SERVER PROLOGUE returned a bad value" : "SERVER PROLOGUE timeouted",
+        ),
+      );
       await addEvent(sql, { type, jobId, description: desc });
       notifier.almighty("ChState");
       return 2;
@@ -274,8 +278,10 @@ async function launch(ctx: BipbipContext, job: Job): Promise<number> {
   const r = await ctx.launcher.launch(head, encodeOarexecDescriptor(descriptor));
   if (r.rendezvous) {
     await setJobState(sql, notifier, jobId, "Running");
+    await announceStart(ctx, job);
     return 0;
   }
+  await tellOarsub(job, InteractiveMessages.error("an error occured on the first job node"));
   const error = r.exitCode !== null && EARLY_EXITS.has(r.exitCode)
     ? r.exitCode
     : OarexecExit.noRendezvous;
@@ -365,6 +371,7 @@ async function buildDescriptor(
     detach_oarexec: config.int("DETACH_JOB_FROM_SERVER"),
     cpuset_full_path: "",
     resources: resources.map((r) => ({ ...r, resource_id: Number(r.resource_id) })),
+    report_ack_timeout: config.int("OAREXEC_REPORT_ACK_TIMEOUT"),
   };
 }
 

@@ -11,10 +11,16 @@
  * closed and its work done; a new standby is started as soon as one is put to work. The rules
  * stay: one invocation at a time per job (a job is busy until its own end is reported), at most
  * `max` working children (the idle standby does not count: it does nothing).
+ *
+ * Acknowledged reports (issue 11): a message the appendice proxy tagged with an `ack` token is
+ * acknowledged (`acknowledge(token)`, which reaches the proxy and then oarexec) once its bipbip
+ * invocation was reported done with 0 (handled) or 1 (nothing to do: the job had ended already,
+ * a duplicate) — never when it crashed, was killed, timed out, or its worker died before
+ * reporting it: then oarexec sends the report again.
  */
 import type { Logger } from "./log.ts";
 import { exitCodeOf } from "./signals.ts";
-import { commanderInvocation, type CommanderMessage } from "./protocol.ts";
+import { commanderInvocation, type CommanderMessage, encodeAckLine } from "./protocol.ts";
 
 export interface ChildHandle {
   /** Resolves with the exit code (128+n for a signal) once the child is reaped. */
@@ -46,6 +52,8 @@ export interface CommanderOptions {
   batchWindowMs?: number;
   /** Most invocations one worker takes (default 500). */
   batchMax?: number;
+  /** Sends a handled report's acknowledgement back to the appendice proxy. */
+  acknowledge?: (token: string) => void;
   log?: Logger;
 }
 
@@ -66,12 +74,21 @@ export interface CommanderStats {
   finished: number;
   killed: number;
   failedToStart: number;
+  acknowledged: number;
 }
 
 export class Commander {
-  readonly stats: CommanderStats = { started: 0, finished: 0, killed: 0, failedToStart: 0 };
+  readonly stats: CommanderStats = {
+    started: 0,
+    finished: 0,
+    killed: 0,
+    failedToStart: 0,
+    acknowledged: 0,
+  };
   #queue: CommanderMessage[] = [];
   #running = new Map<number, ChildHandle>();
+  /** The ack token of each running job's invocation, when it has one. */
+  #tokens = new Map<number, string>();
   #idleWaiters: (() => void)[] = [];
   #stopping = false;
   /** Children working: one-invocation children and workers that were given work. */
@@ -144,7 +161,7 @@ export class Commander {
     this.#workers.add(w);
     handle.onDone((jobId, code) => {
       if (!w.jobs.delete(jobId)) return;
-      this.#finished(jobId, code, "bipbip");
+      this.#finished(jobId, code, "bipbip", code === 0 || code === 1);
     });
     handle.exited.then((code) => {
       this.#workers.delete(w);
@@ -152,7 +169,8 @@ export class Commander {
       if (this.#current === w) this.#current = null;
       if (w.working) this.#children--;
       // Invocations it never reported: finished all the same (as a dead child's would be).
-      for (const jobId of w.jobs) this.#finished(jobId, code, "bipbip");
+      // Their reports were not handled: no acknowledgement, oarexec sends them again.
+      for (const jobId of w.jobs) this.#finished(jobId, code, "bipbip", false);
       w.jobs.clear();
       this.#pump();
     });
@@ -204,15 +222,34 @@ export class Commander {
     w.jobs.add(msg.job_id);
     this.stats.started++;
     this.#running.set(msg.job_id, w.handle);
+    if (msg.ack !== undefined) this.#tokens.set(msg.job_id, msg.ack);
     if (w.taken >= (this.opts.batchMax ?? 500)) this.#closeWorker(w);
     return true;
   }
 
-  #finished(jobId: number, code: number, module: string): void {
+  #finished(jobId: number, code: number, module: string, handled: boolean): void {
     this.stats.finished++;
     this.#running.delete(jobId);
+    this.#settle(jobId, handled);
     this.opts.log?.debug("{module} {id} exited with {code}", { module, id: jobId, code });
     this.#pump();
+  }
+
+  /** The job's invocation is over: its report is acknowledged if it was handled. */
+  #settle(jobId: number, handled: boolean): void {
+    const token = this.#tokens.get(jobId);
+    if (token === undefined) return;
+    this.#tokens.delete(jobId);
+    if (!handled || this.opts.acknowledge === undefined) return;
+    this.stats.acknowledged++;
+    try {
+      this.opts.acknowledge(token);
+    } catch (e) {
+      this.opts.log?.warn("cannot acknowledge job {id}'s report: {error}", {
+        id: jobId,
+        error: String(e),
+      });
+    }
   }
 
   #start(msg: CommanderMessage): void {
@@ -232,6 +269,7 @@ export class Commander {
     this.stats.started++;
     this.#children++;
     this.#running.set(msg.job_id, child);
+    if (msg.ack !== undefined) this.#tokens.set(msg.job_id, msg.ack);
     const timer = setTimeout(() => {
       this.stats.killed++;
       this.opts.log?.error("{module} {args} exceeded {s} s; killing it", {
@@ -248,6 +286,9 @@ export class Commander {
       this.stats.finished++;
       this.#children--;
       this.#running.delete(msg.job_id);
+      // A bipbip process exits 1 both for "nothing to do" and for a failure (lib/oneshot.ts):
+      // only 0 is taken as handled here. (The batch workers tell the two apart.)
+      this.#settle(msg.job_id, code === 0);
       this.opts.log?.debug("{module} {args} exited with {code}", {
         module,
         args: args.join(" "),
@@ -424,4 +465,78 @@ export function processWorkerSpawner(
       },
     };
   };
+}
+
+/**
+ * Sends acknowledgements to the appendice proxy as `OARACK_<token>` lines on SERVER_PORT: what
+ * is queued goes on one connection, opened when there is something to send. When the proxy
+ * cannot be reached the tokens are dropped (logged): a proxy that is down holds no report, and
+ * the oarexecs waiting send theirs again.
+ */
+export class AckSender {
+  #queue: string[] = [];
+  #sending: Promise<void> | null = null;
+  sent = 0;
+  lost = 0;
+
+  constructor(
+    readonly hostname: string,
+    readonly port: number,
+    readonly log?: Logger,
+    readonly timeoutMs = 5000,
+  ) {}
+
+  send(token: string): void {
+    this.#queue.push(token);
+    if (this.#sending === null) {
+      this.#sending = this.#drain().finally(() => this.#sending = null);
+    }
+  }
+
+  /** Resolves once everything queued so far was sent or dropped. */
+  async flush(): Promise<void> {
+    while (this.#sending !== null) await this.#sending;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const tokens = this.#queue.splice(0);
+      try {
+        await this.#write(tokens.map(encodeAckLine).join(""));
+        this.sent += tokens.length;
+      } catch (e) {
+        this.lost += tokens.length;
+        this.log?.warn("cannot acknowledge {n} report(s) to the proxy: {error}", {
+          n: tokens.length,
+          error: String(e),
+        });
+      }
+    }
+  }
+
+  async #write(text: string): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let conn: Deno.TcpConn | null = null;
+    const work = (async () => {
+      conn = await Deno.connect({ hostname: this.hostname, port: this.port });
+      const bytes = new TextEncoder().encode(text);
+      let n = 0;
+      while (n < bytes.length) n += await conn.write(bytes.subarray(n));
+    })();
+    try {
+      await Promise.race([
+        work,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("timed out")), this.timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      work.catch(() => {}).finally(() => {
+        try {
+          (conn as Deno.TcpConn | null)?.close();
+        } catch { /* closed already */ }
+      });
+    }
+  }
 }

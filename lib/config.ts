@@ -75,6 +75,14 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
     doc: "oarexec's directory on nodes (node file, pid)",
   },
   OAREXEC_PID_FILE_NAME: { value: "pid_of_oarexec_for_jobId_", doc: "oarexec pid file prefix" },
+  OAREXEC_LOCAL_AGENT: {
+    value: "yes",
+    doc: "local launcher: one resident oarexec runs every job of this host (no: one per job)",
+  },
+  OAREXEC_AGENT_IDLE_TIME: {
+    value: 10,
+    doc: "seconds the local oarexec agent stays with no job before it leaves",
+  },
   OAREXEC_DEBUG_MODE: { value: 0, doc: "oarexec debug output" },
   SSH_RENDEZ_VOUS: {
     value: "oarexec is initialized and ready to do the job",
@@ -177,6 +185,23 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
   // User notification
   MAIL_SMTP_SERVER: { value: "", doc: "SMTP server for --notify mail:" },
   MAIL_SENDER: { value: "", doc: "sender address for --notify mail:" },
+  // Fault tolerance (issue 11)
+  OAREXEC_REPORT_ACK_TIMEOUT: {
+    value: 120,
+    doc: "seconds oarexec waits for the server to acknowledge its end report before resending it",
+  },
+  OAREXEC_CHECK_INTERVAL: {
+    value: 60,
+    doc: "sarko checks that Running jobs' oarexecs are alive at most this often (s; 0: never)",
+  },
+  OAREXEC_CHECK_MIN_AGE: {
+    value: 60,
+    doc: "sarko checks a job's oarexec once the job has been Running this long (seconds)",
+  },
+  OAREXEC_LOST_GRACE: {
+    value: 60,
+    doc: "a Running job whose oarexec is gone this long (no report came) is ended in Error (s)",
+  },
 };
 
 /** A malformed configuration: names the file and the line. */

@@ -10,6 +10,7 @@ import type { Config } from "./config.ts";
 import { dbPermissionFlags } from "./db/target.ts";
 import { joinPath, projectRoot, varDir } from "./paths.ts";
 import { LIBZMQ_PATH } from "./zmq_path.ts";
+import { agentSocketPath } from "./oarexec/agent_path.ts";
 
 export const DAEMONS = ["almighty", "appendice_proxy", "bipbip_commander", "greta"] as const;
 export const ONE_SHOTS = [
@@ -52,13 +53,16 @@ type Need =
   | "node_execution"
   | "user_identity"
   | "read_user_files"
-  | "ssh_keygen";
+  | "ssh_keygen"
+  | "runtime_state"
+  | "interactive";
 
 const NEED_REASONS: Record<Need, string> = {
   db: "reads and writes OAR's database",
   zmq: "talks to almighty/bipbip_commander/greta over ZeroMQ (libzmq through FFI)",
   listen_server_port: "listens on SERVER_PORT for oarsub, oardel and oarexec lines",
-  tcp_server_port: "sends its report line to SERVER_HOSTNAME:SERVER_PORT",
+  tcp_server_port:
+    "sends job reports (oarexec) or their acknowledgements (bipbip_commander) to SERVER_HOSTNAME:SERVER_PORT",
   spawn_modules: "starts the other modules (deno, or their artifacts in OARDIR)",
   ssh: "reaches compute nodes with OPENSSH_CMD (or starts and signals oarexec locally)",
   notify_oarsub: "writes notifications to interactive oarsub sessions (any host:port they give)",
@@ -70,6 +74,11 @@ const NEED_REASONS: Record<Need, string> = {
   user_identity: "reads who runs the command (uid, user name)",
   read_user_files: "reads job scripts and parameter files named by the user",
   ssh_keygen: "creates each job's ssh key pair",
+  interactive:
+    "oarsub -I/-C: listens for its job's notifications and opens the job's shell (sh here, " +
+    "or OPENSSH_CMD to the head node)",
+  runtime_state:
+    "remembers between runs which jobs' oarexecs were seen gone (a file in OAR_RUNTIME_DIRECTORY)",
 };
 
 interface EntrySpec {
@@ -81,16 +90,17 @@ interface EntrySpec {
 const MODULE_NEEDS: Record<EntryName, Need[]> = {
   almighty: ["zmq", "spawn_modules"],
   appendice_proxy: ["zmq", "listen_server_port"],
-  bipbip_commander: ["zmq", "spawn_modules"],
+  // tcp_server_port: acknowledges oarexec reports to the appendice proxy (issue 11).
+  bipbip_commander: ["zmq", "spawn_modules", "tcp_server_port"],
   greta: ["db", "zmq", "node_manager"],
   meta_sched: ["db", "zmq", "notify_oarsub"],
-  sarko: ["db", "zmq", "ssh"],
+  sarko: ["db", "zmq", "ssh", "runtime_state"],
   finaud: ["db", "zmq", "pingchecker"],
   leon: ["db", "zmq", "ssh", "pingchecker", "notify_oarsub", "server_scripts"],
   node_change_state: ["db", "zmq", "ssh", "notify_oarsub", "server_scripts"],
   bipbip: ["db", "zmq", "ssh", "pingchecker", "notify_oarsub", "server_scripts"],
   oarexec: ["node_execution", "tcp_server_port"],
-  oarsub: ["db", "zmq", "user_identity", "read_user_files", "ssh_keygen"],
+  oarsub: ["db", "zmq", "user_identity", "read_user_files", "ssh_keygen", "interactive"],
   oarstat: ["db", "user_identity"],
   oardel: ["db", "zmq", "user_identity", "ssh"],
   oarhold: ["db", "zmq", "user_identity"],
@@ -119,7 +129,7 @@ export function entrySpec(name: EntryName): EntrySpec {
 }
 
 /** Environment variables every entry may read: where the configuration and var dir are. */
-const BASE_ENV = ["OARCONFFILE", "OAR_VAR_DIR", "OAR_SUPERVISED"];
+const BASE_ENV = ["OARCONFFILE", "OAR_VAR_DIR", "OAR_SUPERVISED", "OAR_STANDBY"];
 
 class FlagSet {
   readonly #sets = new Map<string, Set<string>>();
@@ -213,6 +223,12 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         if (config.str("OARDIR")) f.add("run", joinPath(config.str("OARDIR"), "oarexec"));
         // bipbip names this host in the report address when SERVER_HOSTNAME is local.
         f.add("sys", "hostname");
+        // The local launcher's oarexec agent listens on a unix socket there.
+        if (config.str("OAREXEC_LAUNCHER").trim().toLowerCase() === "local") {
+          f.add("read", config.str("OAREXEC_DIRECTORY"));
+          f.add("write", config.str("OAREXEC_DIRECTORY"));
+          f.add("net", `unix:${agentSocketPath(config)}`);
+        }
         break;
       case "notify_oarsub":
         // oarsub -I listens on whatever host:port it chose; the target is only known per job.
@@ -249,6 +265,12 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
       case "node_execution":
         // oarexec runs users' commands, as their users, wherever their files are.
         for (const k of ["read", "write", "run", "env", "sys"]) f.all(k);
+        // The local agent's socket (lib/oarexec/agent.ts).
+        f.add("net", `unix:${agentSocketPath(config)}`);
+        break;
+      case "runtime_state":
+        f.add("read", config.str("OAR_RUNTIME_DIRECTORY"));
+        f.add("write", config.str("OAR_RUNTIME_DIRECTORY"));
         break;
       case "user_identity":
         f.add("sys", "uid", "gid", "hostname");
@@ -261,6 +283,16 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
       case "ssh_keygen":
         f.add("run", "ssh-keygen");
         f.add("write", "/tmp");
+        break;
+      case "interactive":
+        // The notification socket: every address, a port the system picks (info_type).
+        f.add("net", "0.0.0.0");
+        // The job's shell: sh on this host (local launcher), or ssh to the head node; getent
+        // finds the user's login shell for NSS accounts. The job key goes to a file in /tmp.
+        f.add("run", "sh", "getent", programOf(config.str("OPENSSH_CMD")));
+        f.add("write", "/tmp");
+        // Passed on to the user's shell.
+        f.add("env", "PATH", "TERM", "LANG", "LC_ALL", "DISPLAY");
         break;
     }
   }

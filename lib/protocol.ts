@@ -154,10 +154,16 @@ export interface CommanderMessage {
   job_id: number;
   cmd: CommanderCommand;
   args: string[];
+  /**
+   * Set by the appendice proxy on an oarexec report it holds the connection of: once the
+   * invocation has handled the report, bipbip_commander sends it back (`OARACK_<token>`), and
+   * the proxy acknowledges the report to oarexec. Absent from OAR's own senders.
+   */
+  ack?: string;
 }
 
 export function encodeCommanderMessage(msg: CommanderMessage): string {
-  return pyJson({ job_id: msg.job_id, cmd: msg.cmd, args: msg.args });
+  return pyJson({ job_id: msg.job_id, cmd: msg.cmd, args: msg.args, ack: msg.ack });
 }
 
 export function parseCommanderMessage(input: Uint8Array | string): Parsed<CommanderMessage> {
@@ -168,13 +174,16 @@ export function parseCommanderMessage(input: Uint8Array | string): Parsed<Comman
   if (typeof cmd !== "string" || !(COMMANDER_COMMANDS as readonly string[]).includes(cmd)) {
     return fail(`unknown commander command ${JSON.stringify(cmd)?.slice(0, 40)}`);
   }
+  const ack = r.value.ack;
+  if (ack !== undefined && ack !== null && !isAckToken(ack)) return fail('bad "ack" token');
+  const tag = typeof ack === "string" ? { ack } : {};
   if (args === undefined || args === null) {
     // OAR only tolerates a missing args list for LEONEXTERMINATE; we accept it for all.
-    return ok({ job_id, cmd: cmd as CommanderCommand, args: [] });
+    return ok({ job_id, cmd: cmd as CommanderCommand, args: [], ...tag });
   }
   if (!isStringArray(args)) return fail('"args" must be a list of strings');
   if (args.length > 16) return fail("too many args");
-  return ok({ job_id, cmd: cmd as CommanderCommand, args });
+  return ok({ job_id, cmd: cmd as CommanderCommand, args, ...tag });
 }
 
 /** The bipbip (or leon) invocation a commander message stands for (spec §3). */
@@ -412,6 +421,11 @@ export interface OarexecDescriptor {
   cpuset_full_path: string;
   /** Every column of each assigned resource. */
   resources: Record<string, unknown>[];
+  /**
+   * Seconds oarexec waits for the proxy's acknowledgement of its report before sending it
+   * again (OAREXEC_REPORT_ACK_TIMEOUT); absent: REPORT_ACK_TIMEOUT_DEFAULT.
+   */
+  report_ack_timeout?: number;
 }
 
 const DESCRIPTOR_STRINGS = [
@@ -476,6 +490,11 @@ export function parseOarexecDescriptor(input: Uint8Array | string): Parsed<Oarex
   if (!Array.isArray(d.resources) || !d.resources.every((x) => x && typeof x === "object")) {
     return fail('descriptor: "resources" must be a list of objects');
   }
+  const ackTimeout = d.report_ack_timeout;
+  if (
+    ackTimeout !== undefined &&
+    !(typeof ackTimeout === "number" && Number.isSafeInteger(ackTimeout) && ackTimeout > 0)
+  ) return fail('descriptor: "report_ack_timeout" must be a positive integer');
   return ok(d as unknown as OarexecDescriptor);
 }
 
@@ -500,4 +519,87 @@ export function parseJobTypes(types: readonly string[]): JobTypes {
     else if (t !== "") out[t] = true;
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The local oarexec agent (lib/oarexec/agent.ts): one request per unix-socket connection, the
+// client's whole stream (it half-closes after writing). `RUN` is followed by the job descriptor;
+// the agent answers with oarexec's log lines, then the rendezvous line (the job runs) or
+// `EXIT <code>` (oarexec's early exit code). `SIGNAL` answers `OK` or `ERROR <text>`; `JOBS`
+// answers the ids of the jobs it holds, space-separated, on one line.
+
+export type AgentRequest =
+  | { op: "RUN"; descriptor: string }
+  | { op: "SIGNAL"; jobId: number; signal: string; userSignal?: string }
+  | { op: "JOBS" };
+
+const AGENT_SIGNAL_RE = /^(SIG)?[A-Z0-9]{1,10}$/;
+
+export function encodeAgentRequest(r: AgentRequest): string {
+  switch (r.op) {
+    case "RUN":
+      return `RUN\n${r.descriptor}`;
+    case "SIGNAL":
+      return `SIGNAL ${r.jobId} ${r.signal}${r.userSignal ? ` ${r.userSignal}` : ""}\n`;
+    case "JOBS":
+      return "JOBS\n";
+  }
+}
+
+export function parseAgentRequest(text: string): Parsed<AgentRequest> {
+  const nl = text.indexOf("\n");
+  const head = (nl < 0 ? text : text.slice(0, nl)).trim();
+  if (head === "RUN") return ok({ op: "RUN", descriptor: nl < 0 ? "" : text.slice(nl + 1) });
+  if (head === "JOBS") return ok({ op: "JOBS" });
+  const words = head.split(" ");
+  if (words[0] === "SIGNAL" && (words.length === 3 || words.length === 4)) {
+    const jobId = Number(words[1]);
+    if (!Number.isSafeInteger(jobId) || jobId <= 0) return fail(`bad job id ${words[1]}`);
+    if (!words.slice(2).every((w) => AGENT_SIGNAL_RE.test(w))) return fail("bad signal name");
+    return ok({ op: "SIGNAL", jobId, signal: words[2], userSignal: words[3] });
+  }
+  return fail(`unknown agent request ${JSON.stringify(head.slice(0, 40))}`);
+}
+
+/** The agent's last line when a job ended before its rendezvous. */
+export function encodeAgentExit(code: number): string {
+  return `EXIT ${code}\n`;
+}
+
+/** The code of an `EXIT <code>` line, else null. */
+export function parseAgentExit(line: string): number | null {
+  const m = /^EXIT (\d{1,3})$/.exec(line);
+  return m ? Number(m[1]) : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// acknowledged oarexec reports (issue 11): oarexec keeps its report's connection open until the
+// proxy writes `OK`; the proxy tags the commander message with a random token, and
+// bipbip_commander sends `OARACK_<token>` to SERVER_PORT once bipbip has handled the report.
+
+/** What the proxy writes back to oarexec once its report was handled. */
+export const REPORT_ACK = "OK";
+/** Seconds oarexec waits for REPORT_ACK when the descriptor does not say. */
+export const REPORT_ACK_TIMEOUT_DEFAULT = 120;
+
+const ACK_TOKEN_RE = /^[0-9a-f]{32}$/;
+
+export function isAckToken(s: unknown): s is string {
+  return typeof s === "string" && ACK_TOKEN_RE.test(s);
+}
+
+/** 128 random bits: a client cannot guess another's token. */
+export function newAckToken(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+export function encodeAckLine(token: string): string {
+  return `OARACK_${token}\n`;
+}
+
+/** The token of an `OARACK_<token>` line, else null (the line is something else). */
+export function parseAckLine(line: string): string | null {
+  const m = /^OARACK_([0-9a-f]{32})\s*$/.exec(line);
+  return m ? m[1] : null;
 }

@@ -2,15 +2,24 @@
  * The appendice proxy (spec §2, DECISIONS): a TCP listener on SERVER_PORT for the legacy text
  * protocol of oarsub, oardel and oarexec. Each newline-terminated line is routed over ZeroMQ:
  * job lines (`OAREXEC_…`, `OARRUNJOB_…`, `LEONEXTERMINATE_…`) to bipbip_commander, anything else
- * to almighty. Nothing is written back to clients. Garbage is logged and dropped; hostile
- * clients are bounded (connections, line length, idle time), so none can take the proxy down.
+ * to almighty. Garbage is logged and dropped; hostile clients are bounded (connections, line
+ * length, idle time, reports held), so none can take the proxy down.
+ *
+ * Acknowledged reports (issue 11): an oarexec report's connection is held, and the message to
+ * bipbip_commander carries a random token; when bipbip_commander sends `OARACK_<token>` back
+ * (bipbip handled the report), `OK` is written to that connection — the only thing ever written
+ * to a client. OAR's own oarexec closes at once: the write then fails, silently. Past
+ * `maxHeldReports`, a report is forwarded untagged (its oarexec times out and sends it again).
  */
 import type { Logger } from "./log.ts";
 import {
   encodeAlmightyMessage,
   encodeCommanderMessage,
   LineSplitter,
+  newAckToken,
+  parseAckLine,
   parseLegacyLine,
+  REPORT_ACK,
 } from "./protocol.ts";
 
 export interface ProxySinks {
@@ -27,6 +36,13 @@ export interface ProxyOptions {
   maxConnections?: number;
   /** A client silent this long is disconnected. */
   idleTimeoutMs?: number;
+  /** Most reports waiting for their acknowledgement at once (default 256). */
+  maxHeldReports?: number;
+  /**
+   * A client waiting for an acknowledgement is disconnected after this long (default 30 min);
+   * oarexec gives up waiting well before (OAREXEC_REPORT_ACK_TIMEOUT).
+   */
+  holdTimeoutMs?: number;
   log?: Logger;
 }
 
@@ -35,6 +51,16 @@ export interface ProxyStats {
   routedToAlmighty: number;
   routedToCommander: number;
   dropped: number;
+  /** Reports acknowledged to their client (the write may still have found it closed). */
+  acknowledged: number;
+  /** Reports forwarded without a token because too many were held. */
+  untagged: number;
+}
+
+interface Client {
+  conn: Deno.TcpConn;
+  /** Tokens of this client's reports not acknowledged yet. */
+  tokens: Set<string>;
 }
 
 export class AppendiceProxy {
@@ -43,9 +69,13 @@ export class AppendiceProxy {
     routedToAlmighty: 0,
     routedToCommander: 0,
     dropped: 0,
+    acknowledged: 0,
+    untagged: 0,
   };
   #listener: Deno.TcpListener;
   #open = new Set<Deno.TcpConn>();
+  /** Held reports: token → its client. */
+  #held = new Map<string, Client>();
   #done: Promise<void>;
   #closing = false;
 
@@ -56,6 +86,11 @@ export class AppendiceProxy {
 
   get port(): number {
     return (this.#listener.addr as Deno.NetAddr).port;
+  }
+
+  /** Reports waiting for their acknowledgement. */
+  get held(): number {
+    return this.#held.size;
   }
 
   async #accept(): Promise<void> {
@@ -86,13 +121,26 @@ export class AppendiceProxy {
   }
 
   async #serve(conn: Deno.TcpConn): Promise<void> {
+    const client: Client = { conn, tokens: new Set() };
+    try {
+      await this.#read(client);
+    } finally {
+      for (const t of client.tokens) this.#held.delete(t);
+      client.tokens.clear();
+    }
+  }
+
+  async #read(client: Client): Promise<void> {
+    const { conn } = client;
     const splitter = new LineSplitter();
     const buf = new Uint8Array(16 * 1024);
     const idle = this.opts.idleTimeoutMs ?? 60_000;
+    const hold = this.opts.holdTimeoutMs ?? 30 * 60_000;
     for (;;) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), idle);
+        // A client waiting for its acknowledgement is silent on purpose.
+        timer = setTimeout(() => resolve(null), client.tokens.size > 0 ? hold : idle);
       });
       let n: number | null;
       try {
@@ -108,9 +156,9 @@ export class AppendiceProxy {
       if (n === null) break;
       const { lines, errors } = splitter.push(buf.subarray(0, n));
       for (const e of errors) this.#drop(e);
-      for (const line of lines) await this.#route(line);
+      for (const line of lines) await this.#route(line, client);
     }
-    for (const line of splitter.end()) await this.#route(line);
+    for (const line of splitter.end()) await this.#route(line, client);
   }
 
   #drop(reason: string, line?: string): void {
@@ -121,21 +169,66 @@ export class AppendiceProxy {
     });
   }
 
-  async #route(line: string): Promise<void> {
+  async #route(line: string, client: Client): Promise<void> {
     if (line.trim() === "") return; // keep-alive newlines are not worth a log line
+    const ack = parseAckLine(line);
+    if (ack !== null) return this.acknowledge(ack);
     const parsed = parseLegacyLine(line);
     if (!parsed.ok) return this.#drop(parsed.error, line);
+    let token: string | null = null;
     try {
       if (parsed.value.kind === "commander") {
-        await this.sinks.commander(encodeCommanderMessage(parsed.value.message));
+        const message = parsed.value.message;
+        if (message.cmd === "OAREXEC") {
+          if (this.#held.size < (this.opts.maxHeldReports ?? 256)) {
+            token = newAckToken();
+            this.#held.set(token, client);
+            client.tokens.add(token);
+            message.ack = token;
+          } else {
+            this.stats.untagged++;
+            this.opts.log?.warn(
+              "{n} reports wait for their acknowledgement; {line} goes untagged",
+              {
+                n: this.#held.size,
+                line: JSON.stringify(line.slice(0, 40)),
+              },
+            );
+          }
+        }
+        await this.sinks.commander(encodeCommanderMessage(message));
         this.stats.routedToCommander++;
       } else {
         await this.sinks.almighty(encodeAlmightyMessage(parsed.value.message));
         this.stats.routedToAlmighty++;
       }
     } catch (e) {
+      if (token !== null) {
+        this.#held.delete(token);
+        client.tokens.delete(token);
+      }
       this.#drop(`cannot forward: ${e}`, line);
     }
+  }
+
+  /**
+   * bipbip handled the report tagged `token`: `OK` to its client. An unknown token (the client
+   * left, the proxy restarted since, or a guess) is ignored.
+   */
+  acknowledge(token: string): void {
+    const client = this.#held.get(token);
+    if (client === undefined) {
+      this.opts.log?.debug("acknowledgement for no held report");
+      return;
+    }
+    this.#held.delete(token);
+    client.tokens.delete(token);
+    this.stats.acknowledged++;
+    // OAR's oarexec does not wait for it: a closed connection is fine. The write is tiny: it
+    // cannot block on a client that reads nothing.
+    try {
+      client.conn.write(new TextEncoder().encode(`${REPORT_ACK}\n`)).catch(() => {});
+    } catch { /* closed already */ }
   }
 
   /** Stops listening and disconnects every client. */

@@ -17,7 +17,8 @@ import type { Logger } from "./log.ts";
 import type { Notifier } from "./notifier.ts";
 import type { OarexecSignaller } from "./oarexec_signal.ts";
 import { setResourceNextState } from "./resources.ts";
-import { recoverStuckJobs } from "./stuck_jobs.ts";
+import { checkLostOarexecs, recoverStuckJobs } from "./stuck_jobs.ts";
+import { type Launcher, makeLauncher } from "./launch/launcher.ts";
 
 export interface SarkoContext {
   sql: Sql;
@@ -27,6 +28,8 @@ export interface SarkoContext {
   signaller: OarexecSignaller;
   /** DB time by default; tests inject theirs. */
   clock?: () => Promise<number>;
+  /** Asks nodes about their jobs' oarexecs; the configured launcher by default. */
+  launcher?: Pick<Launcher, "heldJobs">;
 }
 
 /** The account Sarko frags jobs as (OAR's `$OARDO_USER`, i.e. oar). */
@@ -62,9 +65,26 @@ export async function runSarko(ctx: SarkoContext): Promise<number> {
   if (await checkWalltimes(ctx, now)) guilty = true;
   const stuck = { ...ctx, notifyChState: () => ctx.notifier.almighty("ChState") };
   if (await recoverStuckJobs(stuck, now, SARKO_USER)) guilty = true;
+  if (await checkLostOarexecs(lostOarexecContext(ctx), now, SARKO_USER)) guilty = true;
   await checkExpiredDesktopResources(ctx, now);
   await checkDeadSwitch(ctx, now);
   return guilty ? 1 : 0;
+}
+
+/** The lost-oarexec check's view of sarko (lib/stuck_jobs.ts). */
+function lostOarexecContext(ctx: SarkoContext) {
+  let launcher = ctx.launcher;
+  return {
+    sql: ctx.sql,
+    config: ctx.config,
+    log: ctx.log,
+    heldJobs: (host: string, ids: number[]) => {
+      launcher ??= makeLauncher(ctx.config, ctx.log);
+      return launcher.heldJobs?.(host, ids) ?? Promise.resolve(null);
+    },
+    headHost: (id: number) => headHost(ctx.sql, ctx.config, id),
+    stateDir: ctx.config.str("OAR_RUNTIME_DIRECTORY") || null,
+  };
 }
 
 /** Step 1: jobs whose deletion was sent (TIMER_ARMED). */

@@ -1,8 +1,9 @@
 /**
  * bipbip_commander: pulls `{"job_id", "cmd", "args"}` messages and runs bipbip or leon for each
- * (spec §3, DECISIONS §9). Runs until SIGTERM/SIGINT (exit 0); exit 1 when it cannot start.
+ * (spec §3, DECISIONS §9); acknowledges handled oarexec reports to the appendice proxy on
+ * SERVER_PORT (issue 11). Runs until SIGTERM/SIGINT (exit 0); exit 1 when it cannot start.
  */
-import { Commander, processSpawner, processWorkerSpawner } from "../lib/commander.ts";
+import { AckSender, Commander, processSpawner, processWorkerSpawner } from "../lib/commander.ts";
 import { bindEndpoint } from "../lib/endpoints.ts";
 import { startModule } from "../lib/module_start.ts";
 import { whenParentExits } from "../lib/parent_watch.ts";
@@ -16,6 +17,7 @@ export async function main(_args: string[]): Promise<number> {
   const { config, log } = started;
   let pull: PullSocket;
   let commander: Commander;
+  const acks = new AckSender(config.str("SERVER_HOSTNAME"), config.int("SERVER_PORT"), log);
   try {
     commander = new Commander({
       max: config.int("MAX_CONCURRENT_JOBS_STARTING_OR_TERMINATING"),
@@ -23,6 +25,7 @@ export async function main(_args: string[]): Promise<number> {
       spawn: processSpawner((module, args) => moduleCommand(module, config, args), log),
       // bipbip invocations are served in batches by `bipbip --stdin` workers.
       worker: processWorkerSpawner(() => moduleCommand("bipbip", config, ["--stdin"]), log),
+      acknowledge: (token) => acks.send(token),
       log,
     });
     pull = new PullSocket({ highWaterMark: 100_000 });
@@ -60,6 +63,7 @@ export async function main(_args: string[]): Promise<number> {
   });
   pull.close();
   await commander.stop();
+  await acks.flush();
   await terminate();
   return 0;
 }

@@ -5,6 +5,7 @@
  */
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
+import type { HeldJobs } from "./held_jobs.ts";
 import { LocalLauncher } from "./local.ts";
 import { SshLauncher } from "./ssh.ts";
 
@@ -40,6 +41,12 @@ export interface Launcher {
   ): Promise<string | null>;
   /** Hosts that do not answer (the built-in node check, DECISIONS §2). */
   unreachable(hosts: string[]): Promise<string[]>;
+  /**
+   * Whether each job's oarexec is still on `host` (its pid file names a live process), in one
+   * command; null when the host could not be asked (lib/launch/held_jobs.ts). A launcher
+   * without it (a test's) gets no such check.
+   */
+  heldJobs?(host: string, jobIds: number[]): Promise<HeldJobs | null>;
 }
 
 export function makeLauncher(config: Config, log?: Logger): Launcher {

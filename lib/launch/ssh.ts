@@ -7,6 +7,7 @@
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Launcher, LaunchResult, SignalOptions } from "./launcher.ts";
+import { type HeldJobs, heldJobsScript, outputOf, parseHeldJobs } from "./held_jobs.ts";
 import { runSignal } from "./local.ts";
 import { sshPort, unreachableHosts } from "./ping.ts";
 import { awaitRendezvous } from "./rendezvous.ts";
@@ -90,6 +91,17 @@ export class SshLauncher implements Launcher {
       sshPort(this.config.str("OPENSSH_CMD")),
       this.config.int("TIMEOUT_SSH") * 1000,
     );
+  }
+
+  async heldJobs(host: string, jobIds: number[]): Promise<HeldJobs | null> {
+    if (!HOST_RE.test(host) || host.startsWith("-")) return null;
+    if (jobIds.length === 0) return new Map();
+    // The connection's own limit, then as long again for the script.
+    const out = await outputOf(
+      [...this.sshArgv(host), remoteShell(heldJobsScript(this.config, jobIds))],
+      2 * this.config.int("TIMEOUT_SSH") * 1000,
+    );
+    return out === null ? null : parseHeldJobs(out, jobIds);
   }
 }
 

@@ -10,7 +10,11 @@
  *   TSTP / CONT    SIGSTOP / SIGCONT to the user's whole tree (suspend / resume, DECISIONS §7)
  */
 import { join } from "node:path";
-import { encodeOarexecReport, type OarexecDescriptor } from "../protocol.ts";
+import {
+  encodeOarexecReport,
+  type OarexecDescriptor,
+  REPORT_ACK_TIMEOUT_DEFAULT,
+} from "../protocol.ts";
 import { finalExitCode, OarexecExit, type Outcome, signalName } from "./exit_codes.ts";
 import {
   ensureTmpDirectory,
@@ -39,7 +43,33 @@ export interface RunOptions {
   /** After the rendezvous: close stdio and keep going alone (detach_oarexec=1). */
   detach: () => void;
   report?: ReportOptions;
+  /**
+   * Where the signals that steer the job come from: by default this process's own signals
+   * (one oarexec per job); the agent, which runs many jobs, routes requests to each job's
+   * handlers instead. Returns the uninstaller.
+   */
+  signals?: SignalSource;
 }
+
+export type Handled =
+  | "SIGTERM"
+  | "SIGINT"
+  | "SIGQUIT"
+  | "SIGUSR2"
+  | "SIGURG"
+  | "SIGTSTP"
+  | "SIGCONT";
+
+export type SignalSource = (handlers: Record<Handled, () => void>) => () => void;
+
+/** The handlers listen to this process's signals. */
+export const processSignals: SignalSource = (handlers) => {
+  const installed = Object.entries(handlers) as [Handled, () => void][];
+  for (const [sig, fn] of installed) Deno.addSignalListener(sig, fn);
+  return () => {
+    for (const [sig, fn] of installed) Deno.removeSignalListener(sig, fn);
+  };
+};
 
 /** `%jobid%` and `%jobname%` in output file names. */
 export function outputFileName(
@@ -96,8 +126,6 @@ export function jobEnvironment(
     OAR_STDERR: stderrFile,
   };
 }
-
-type Handled = "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGUSR2" | "SIGURG" | "SIGTSTP" | "SIGCONT";
 
 export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promise<number> {
   const { log } = opts;
@@ -175,21 +203,20 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
     SIGTSTP: () => proc?.signalTree("SIGSTOP"),
     SIGCONT: () => proc?.signalTree("SIGCONT"),
   };
-  const installed: [Handled, () => void][] = [];
+  const safeHandlers = {} as Record<Handled, () => void>;
   for (const [sig, fn] of Object.entries(handlers) as [Handled, () => void][]) {
     // A handler must never throw into the runtime: that would end oarexec mid-job.
-    const safe = () => {
+    safeHandlers[sig] = () => {
       try {
         fn();
       } catch (e) {
         log.info(`handling ${sig} failed: ${e}`);
       }
     };
-    Deno.addSignalListener(sig, safe);
-    installed.push([sig, safe]);
   }
+  const removeHandlers = (opts.signals ?? processSignals)(safeHandlers);
   const uninstall = () => {
-    for (const [sig, fn] of installed) Deno.removeSignalListener(sig, fn);
+    removeHandlers();
     for (const t of retries) clearTimeout(t);
   };
 
@@ -277,22 +304,40 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
     }
     finished = true;
     await removeJobFiles(tmp, jobId);
-    const line = encodeOarexecReport({
-      jobId,
-      oarexecExit: code,
-      scriptExit,
-      challenge: d.challenge,
-    });
-    const delivered = await deliverReport(d.almighty_hostname, d.almighty_port, line, {
-      ...opts.report,
-      onFailure: (n, error, next) =>
-        log.info(`cannot notify the server (attempt ${n}: ${error}); retrying in ${next} ms`),
-    });
-    log.info(delivered ? `reported exit ${code}` : `gave up reporting exit ${code}`);
+    await reportJobEnd(d, code, scriptExit, log, opts.report);
     return code;
   } finally {
     finished = true;
     uninstall();
     log.close();
   }
+}
+
+/**
+ * The end report (spec §4.5), delivered until the server acknowledges it. While it is on its
+ * way the pid file says this oarexec is still there: sarko ends a Running job whose oarexec is
+ * gone (lib/stuck_jobs.ts), and this one is not.
+ */
+export async function reportJobEnd(
+  d: OarexecDescriptor,
+  code: number,
+  scriptExit: number | null,
+  log: OarexecLog,
+  report?: ReportOptions,
+): Promise<void> {
+  const line = encodeOarexecReport({
+    jobId: d.job_id,
+    oarexecExit: code,
+    scriptExit,
+    challenge: d.challenge,
+  });
+  const reporting = await writePidFile(d.tmp_directory, d.job_id, Deno.pid);
+  const delivered = await deliverReport(d.almighty_hostname, d.almighty_port, line, {
+    ackTimeoutMs: (d.report_ack_timeout ?? REPORT_ACK_TIMEOUT_DEFAULT) * 1000,
+    ...report,
+    onFailure: (n, error, next) =>
+      log.info(`cannot notify the server (attempt ${n}: ${error}); retrying in ${next} ms`),
+  });
+  if (reporting) await removeJobFiles(d.tmp_directory, d.job_id);
+  log.info(delivered ? `reported exit ${code}` : `gave up reporting exit ${code}`);
 }

@@ -5,6 +5,9 @@
  */
 import { readConfigFile } from "../../lib/config.ts";
 import { connect, type Sql } from "../../lib/db/client.ts";
+import { ensureEmbeddedPostgres } from "../../lib/db/embedded.ts";
+import type { TestServer } from "./server.ts";
+import { waitFor } from "./proc.ts";
 
 /** mulberry32: small, fast, deterministic for a seed; not for anything but tests. */
 export class Rng {
@@ -103,4 +106,112 @@ export async function diagnose(sql: Sql, ids: number[]): Promise<string> {
     `events: ${JSON.stringify(events)}`,
     `oarexec processes: ${new TextDecoder().decode(ps.stdout).trim() || "none"}`,
   ].join("\n");
+}
+
+/** The server's embedded PostgreSQL, stopped (fast: every session is cut) and started again. */
+export async function restartDatabase(varDir: string): Promise<void> {
+  const where = { dir: `${varDir}/pg`, socketDir: `${varDir}/pgsocket` };
+  const pg = await ensureEmbeddedPostgres(where);
+  await pg.stop();
+  await ensureEmbeddedPostgres(where);
+}
+
+/**
+ * Pids of the oarexecs running the server's jobs, from their pid files in OAREXEC_DIRECTORY
+ * (job id → pid); a local agent running several jobs appears under each of them.
+ */
+export async function oarexecPids(oarexecDir: string): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  try {
+    for await (const e of Deno.readDir(oarexecDir)) {
+      const m = /^pid_of_oarexec_for_jobId_(\d+)$/.exec(e.name);
+      if (!m) continue;
+      const pid = Number(
+        (await Deno.readTextFile(`${oarexecDir}/${e.name}`).catch(() => "")).trim(),
+      );
+      if (Number.isInteger(pid) && pid > 0) out.set(Number(m[1]), pid);
+    }
+  } catch { /* no directory yet */ }
+  return out;
+}
+
+/** Every job of the server's database. */
+export async function allJobIds(sql: Sql): Promise<number[]> {
+  const rows = await sql<{ job_id: number }[]>`SELECT job_id FROM jobs ORDER BY job_id`;
+  return rows.map((r) => r.job_id);
+}
+
+/** What a job's end must be explained by (spec §9.1): the events of each final state. */
+const TERMINATE_CAUSES = ["SWITCH_INTO_TERMINATE_STATE", "EPILOGUE_ERROR", "CPUSET_CLEAN_ERROR"];
+const ERROR_CAUSES = [
+  "SWITCH_INTO_ERROR_STATE",
+  "FORCE_TERMINATE_FINISHING_JOB",
+  "PING_CHECKER_NODE_SUSPECTED",
+  "CPUSET_ERROR",
+  "PROLOGUE_ERROR",
+  "CANNOT_WRITE_NODE_FILE",
+  "CANNOT_WRITE_PID_FILE",
+  "USER_SHELL",
+  "EXTERMINATE_JOB",
+  "CANNOT_CREATE_TMP_DIRECTORY",
+  "LAUNCHING_OAREXEC_TIMEOUT",
+  "RESERVATION_NO_NODE",
+  "BAD_HASHTABLE_DUMP",
+  "SSH_TRANSFER_TIMEOUT",
+  "EXIT_VALUE_OAREXEC",
+  "SERVER_PROLOGUE_TIMEOUT",
+  "SERVER_PROLOGUE_EXIT_CODE_ERROR",
+  "SERVER_EPILOGUE_TIMEOUT",
+  "SERVER_EPILOGUE_EXIT_CODE_ERROR",
+];
+
+/** Jobs whose final state no event of theirs explains, with their event types. */
+export async function unexplainedEnds(sql: Sql, ids: number[]): Promise<string[]> {
+  const rows = await sql<{ job_id: number; state: string; types: string[] }[]>`
+    SELECT j.job_id, j.state::text AS state,
+      COALESCE(array_agg(e.type::text) FILTER (WHERE e.type IS NOT NULL), '{}') AS types
+    FROM jobs j LEFT JOIN event_logs e ON e.job_id = j.job_id
+    WHERE j.job_id = ANY(${ids}::int[]) GROUP BY j.job_id, j.state ORDER BY j.job_id`;
+  const bad: string[] = [];
+  for (const r of rows) {
+    const causes = r.state === "Terminated" ? TERMINATE_CAUSES : ERROR_CAUSES;
+    if (!r.types.some((t) => causes.includes(t))) {
+      bad.push(`${r.job_id} ${r.state} [${r.types.join(" ")}]`);
+    }
+  }
+  return bad;
+}
+
+/** Jobs with at least one event of `type`. */
+export async function jobsWithEvent(sql: Sql, ids: number[], type: string): Promise<number[]> {
+  const rows = await sql<{ job_id: number }[]>`
+    SELECT DISTINCT job_id FROM event_logs WHERE job_id = ANY(${ids}::int[]) AND type = ${type}
+    ORDER BY job_id`;
+  return rows.map((r) => r.job_id);
+}
+
+/**
+ * After almighty was killed: its companions followed it (lib/parent_watch.ts), and the old
+ * start is gone with its database, so that a new start does not find them.
+ */
+export async function serverGone(server: TestServer): Promise<void> {
+  await waitFor("almighty's companions to exit", async () => {
+    for (const m of ["almighty", "appendice_proxy", "bipbip_commander"]) {
+      if ((await modulePids(server.varDir, m)).length > 0) return false;
+    }
+    return true;
+  }, 20_000);
+  await waitFor("the old start and its database to exit", async () => {
+    const out = await new Deno.Command("pgrep", {
+      args: ["-f", `tools/start.ts .*--port-base ${server.portBase}`],
+      stdout: "piped",
+    }).output();
+    if (new TextDecoder().decode(out.stdout).trim() !== "") return false;
+    try {
+      await Deno.stat(`${server.varDir}/pg/postmaster.pid`);
+      return false;
+    } catch {
+      return true;
+    }
+  }, 20_000);
 }

@@ -1,0 +1,180 @@
+/**
+ * Faults where job end reports are in flight (issue 11): a report lost inside bipbip_commander
+ * comes again from its oarexec, which waits for its acknowledgement; and SIGKILLs at random
+ * moments of a job stream — almighty (the server restarted on the same var dir), the proxy, the
+ * commander, the bipbips, an oarexec — plus one restart of the database, in a seeded order
+ * (OAR_TEST_SEED replays a run). The checks are tests/support/fault_run.ts's.
+ */
+import { assertEquals, assertOk } from "./support/assert.ts";
+import {
+  auditJobs,
+  daemonPid,
+  modulePids,
+  oarexecPids,
+  restartDatabase,
+  serverGone,
+} from "./support/fault_helpers.ts";
+import {
+  faultRun,
+  inState,
+  kill,
+  killCompanion,
+  sleep,
+  type Submit,
+  submitAll,
+} from "./support/fault_run.ts";
+import { waitFor } from "./support/proc.ts";
+import type { TestServer } from "./support/server.ts";
+
+Deno.test("faults: an end report lost inside bipbip_commander is sent again by its oarexec", async () => {
+  await faultRun("lost report", async ({ server, db, submit, log }) => {
+    const [id] = await submitAll(submit, ["sleep 3"]);
+    await waitFor(
+      "the job to run",
+      async () => (await inState(db, [id], "Running")).length === 1,
+      30_000,
+    );
+    const pid = await daemonPid(server.varDir, "bipbip_commander");
+    assertOk(pid !== undefined);
+    // Frozen, the commander still takes the proxy's message into its socket buffers, and
+    // loses it with them when it is killed: before acknowledged reports, the job stayed
+    // Running for good.
+    Deno.kill(pid, "SIGSTOP");
+    const dir = `${server.varDir}/oarexec`;
+    const exists = (f: string) => Deno.stat(f).then(() => true, () => false);
+    const listing = async () => {
+      const files = [];
+      for await (const f of Deno.readDir(dir)) files.push(f.name);
+      return `${dir} holds ${files.join(" ")}`;
+    };
+    assertOk(
+      await exists(`${dir}/${id}`),
+      `job ${id} still runs once the commander is frozen: ${await listing()}`,
+    );
+    // The node file goes at the job's end, the pid file once the report is acknowledged.
+    await waitFor(
+      "oarexec to report",
+      async () =>
+        !(await exists(`${dir}/${id}`)) && await exists(`${dir}/pid_of_oarexec_for_jobId_${id}`),
+      20_000,
+    ).catch(async (e) => {
+      const files = [];
+      for await (const f of Deno.readDir(dir)) files.push(f.name);
+      throw new Error(
+        `${e.message}: job ${id}, ${dir} holds ${files.join(" ")}\n${server.log.slice(-6000)}`,
+      );
+    });
+    // The proxy forwards the line as it comes; a moment for it to reach the frozen commander.
+    await sleep(500);
+    assertEquals((await inState(db, [id], "Running")).length, 1);
+    kill(pid);
+    await waitFor("bipbip_commander to be restarted", async () => {
+      const now = await daemonPid(server.varDir, "bipbip_commander");
+      return now !== undefined && now !== pid;
+    }, 15_000);
+    const t0 = performance.now();
+    await waitFor("the job to end", async () => {
+      const [r] = await auditJobs(db, [id]);
+      return r.state === "Terminated";
+    }, 30_000);
+    log.push(
+      `report lost with the commander; job ${id} Terminated ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s after the restart (acknowledgement timeout 2 s)`,
+    );
+    return { ids: [id], restarts: 1 };
+  });
+});
+
+/** The random-moment test's faults, each injected once, in a seeded order. */
+const STREAM_FAULTS = [
+  "almighty",
+  "appendice_proxy",
+  "bipbip_commander",
+  "bipbip",
+  "oarexec",
+  "database",
+] as const;
+
+/** Kills almighty and starts the server again on the same var dir (as the almighty test). */
+async function replaceAlmighty(server: TestServer): Promise<boolean> {
+  const pid = await daemonPid(server.varDir, "almighty");
+  if (pid === undefined || !kill(pid)) return false;
+  await serverGone(server);
+  await server.start();
+  return true;
+}
+
+Deno.test("faults: SIGKILL at random moments of a job stream (almighty, proxy, commander, bipbip, oarexec, database restart)", async () => {
+  await faultRun("stream", async ({ server, rng, submit, log }) => {
+    // Submissions go on through the faults: one refused while the server is down or the
+    // database restarts is submitted again (a job inserted before the failure is audited all
+    // the same: the audit takes every job of the database).
+    let resubmissions = 0;
+    const retrying: Submit = async (command) => {
+      for (let attempt = 0;; attempt++) {
+        try {
+          return await submit(command);
+        } catch (e) {
+          if (attempt >= 60) throw e;
+          resubmissions++;
+          await sleep(500);
+        }
+      }
+    };
+    const commands = Array.from({ length: 24 }, (_, i) => ["true", "sleep 0.5", "sleep 2"][i % 3]);
+    const stream = submitAll(retrying, commands, 2);
+    const faults = [...STREAM_FAULTS];
+    for (let i = faults.length - 1; i > 0; i--) {
+      const j = rng.int(0, i);
+      [faults[i], faults[j]] = [faults[j], faults[i]];
+    }
+    let restarts = 0;
+    const orphaned: number[] = [];
+    const done: string[] = [];
+    for (const f of faults) {
+      await sleep(rng.int(200, 1500));
+      if (f === "almighty") {
+        if (await replaceAlmighty(server)) done.push("almighty (server restarted)");
+      } else if (f === "appendice_proxy" || f === "bipbip_commander") {
+        if (await killCompanion(server, f)) {
+          restarts++;
+          done.push(f);
+        }
+      } else if (f === "bipbip") {
+        let n = 0;
+        for (const pid of await modulePids(server.varDir, "bipbip")) if (kill(pid)) n++;
+        done.push(`${n} bipbip`);
+      } else if (f === "oarexec") {
+        // A job's oarexec, once one runs (the stream has 2 s jobs).
+        const dir = `${server.varDir}/oarexec`;
+        const pids = await waitFor("an oarexec to kill", async () => {
+          const p = await oarexecPids(dir);
+          return p.size > 0 ? p : undefined;
+        }, 20_000).catch(() => new Map<number, number>());
+        const victims = [...pids.entries()];
+        if (victims.length > 0) {
+          const [, pid] = rng.pick(victims);
+          if (kill(pid)) {
+            for (const [job, p] of victims) if (p === pid) orphaned.push(job);
+            done.push(`oarexec ${pid} (job ${orphaned.join(",")})`);
+          }
+        }
+      } else {
+        const t0 = performance.now();
+        await restartDatabase(server.varDir);
+        done.push(`database (down ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      }
+    }
+    const ids = await stream;
+    log.push(`faults: ${done.join(", ")}; ${resubmissions} submissions retried`);
+    return {
+      ids,
+      restarts,
+      almightyReplaced: true,
+      orphaned,
+      faults: done.length,
+      expectedFaults: faults.length,
+    };
+  });
+});
