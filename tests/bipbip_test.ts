@@ -208,16 +208,6 @@ Deno.test("bipbip_toLaunch_server_prologue_OSError: only logged, launched", asyn
   assertEquals(await jobState(db.sql, jobId), "Running");
 });
 
-Deno.test("bipbip_toLaunch_server_prologue_return_code_interactive: interactive ends in Error", async () => {
-  await using db = await createTestDb();
-  const r = await rig(db);
-  const jobId = await toLaunchJob(db);
-  await db.sql`UPDATE jobs SET job_type = 'INTERACTIVE' WHERE job_id = ${jobId}`;
-  assertEquals(await bipbip(r.ctx, [String(jobId)]), 2);
-  assertEquals(await jobState(db.sql, jobId), "Error");
-  assertStringIncludes((await getJob(db.sql, jobId))!.message, "interactive");
-});
-
 Deno.test("bipbip: unreachable nodes (ssh launcher) ⇒ PING_CHECKER_NODE_SUSPECTED, exit 2", async () => {
   await using db = await createTestDb();
   const launcher = new RecordingLauncher(undefined, "ssh");

@@ -171,13 +171,33 @@ Deno.test("oarsub: arrays, besteffort, hold, reservation, -S, -J", async () => {
   const pad = (n: number) => String(n).padStart(2, "0");
   const when = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  r = await env.run("oarsub", ["-r", when, "-l", "/nodes=1,walltime=1"]);
-  assertEquals(r.code, 0, r.stderr);
-  [job] = await env.sql`SELECT * FROM jobs WHERE job_id = ${jobIds(r.stdout)[0]}`;
-  assertEquals(job.reservation, "toSchedule");
-  assertEquals(job.start_time, Math.floor(d.getTime() / 1000));
-  assertEquals(job.job_type, "INTERACTIVE");
-  assertStringIncludes(job.message, "J=R");
+  {
+    // oarsub waits for the scheduler's verdict on its socket (here the test tells it).
+    await env.sql`DELETE FROM jobs`;
+    await using o = interactiveOarsub(env, ["-r", when, "-l", "/nodes=1,walltime=1"]);
+    const waiting = await waitingJob(env);
+    [job] = await env.sql`SELECT * FROM jobs WHERE job_id = ${waiting.job_id}`;
+    assertEquals(job.reservation, "toSchedule");
+    assertEquals(job.start_time, Math.floor(d.getTime() / 1000));
+    assertEquals(job.job_type, "INTERACTIVE");
+    assertStringIncludes(job.message, "J=R");
+    assertMatch(job.info_type, /:\d+$/);
+    // A GOOD RESERVATION the job does not confirm is not believed; once it does, it is.
+    await tell(job.info_type, ["GOOD RESERVATION"]);
+    await env.sql`UPDATE jobs SET reservation = 'Scheduled' WHERE job_id = ${job.job_id}`;
+    r = await o.done;
+    assertEquals(r.code, 0, r.stderr);
+    assertStringIncludes(r.stderr, "Reservation valid --> OK");
+  }
+  {
+    await env.sql`DELETE FROM jobs`;
+    await using o = interactiveOarsub(env, ["-r", when, "-l", "/nodes=1,walltime=1"]);
+    const waiting = await waitingJob(env);
+    await tell(waiting.info_type, ["There are not enough resources", "BAD JOB"]);
+    r = await o.done;
+    assertEquals(r.code, 1, r.stderr);
+    assertStringIncludes(r.stderr, "Reservation not valid --> KO");
+  }
   // -S: #OAR directives, the command line wins
   await Deno.writeTextFile(
     `${dir}/job.sh`,
@@ -227,8 +247,10 @@ Deno.test("oarsub: refusals leave nothing behind", async () => {
     [["-r", "2001-01-01 00:00:00", "x"], 7, "in the past"],
     [["-r", "next monday", "x"], 7, "Expected format"],
     [[], 5, "Command or interactive flag"],
-    [["-I"], 1, "not supported yet"],
-    [["-C", "3"], 1, "not supported yet"],
+    [["-I", "--array", "2"], 8, "An array job cannot be interactive."],
+    [["-I", "--array-param-file", "/nonexistent"], 9, "cannot be interactive"],
+    [["-C", "3"], 20, "Job 3 does not exist."],
+    [["-C", "abc"], 1, "invalid job id"],
     [["--notify", "sms:1", "x"], 250, "bad syntax for the notify option"],
     [["--notify", "exec:/bin/x;rm", "x"], 16, "insecure characters"],
     [["-O", "a$(id)", "x"], 12, "invalid stdout"],
@@ -279,4 +301,146 @@ Deno.test("oarsub --wait blocks until the job ends and exits with its exit code"
   const status = await proc.child.status;
   assertEquals(status.code, 3, proc.output());
   assertStringIncludes(proc.output(), `OAR_JOB_ID=${job.job_id}`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// oarsub -I waiting for its job: the notifications drive it (here the test sends them).
+
+/**
+ * oarsub -I as a child. It runs with every permission until lib/permissions.ts grants oarsub
+ * its listening socket and shell (tests/interactive_test.ts then goes through `deno task`).
+ */
+function interactiveOarsub(env: CliEnv, args: string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--allow-all",
+      new URL("../cli/oarsub.ts", import.meta.url).pathname,
+      ...args,
+    ],
+    env: { OARCONFFILE: env.conf, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stdout = "";
+  let stderr = "";
+  const d = new TextDecoder();
+  const drained = Promise.all([
+    (async () => {
+      for await (const c of child.stdout) stdout += d.decode(c, { stream: true });
+    })(),
+    (async () => {
+      for await (const c of child.stderr) stderr += d.decode(c, { stream: true });
+    })(),
+  ]);
+  return {
+    child,
+    stderr: () => stderr,
+    done: (async () => {
+      const s = await child.status;
+      await drained;
+      return { code: s.code, stdout, stderr };
+    })(),
+    [Symbol.asyncDispose]: async () => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* ended */ }
+      await child.status;
+      await drained;
+    },
+  };
+}
+
+async function waitingJob(env: CliEnv) {
+  const [job] = await waitFor("the interactive job", async () => {
+    const rows = await env.sql<
+      { job_id: number; info_type: string; job_type: string; command: string }[]
+    >`
+      SELECT job_id, info_type, job_type, command FROM jobs`;
+    return rows.length ? rows : undefined;
+  }, 20_000);
+  return job;
+}
+
+async function tell(infoType: string, lines: string[]): Promise<void> {
+  const port = Number(infoType.slice(infoType.lastIndexOf(":") + 1));
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(lines.map((l) => l + "\n").join("")));
+  conn.close();
+}
+
+Deno.test("oarsub -I: waits on its socket; predictions shown once; BAD JOB ends it (11)", async () => {
+  await using env = await CliEnv.create();
+  await platform(env);
+  await using o = interactiveOarsub(env, ["-I", "-l", "/nodes=1", "ignored command"]);
+  const job = await waitingJob(env);
+  assertEquals(job.job_type, "INTERACTIVE");
+  assertEquals(job.command, "");
+  assertMatch(job.info_type, /^[A-Za-z0-9.-]+:\d+$/);
+  assertEquals(await env.nextMessage(), '{"cmd": "Qsub -I"}');
+  await tell(job.info_type, ["[2026-01-01 10:00:00] Start prediction: 2026-01-01 11:00:00 (R=1)"]);
+  await tell(job.info_type, ["[2026-01-01 10:00:30] Start prediction: 2026-01-01 11:00:00 (R=1)"]);
+  await tell(job.info_type, ["[2026-01-01 10:01:00] Start prediction: 2026-01-01 12:00:00 (R=1)"]);
+  await waitFor("the second prediction", () => o.stderr().includes("12:00:00"), 10_000);
+  await tell(job.info_type, ["This job cannot run: no such resource", "BAD JOB"]);
+  const r = await o.done;
+  assertEquals(r.code, 11, r.stderr);
+  assertEquals(r.stdout, `OAR_JOB_ID=${job.job_id}\n`);
+  assertStringIncludes(r.stderr, "Asking for an interactive job (-I), so ignoring arguments");
+  assertEquals(r.stderr.match(/Start prediction/g)?.length, 2, r.stderr);
+  assertStringIncludes(r.stderr, "This job cannot run: no such resource");
+  assertStringIncludes(r.stderr, "BAD JOB");
+});
+
+Deno.test("oarsub -I: a job ended while waiting (11), ERROR (11), a forged GOOD JOB (20)", async () => {
+  await using env = await CliEnv.create();
+  await platform(env);
+  {
+    await using o = interactiveOarsub(env, ["-I"]);
+    const job = await waitingJob(env);
+    // Nobody tells it: it sees the job's state itself.
+    await env.sql`UPDATE jobs SET state = 'Error', message = 'killed' WHERE job_id = ${job.job_id}`;
+    const r = await o.done;
+    assertEquals(r.code, 11, r.stderr);
+    assertStringIncludes(r.stderr, `job ${job.job_id} ended (Error) before it started: killed`);
+    await env.sql`DELETE FROM jobs`;
+  }
+  {
+    await using o = interactiveOarsub(env, ["-I"]);
+    const job = await waitingJob(env);
+    await tell(job.info_type, ["Starting...", "ERROR: an error occured on the first job node"]);
+    const r = await o.done;
+    assertEquals(r.code, 11, r.stderr);
+    assertStringIncludes(r.stderr, "Starting...");
+    assertStringIncludes(r.stderr, "ERROR: an error occured on the first job node");
+    await env.sql`DELETE FROM jobs`;
+  }
+  {
+    await using o = interactiveOarsub(env, ["-I"]);
+    const job = await waitingJob(env);
+    // Anyone can connect to the socket: GOOD JOB for a job that is not running opens nothing.
+    await tell(job.info_type, ["GOOD JOB"]);
+    const r = await o.done;
+    assertEquals(r.code, 20, r.stderr);
+    assertStringIncludes(r.stderr, `Job ${job.job_id} is not running, current state is Waiting.`);
+  }
+});
+
+Deno.test("oarsub -I: ^C while waiting deletes the job (frag + Qdel), exit 1", async () => {
+  await using env = await CliEnv.create();
+  await platform(env);
+  await using o = interactiveOarsub(env, ["-I"]);
+  const job = await waitingJob(env);
+  await waitFor("the wait", () => o.stderr().includes("Interactive mode: waiting..."), 10_000);
+  await env.drain();
+  o.child.kill("SIGINT");
+  const r = await o.done;
+  assertEquals(r.code, 1, r.stderr);
+  assertStringIncludes(r.stdout, "Caught Interrupt (^C), cancelling job(s)...");
+  const frags = await env.sql`SELECT frag_state FROM frag_jobs WHERE frag_id_job = ${job.job_id}`;
+  assertEquals(frags.map((f) => f.frag_state), ["LEON"]);
+  const messages = await env.drain();
+  assertOk(messages.includes('{"cmd": "Qdel"}'), messages.join(","));
 });

@@ -1,6 +1,6 @@
 /**
  * oarsub: submit a batch job (OAR 3's options, outputs and exit codes; see the usage text).
- * Interactive jobs (-I, -C) are not supported yet and are refused with a message.
+ * Interactive jobs (-I) and connections to running jobs (-C) are lib/interactive/oarsub.ts.
  */
 import { resolve } from "node:path";
 import { getJob } from "../jobs.ts";
@@ -27,11 +27,15 @@ import {
   type CliContext,
   CliError,
   exitStatus,
+  parseJobId,
   printError,
+  printWarning,
   reportFailure,
   runCli,
 } from "./frame.ts";
 import { actingUser } from "./identity.ts";
+import { connectJob, interactiveJob, reservationAnswer } from "../interactive/oarsub.ts";
+import { NotificationListener, submissionHostName } from "../interactive/listener.ts";
 
 export const OAR_VERSION = "3.0.0 (oar-deno)";
 
@@ -62,8 +66,9 @@ Submit a job to OAR batch scheduler.
   -S, --scanscript             read #OAR directives in the script
   -J, --json                   print the result in JSON
       --wait                   block until the job ends; exit with its exit code
-  -I, --interactive            interactive job (not supported yet)
-  -C, --connect JOBID          connect to a running job (not supported yet)
+  -I, --interactive            interactive job: a shell on the job's first node once it
+                               starts; the job ends with the shell (^C before: deleted)
+  -C, --connect JOBID          a shell in a running job of yours, with its environment
   -V, --version                print OAR version
   -h, --help                   show this help`;
 
@@ -154,7 +159,7 @@ async function buildRequest(
   );
   const types = checkTypes(list(v.type));
   const reservationDate = v.reservation !== undefined ? parseReservationDate(v.reservation) : null;
-  if (!command && reservationDate === null && !types.includes("noop")) {
+  if (!command && reservationDate === null && !types.includes("noop") && !v.interactive) {
     throw new SubmissionError(
       "Command or interactive flag or advance reservation time or connection directive " +
         "must be provided",
@@ -170,7 +175,7 @@ async function buildRequest(
   const checkpoint = intOption("--checkpoint", v.checkpoint, { min: 0 }) ?? 0;
   const signal = intOption("--signal", v.signal, { min: 1 }) ?? 12;
   if (signal > 64) throw new CliError("option --signal must be a signal number", 2, true);
-  const cmd = command ?? "";
+  const cmd = v.interactive ? "" : command ?? "";
   let commands = [cmd];
   if (v["array-param-file"] !== undefined) {
     commands = await readArrayParams(v["array-param-file"], cmd);
@@ -271,9 +276,31 @@ export async function oarsubMain(args: string[]): Promise<number> {
     console.log(`OAR version : ${OAR_VERSION}`);
     return 0;
   }
-  if (v.interactive || v.connect !== undefined) {
-    printError("interactive jobs (-I) and connections to jobs (-C) are not supported yet");
-    return 1;
+  if (v.connect !== undefined) {
+    let id: number;
+    try {
+      id = parseJobId(v.connect);
+    } catch (e) {
+      return submissionFailure(e);
+    }
+    return await runCli("oarsub", OARSUB_USAGE, async (ctx) => {
+      return await connectJob(ctx, id, await actingUser());
+    });
+  }
+  // The reference: an advance reservation waits for its approval, not for a shell.
+  const interactive = (v.interactive ?? false) && v.reservation === undefined;
+  if (interactive) {
+    if (v["array-param-file"] !== undefined) {
+      printError("An array job with parameters given in a file cannot be interactive.");
+      return 9;
+    }
+    if (v.array !== undefined) {
+      printError("An array job cannot be interactive.");
+      return 8;
+    }
+    if (command) {
+      printWarning(`Asking for an interactive job (-I), so ignoring arguments: ${command} .`);
+    }
   }
   if (v.resubmit !== undefined) {
     printError("--resubmit is not supported yet");
@@ -283,10 +310,21 @@ export async function oarsubMain(args: string[]): Promise<number> {
     printError("importing or exporting job keys is not supported: every job gets its own key");
     return 1;
   }
+  let listener: NotificationListener | null = null;
   return await runCli("oarsub", OARSUB_USAGE, async (ctx) => {
     try {
       const user = await actingUser();
       const req = await buildRequest(ctx, v, command, args, user);
+      // The job names oarsub's socket from the start (a refused request opens none); an
+      // advance reservation waits there for the scheduler's verdict.
+      if (interactive || req.reservationDate !== null) {
+        try {
+          listener = NotificationListener.open(submissionHostName());
+        } catch (e) {
+          throw new CliError(`cannot listen for the job's notifications: ${(e as Error).message}`);
+        }
+        req.infoType = listener.infoType;
+      }
       const keys = await generateKeyPair();
       const submitted = await submitJobs(ctx.sql, req, keys);
       const ids = submitted.jobIds;
@@ -303,17 +341,15 @@ export async function oarsubMain(args: string[]): Promise<number> {
         if (ids.length > 1) console.log(`OAR_ARRAY_ID=${submitted.arrayId}`);
       }
       ctx.log.debug("user {user} submitted job(s) {ids}", { user, ids: ids.join(",") });
-      ctx.notifier().almighty("Qsub");
-      if (req.reservationDate !== null) {
-        console.error(
-          `# INFO: advance reservation request submitted; "oarstat -j ${ids[0]}" shows ` +
-            "whether the scheduler granted it.",
-        );
-      }
+      ctx.notifier().almighty(interactive ? "Qsub -I" : "Qsub");
+      if (interactive) return await interactiveJob(ctx, listener!, ids[0], user);
+      if (listener) return await reservationAnswer(ctx, listener, ids[0]);
       if (v.wait) return await waitForJobs(ctx, ids);
       return 0;
     } catch (e) {
       return submissionFailure(e);
+    } finally {
+      listener?.close();
     }
   });
 }

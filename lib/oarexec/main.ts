@@ -16,7 +16,11 @@ import { Config, loadConfig } from "../config.ts";
 import { readDescriptor } from "./descriptor_input.ts";
 import { OarexecLog } from "./log.ts";
 import { runOarexec } from "./run.ts";
+import { runInteractiveOarexec } from "./interactive.ts";
 import { spawnDetachedOarexec } from "../spawn.ts";
+import { serveAgent } from "./agent.ts";
+import { agentSocketPath } from "./agent_path.ts";
+import { dirname } from "node:path";
 
 /** The reference hard-codes this transfer limit (BIPBIP_OAREXEC_HASHTABLE_SEND_TIMEOUT). */
 const DESCRIPTOR_TIMEOUT_MS = 30_000;
@@ -34,6 +38,7 @@ export async function oarexecMain(args: string[]): Promise<number> {
   const detached = args.includes("--detached");
   const config = nodeConfig();
   const rendezvous = config?.str("SSH_RENDEZ_VOUS") || DEFAULT_RENDEZVOUS;
+  if (args.includes("--serve")) return await serve(config ?? new Config(), rendezvous);
   const early = new OarexecLog("?");
   const read = await readDescriptor(Deno.stdin.readable, DESCRIPTOR_TIMEOUT_MS);
   if (!read.ok) {
@@ -42,9 +47,16 @@ export async function oarexecMain(args: string[]): Promise<number> {
   }
   const d = read.descriptor;
   const log = new OarexecLog(d.job_id);
-  if (d.mode !== "PASSIVE") {
-    log.info("interactive jobs are not supported");
-    return 31;
+  if (d.mode === "INTERACTIVE") {
+    // The job is the user's shell (lib/oarexec/interactive.ts); detached the same way.
+    if (!detached && d.detach_oarexec === 1) return await relayDetached(read.text, rendezvous, log);
+    return await runInteractiveOarexec(d, {
+      log,
+      rendezvous: async () => {
+        await writeAll(Deno.stdout, rendezvous + "\n");
+      },
+      detach: () => closeStdio(),
+    });
   }
   if (!detached && d.detach_oarexec === 1) return await relayDetached(read.text, rendezvous, log);
   return await runOarexec(d, {
@@ -118,6 +130,47 @@ async function relayDetached(text: string, rendezvous: string, log: OarexecLog):
   const status = await child.status;
   await relayErr;
   return status.code;
+}
+
+const AGENT_IGNORED_SIGNALS: Deno.Signal[] = [
+  "SIGTERM",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGHUP",
+  "SIGUSR2",
+  "SIGURG",
+  "SIGTSTP",
+  "SIGCONT",
+];
+
+/**
+ * The local agent (lib/oarexec/agent.ts), started in its own session by the local launcher:
+ * `ready` on stdout once it listens (or once it found another agent listening), then no stdio.
+ */
+async function serve(config: Config, rendezvous: string): Promise<number> {
+  const socketPath = agentSocketPath(config);
+  try {
+    Deno.mkdirSync(dirname(socketPath), { recursive: true });
+  } catch { /* the bind below says what is wrong */ }
+  // Signals meant for one job's oarexec reach it through the socket; a signal sent to the
+  // agent's pid (a pid file read by an old script) must not end every job of the host.
+  for (const sig of AGENT_IGNORED_SIGNALS) Deno.addSignalListener(sig, () => {});
+  try {
+    return await serveAgent({
+      socketPath,
+      idleMs: config.int("OAREXEC_AGENT_IDLE_TIME") * 1000,
+      rendezvous,
+      onReady: () => {
+        try {
+          Deno.stdout.writeSync(new TextEncoder().encode("ready\n"));
+        } catch { /* the starter left */ }
+        closeStdio();
+      },
+    });
+  } catch (e) {
+    new OarexecLog("agent").info(`cannot serve on ${socketPath}: ${e}`);
+    return 1;
+  }
 }
 
 /** The node's configuration, or the defaults when it has none. */
