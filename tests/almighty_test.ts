@@ -190,14 +190,19 @@ Deno.test("almighty loop: a deferred scheduling request wakes the loop when it b
   const timeouts: number[] = [];
   const runs: string[] = [];
   const rounds: number[] = [];
-  const inbox = ["Qsub", "Qsub"];
+  // The second Qsub comes once the first round ran.
+  const inbox = [{ cmd: "Qsub", afterRuns: 0 }, { cmd: "Qsub", afterRuns: 1 }];
   const stop = new AbortController();
   const code = await runLoop(
     {
       receive(timeoutMs) {
         timeouts.push(timeoutMs);
-        const cmd = inbox.shift();
-        if (cmd !== undefined) return Promise.resolve(new TextEncoder().encode(`{"cmd":"${cmd}"}`));
+        if (inbox.length > 0 && runs.length >= inbox[0].afterRuns) {
+          const { cmd } = inbox.shift()!;
+          return Promise.resolve(new TextEncoder().encode(`{"cmd":"${cmd}"}`));
+        }
+        // A drain (timeout 0) finds nothing more; the clock does not move for it.
+        if (timeoutMs === 0) return Promise.resolve(null);
         // The timeout elapses on the injected clock.
         clock += timeoutMs / 1000;
         if (runs.filter((m) => m === "meta_sched").length >= 2) stop.abort();
@@ -218,5 +223,39 @@ Deno.test("almighty loop: a deferred scheduling request wakes the loop when it b
   // The first round ends at 1000.5, node_change_state at 1001, when the second Qsub comes: too
   // early, so the loop sleeps exactly until 1005.5 (not a whole read timeout) and runs it then.
   assertEquals(rounds, [1000, 1005.5]);
-  assertEquals(timeouts.slice(0, 3), [5000, 5000, 4500]);
+  assertEquals(timeouts.filter((t) => t > 0).slice(0, 3), [5000, 5000, 4500]);
+});
+
+Deno.test("almighty loop: a burst of commands waiting in the socket collapses into one run each", async () => {
+  const { runLoop } = await import("../lib/almighty/loop.ts");
+  const { DEFAULT_SETTINGS } = await import("../lib/almighty/automaton.ts");
+  let clock = 1000;
+  const runs: string[] = [];
+  // Eighteen ChState and two Qsub sent while almighty was busy: all are in the socket at once.
+  const inbox = [...Array(9).fill("ChState"), "Qsub", ...Array(9).fill("ChState"), "Qsub"];
+  const stop = new AbortController();
+  await runLoop(
+    {
+      receive(timeoutMs) {
+        const cmd = inbox.shift();
+        if (cmd !== undefined) return Promise.resolve(new TextEncoder().encode(`{"cmd":"${cmd}"}`));
+        if (timeoutMs > 0) stop.abort();
+        return Promise.resolve(null);
+      },
+      runModule(module) {
+        runs.push(module);
+        clock += 0.5;
+        return Promise.resolve(0);
+      },
+      now: () => clock,
+    },
+    { ...DEFAULT_SETTINGS, minBetween: 0, villainsTimeout: 1e9, finaudPeriod: 0 },
+    stop.signal,
+  );
+  // One node_change_state for the eighteen ChStates; one after each round (the two Qsubs are
+  // one round, plus the periodic one the first Time update asks for).
+  const count = (m: string) => runs.filter((r) => r === m).length;
+  assertEquals(runs[0], "node_change_state");
+  assertOk(count("meta_sched") <= 2, runs.join(","));
+  assertEquals(count("node_change_state"), count("meta_sched") + 1, runs.join(","));
 });

@@ -73,8 +73,12 @@ export type Action =
 /** The outcome of the previous action. */
 export type Input =
   | { kind: "continue" }
-  /** A received command, or null when the receive timed out (OAR's synthetic `Time`). */
-  | { kind: "received"; cmd: string | null }
+  /**
+   * A received command, or null when the receive timed out (OAR's synthetic `Time`); `more`:
+   * the commands that were already waiting behind it, queued at once so that duplicates
+   * collapse (a burst of ChState is one node_change_state run, not one per message).
+   */
+  | { kind: "received"; cmd: string | null; more?: readonly string[] }
   | { kind: "ran"; module: OneShotModule; code: number }
   /** SIGTERM, SIGINT or SIGUSR1: stop at the next step (spec §1.5). */
   | { kind: "signal" };
@@ -150,6 +154,7 @@ export function step(
     case "received":
       // A timeout (or any receive error) is OAR's synthetic Time command.
       next.queue = addCommand(next.queue, input.cmd ?? "Time");
+      for (const cmd of input.more ?? []) next.queue = addCommand(next.queue, cmd);
       break;
     case "ran":
       next = afterModule(next, input.module, input.code, now, notes);

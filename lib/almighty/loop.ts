@@ -27,6 +27,9 @@ export interface LoopObserver {
   onStep?(a: Automaton): void;
 }
 
+/** Messages taken at once from the socket (a flood must not hold the loop). */
+const MAX_DRAINED = 1000;
+
 /** Runs until a signal (or a bad module exit) stops it; returns almighty's exit code (10). */
 export async function runLoop(
   effects: LoopEffects,
@@ -60,14 +63,20 @@ export async function runLoop(
           input = stop.aborted ? { kind: "signal" } : { kind: "received", cmd: null };
           break;
         }
-        const parsed = parseAlmightyMessage(raw);
-        if (!parsed.ok) {
-          log?.warn("dropped a message: {error}", { error: parsed.error });
-          input = { kind: "continue" };
-        } else {
-          log?.debug("received {cmd}", { cmd: parsed.value.cmd });
-          input = { kind: "received", cmd: parsed.value.cmd };
+        // What is already waiting behind it goes in too (see Input "received").
+        const cmds: string[] = [];
+        for (let m: Uint8Array | null = raw; m !== null;) {
+          const parsed = parseAlmightyMessage(m);
+          if (!parsed.ok) log?.warn("dropped a message: {error}", { error: parsed.error });
+          else {
+            log?.debug("received {cmd}", { cmd: parsed.value.cmd });
+            cmds.push(parsed.value.cmd);
+          }
+          m = cmds.length < MAX_DRAINED ? await effects.receive(0, stop) : null;
         }
+        input = cmds.length === 0
+          ? { kind: "continue" }
+          : { kind: "received", cmd: cmds[0], more: cmds.slice(1) };
         break;
       }
       case "run": {
