@@ -29,6 +29,7 @@ import { setupLogging } from "../lib/log.ts";
 import { RecordingNotifier } from "../lib/notifier.ts";
 import type { Launcher, LaunchResult } from "../lib/launch/launcher.ts";
 import { NotificationListener } from "../lib/interactive/listener.ts";
+import { startSshd } from "./support/sshd.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -548,60 +549,6 @@ Deno.test("bipbip, interactive job: no rendezvous ⇒ oarsub told, the job is en
 // ---------------------------------------------------------------------------------------------
 // The ssh launcher: oarexec started through a real sshd on 127.0.0.1, and the job's shell
 // reached the same way (OPENSSH_CMD), as on a real cluster.
-
-async function startSshd(
-  dir: string,
-): Promise<{ port: number; key: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const keygen = (file: string) =>
-    new Deno.Command("ssh-keygen", {
-      args: ["-q", "-t", "ed25519", "-N", "", "-f", file],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-  await keygen(`${dir}/host_key`);
-  await keygen(`${dir}/client_key`);
-  await Deno.copyFile(`${dir}/client_key.pub`, `${dir}/authorized_keys`);
-  await Deno.mkdir("/run/sshd", { recursive: true, mode: 0o755 });
-  await Deno.writeTextFile(
-    `${dir}/sshd_config`,
-    [
-      `Port ${port}`,
-      "ListenAddress 127.0.0.1",
-      `HostKey ${dir}/host_key`,
-      `AuthorizedKeysFile ${dir}/authorized_keys`,
-      "PermitRootLogin prohibit-password",
-      "PasswordAuthentication no",
-      "KbdInteractiveAuthentication no",
-      "UsePAM no",
-      "StrictModes no",
-      `PidFile ${dir}/sshd.pid`,
-    ].join("\n") + "\n",
-  );
-  const sshd = new Deno.Command("/usr/sbin/sshd", {
-    args: ["-D", "-e", "-f", `${dir}/sshd_config`],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await waitFor("sshd to listen", async () => {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  return {
-    port,
-    key: `${dir}/client_key`,
-    async stop() {
-      try {
-        sshd.kill("SIGTERM");
-      } catch { /* gone */ }
-      await sshd.status;
-    },
-  };
-}
 
 /**
  * The shell part of `oarsub -I` (connectJob, kind START) in a child process of its own, with
