@@ -15,6 +15,7 @@
  * - an interactive job whose oarsub cannot be told `GOOD JOB` is fragged (DECISIONS §8);
  * - no cpusets (JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD is ignored, with a warning).
  */
+import { localHosts } from "./launch/local_hosts.ts";
 import { checkEndOfJob, type JobEndContext, runServerScript, serverScriptEnv } from "./job_end.ts";
 import { addEvent } from "./events.ts";
 import {
@@ -269,7 +270,7 @@ async function launch(ctx: BipbipContext, job: Job): Promise<number> {
   }
 
   const head = headNode(config, types, hosts);
-  const descriptor = await buildDescriptor(ctx, job, types, challenge);
+  const descriptor = await buildDescriptor(ctx, job, types, challenge, head);
   log.info("[{id}] launching oarexec on {head} ({kind})", {
     id: jobId,
     head,
@@ -312,10 +313,14 @@ export function headNode(
   return hosts[0];
 }
 
-/** Where oarexec sends its report: the server as the head node can reach it. */
-function almightyHost(ctx: BipbipContext): string {
+/**
+ * Where oarexec sends its report: the server as the head node can reach it (a loopback name
+ * only reaches it from this host: the local launcher's, OAREXEC_LOCAL_HOSTS included).
+ */
+function almightyHost(ctx: BipbipContext, head: string): string {
   const server = ctx.config.str("SERVER_HOSTNAME");
   if (ctx.launcher.kind !== "ssh" || !/^(localhost|127\.)/.test(server)) return server;
+  if (localHosts(ctx.config).has(head)) return server;
   try {
     return (ctx.hostname ?? Deno.hostname)();
   } catch {
@@ -328,6 +333,7 @@ async function buildDescriptor(
   job: Job,
   types: JobTypes,
   challenge: string,
+  head: string,
 ): Promise<OarexecDescriptor> {
   const { sql, config } = ctx;
   const resources = await sql<Record<string, unknown>[]>`
@@ -359,7 +365,7 @@ async function buildDescriptor(
     walltime_seconds: walltime.length ? Number(walltime[0].w) : 0,
     command: job.command ?? "",
     challenge,
-    almighty_hostname: almightyHost(ctx),
+    almighty_hostname: almightyHost(ctx, head),
     almighty_port: config.int("SERVER_PORT"),
     checkpoint_signal: job.checkpoint_signal ?? 12,
     debug_mode: config.int("OAREXEC_DEBUG_MODE"),

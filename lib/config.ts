@@ -62,6 +62,10 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
     doc: "command ssh runs on the head node to start oarexec",
   },
   OAREXEC_LAUNCHER: { value: "ssh", doc: "how oarexec is started on the head node: ssh or local" },
+  OAREXEC_LOCAL_HOSTS: {
+    value: "",
+    doc: "with the ssh launcher, hosts (space-separated) whose jobs run on this host (local)",
+  },
   TIMEOUT_SSH: { value: 120, doc: "seconds allowed to remote commands (launch waits twice this)" },
   OAR_SSH_CONNECTION_TIMEOUT: { value: 120, doc: "ssh connection timeout for user notifications" },
   NODE_FILE_DB_FIELD: { value: "network_address", doc: "resource column written in the node file" },

@@ -11,6 +11,7 @@ import { dbPermissionFlags } from "./db/target.ts";
 import { joinPath, projectRoot, varDir } from "./paths.ts";
 import { LIBZMQ_PATH } from "./zmq_path.ts";
 import { agentSocketPath } from "./oarexec/agent_path.ts";
+import { usesLocalLauncher } from "./launch/local_hosts.ts";
 
 export const DAEMONS = ["almighty", "appendice_proxy", "bipbip_commander", "greta"] as const;
 export const ONE_SHOTS = [
@@ -224,7 +225,7 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         // bipbip names this host in the report address when SERVER_HOSTNAME is local.
         f.add("sys", "hostname");
         // The local launcher's oarexec agent listens on a unix socket there.
-        if (config.str("OAREXEC_LAUNCHER").trim().toLowerCase() === "local") {
+        if (usesLocalLauncher(config)) {
           f.add("read", config.str("OAREXEC_DIRECTORY"));
           f.add("write", config.str("OAREXEC_DIRECTORY"));
           f.add("net", `unix:${agentSocketPath(config)}`);

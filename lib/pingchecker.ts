@@ -6,6 +6,7 @@
  * Commands are argv vectors: the configured command line split into words, the host names
  * appended as separate arguments, no shell; their environment gets ENV="" and IFS="" as OAR's.
  */
+import { localHosts } from "./launch/local_hosts.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { runTimedCommand, splitCommandLine } from "./timed_command.ts";
@@ -68,7 +69,9 @@ export async function pingchecker(
   config: Config,
   opts: PingOptions = {},
 ): Promise<PingOutcome> {
-  const list = [...new Set(hosts.filter((h) => h !== ""))];
+  // Hosts run through the local launcher are names of this host: up when we are.
+  const local = localHosts(config);
+  const list = [...new Set(hosts.filter((h) => h !== "" && !local.has(h)))];
   if (list.length === 0) return { bad: [], timedOut: false };
   const timeoutMs = opts.timeoutMs ?? 2 * config.int("TIMEOUT_SSH") * 1000;
   const method = pingMethod(config);

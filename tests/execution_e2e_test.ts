@@ -31,6 +31,7 @@ import { LocalLauncher } from "../lib/launch/local.ts";
 import { startSshd } from "./support/sshd.ts";
 import { AGENT_SOCKET_NAME } from "../lib/oarexec/agent_path.ts";
 import { makeLauncher } from "../lib/launch/launcher.ts";
+import { pingchecker } from "../lib/pingchecker.ts";
 import { runNodeChangeState } from "../lib/node_change_state.ts";
 import { launcherSignaller } from "../lib/oarexec_signal.ts";
 import { fragJob, fragState } from "../lib/frag.ts";
@@ -422,3 +423,42 @@ Deno.test("ssh launcher: a job started and killed through a real sshd", opts, as
     await sshd.stop();
   }
 });
+
+Deno.test(
+  "OAREXEC_LOCAL_HOSTS: under the ssh launcher, those hosts' jobs run here",
+  opts,
+  async () => {
+    await using db = await createTestDb();
+    // Any ssh attempt fails: a job can only run if it goes through the local launcher.
+    const rig = await execRig(db, {
+      OAREXEC_LAUNCHER: "ssh",
+      OPENSSH_CMD: "/bin/false",
+      OAREXEC_LOCAL_HOSTS: "node-a node-b",
+    });
+    const listener = new ReportListener(rig.port);
+    try {
+      const launcher = makeLauncher(rig.config, rig.log);
+      const ctx: BipbipContext = {
+        ...ctxFor(rig),
+        launcher,
+        unreachable: async (hosts) => (await pingchecker(hosts, rig.config)).bad,
+      };
+      const local = await launchableJob(db.sql, rig, { command: "echo here" });
+      assertEquals(await bipbip(ctx, [String(local)]), 0);
+      assertEquals(await jobState(db.sql, local), "Running");
+      assertOk((await listener.line(`OAREXEC_${local}_`)).startsWith(`OAREXEC_${local}_0_0_`));
+      assertEquals(
+        (await Deno.readTextFile(join(rig.work, `OAR.${local}.stdout`))).trim(),
+        "here",
+      );
+      // A host not in the list goes through ssh, whose node check fails for it.
+      const remote = await launchableJob(db.sql, rig, { hosts: ["node-z"], command: "true" });
+      assertEquals(await bipbip(ctx, [String(remote)]), 2);
+      // Not launched: node_change_state ends it on that event (spec §9.1).
+      assertEquals(await jobState(db.sql, remote), "Launching");
+      assertOk((await eventTypes(db.sql, remote)).includes("PING_CHECKER_NODE_SUSPECTED"));
+    } finally {
+      await listener.close();
+    }
+  },
+);
