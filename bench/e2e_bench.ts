@@ -5,6 +5,7 @@
  *   deno task bench:e2e [--jobs 1000] [--hosts 4] [--cores 4] [--samples 20]
  *                       [--submit inproc|oarsub|array] [--parallel 8] [--min-between 0,5]
  *                       [--set KEY=VALUE]...   (extra oar.conf keys, e.g. OAREXEC_LOCAL_AGENT=no)
+ *                       [--launcher local|ssh]  (ssh: a cluster in a box, lib/cluster/, as root)
  *
  * For each SCHEDULER_MIN_TIME_BETWEEN_2_CALLS value it starts the server, then measures
  *  - throughput: N jobs submitted as fast as possible, jobs/s from the first submission to the
@@ -39,6 +40,12 @@ import { generateKeyPair, type KeyPair } from "../lib/submission/job_key.ts";
 import { osUserName } from "../lib/cli/identity.ts";
 import pLimit from "p-limit";
 import { freePortBase } from "../tests/support/server.ts";
+import { clusterDown, type ClusterInfo, clusterUp } from "../lib/cluster/netns.ts";
+import {
+  appendClusterBlock,
+  clusterConfig,
+  registerClusterResources,
+} from "../lib/cluster/server.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -52,6 +59,7 @@ interface Options {
   minBetween: number[];
   /** Extra oar.conf keys (`--set KEY=VALUE`, repeatable). */
   extra: Record<string, string>;
+  launcher: "local" | "ssh";
   /** Where to copy the server's output of each phase (`<file>.<min_between>`). */
   keepLog?: string;
   logLevel: number;
@@ -69,6 +77,7 @@ function options(): Options {
       parallel: { type: "string", default: "8" },
       "min-between": { type: "string", default: "0,5" },
       set: { type: "string", multiple: true, default: [] },
+      launcher: { type: "string", default: "local" },
       "keep-log": { type: "string" },
       "log-level": { type: "string", default: "2" },
     },
@@ -82,6 +91,7 @@ function options(): Options {
     submit,
     parallel: Number(values.parallel),
     minBetween: values["min-between"].split(",").map(Number),
+    launcher: values.launcher === "ssh" ? "ssh" : "local",
     extra: Object.fromEntries(
       values.set.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
     ),
@@ -304,6 +314,7 @@ async function runPhase(
   varDir: string,
   opts: Options,
   minBetween: number,
+  cluster: ClusterInfo | null,
 ): Promise<void> {
   const base = await freePortBase();
   const confPath = join(varDir, "oar.conf");
@@ -319,6 +330,9 @@ async function runPhase(
       "oar-deno embedded default, written by bench/e2e_bench.ts",
     ),
   );
+  if (cluster) {
+    await appendClusterBlock(confPath, cluster.prefix, await clusterConfig(cluster, confPath));
+  }
   const work = join(varDir, "work");
   await Deno.mkdir(work, { recursive: true });
   const server = new Server(varDir, opts, base);
@@ -335,6 +349,7 @@ async function runPhase(
     const lat = await latency(sql, submitter, opts.samples);
     console.log(
       `SCHEDULER_MIN_TIME_BETWEEN_2_CALLS=${minBetween}, ${opts.hosts}×${opts.cores} cores, ` +
+        `${opts.launcher} launcher, ` +
         Object.entries(opts.extra).map(([k, v]) => `${k}=${v}, `).join("") +
         `submit=${opts.submit}${
           opts.submit === "oarsub" || opts.parallel > 1 ? ` ×${opts.parallel}` : ""
@@ -373,6 +388,7 @@ async function main(): Promise<number> {
   // The PostgreSQL account must reach the data directory (as root it runs as `postgres`).
   await Deno.chmod(varDir, 0o755);
   let pg: EmbeddedPg | null = null;
+  let cluster: ClusterInfo | null = null;
   const emergency = () => pg?.stopSync();
   globalThis.addEventListener("unload", emergency);
   try {
@@ -381,9 +397,15 @@ async function main(): Promise<number> {
       socketDir: join(varDir, "pgsocket"),
     });
     await prepareEmbeddedDatabase(pg, "oar", { hosts: opts.hosts, coresPerHost: opts.cores });
-    for (const m of opts.minBetween) await runPhase(pg, varDir, opts, m);
+    if (opts.launcher === "ssh") {
+      cluster = await clusterUp({ hosts: opts.hosts, cores: opts.cores });
+      const sql = connectUrl(pg.url("oar"), { max: 1 });
+      await registerClusterResources(sql, cluster, { replace: true }).finally(() => sql.end());
+    }
+    for (const m of opts.minBetween) await runPhase(pg, varDir, opts, m, cluster);
     return 0;
   } finally {
+    if (cluster) await clusterDown(cluster).catch((e) => console.error(`cluster down: ${e}`));
     await pg?.stop().catch(() => {});
     globalThis.removeEventListener("unload", emergency);
     await Deno.remove(varDir, { recursive: true }).catch(() => {});
