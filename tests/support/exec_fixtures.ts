@@ -17,6 +17,7 @@ import { insertJob, insertResources, type JobFixture } from "./fixtures.ts";
 import { freePort } from "./ports.ts";
 import { type TestDb, writeConfigFile } from "./testdb.ts";
 import { waitFor } from "./proc.ts";
+import { agentSocketPath } from "../../lib/oarexec/agent_path.ts";
 
 /** Collects the lines sent to it, like the appendice proxy would receive them. */
 export class ReportListener {
@@ -110,6 +111,9 @@ export async function execRig(
     ...extra,
   });
   const config = readConfigFile(confPath);
+  // The local launcher's agent may still hold a job whose report nobody will take any more
+  // (the test's listener is closed): it would retry for hours.
+  db.addCleanup(() => killSessions(pidsWithMarker(`unix:${agentSocketPath(config)}`)));
   return {
     db,
     dir,

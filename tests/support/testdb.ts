@@ -30,6 +30,7 @@ export class TestDb implements AsyncDisposable {
   #dropped = false;
   readonly #server: DbTarget;
   readonly #tempDirs: string[] = [];
+  readonly #cleanups: (() => void | Promise<void>)[] = [];
 
   constructor(
     /** postgres:// URL of this database. */
@@ -49,12 +50,18 @@ export class TestDb implements AsyncDisposable {
     this.#tempDirs.push(dir);
   }
 
+  /** Registers something to undo when the database is dropped, before its directories go. */
+  addCleanup(fn: () => void | Promise<void>): void {
+    this.#cleanups.push(fn);
+  }
+
   /** Closes our pool, disconnects everyone else, drops the database and removes temp files. */
   async drop(): Promise<void> {
     if (this.#dropped) return;
     this.#dropped = true;
     await this.sql.end({ timeout: 5 });
     await dropDatabase(this.#server, this.name);
+    for (const fn of this.#cleanups) await Promise.resolve(fn()).catch(() => {});
     for (const dir of this.#tempDirs) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 
