@@ -92,11 +92,15 @@ Deno.test("faults: every bipbip SIGKILLed mid-launch; the launches end in Error,
 Deno.test("faults: almighty SIGKILLed while jobs run; a new start on the same var dir ends them", async () => {
   await faultRun("almighty", async ({ server, db, rng, submit, log }) => {
     // As in the companions test, the kill falls while the long jobs run and nothing launches.
-    const long = await submitAll(submit, Array(4).fill("sleep 6"));
+    // They may start in different rounds on a loaded machine: every one has started (one that
+    // already ended counts too, so the wait cannot miss its moment).
+    const long = await submitAll(submit, Array(4).fill("sleep 10"));
     const queued = await submitAll(submit, shortJobs(8));
     await waitFor(
       "the long jobs to run",
-      async () => (await inState(db, long, "Running")).length === long.length,
+      async () =>
+        (await inState(db, long, "Running")).length +
+            (await inState(db, long, "Terminated")).length === long.length,
       30_000,
     );
     await sleep(rng.int(50, 1000));
