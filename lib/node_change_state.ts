@@ -58,7 +58,7 @@ export interface NodeChangeStateContext {
 const NCS_USER = "oar";
 
 /** Events that put the job in Error (rule 3). */
-const ERROR_EVENTS: ReadonlySet<string> = new Set([
+export const ERROR_EVENTS: ReadonlySet<string> = new Set([
   "PING_CHECKER_NODE_SUSPECTED",
   "CPUSET_ERROR",
   "PROLOGUE_ERROR",

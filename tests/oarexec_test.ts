@@ -184,8 +184,17 @@ Deno.test("oarexec: epilogue failure is 2, and 4 after a kill", opts, async () =
     assertEquals((await runOarexec(rig, encodeOarexecDescriptor(a))).stdout, RDV);
     assertOk((await listener.line(`OAREXEC_${a.job_id}_`)).startsWith(`OAREXEC_${a.job_id}_2_0_`));
 
-    const b = descriptor(rig, { epilogue, command: "sleep 300" });
+    // The kill must find the command running (before it starts, nothing is killed: no 9).
+    const mark = join(rig.work, "b.started");
+    const b = descriptor(rig, { epilogue, command: `touch ${mark}; sleep 300` });
     const pid = await started(rig, b, live);
+    await waitFor("the command to run", () => {
+      try {
+        return Deno.statSync(mark).isFile;
+      } catch {
+        return false;
+      }
+    });
     Deno.kill(pid, "SIGTERM");
     assertOk((await listener.line(`OAREXEC_${b.job_id}_`)).startsWith(`OAREXEC_${b.job_id}_4_9_`));
   } finally {

@@ -17,16 +17,16 @@
  */
 import type { OarexecDescriptor } from "../protocol.ts";
 import { OarexecExit } from "./exit_codes.ts";
-import {
-  ensureTmpDirectory,
-  nodeFilePath,
-  removeJobFiles,
-  writeJobFiles,
-  writePidFile,
-} from "./job_files.ts";
+import { nodeFilePath, removeJobFiles, writePidFile } from "./job_files.ts";
 import { runNodeScript } from "./node_scripts.ts";
 import { lookupAccount } from "./passwd.ts";
-import { type Handled, processSignals, reportJobEnd, type RunOptions } from "./run.ts";
+import {
+  type Handled,
+  processSignals,
+  reportJobEnd,
+  type RunOptions,
+  setUpJobFiles,
+} from "./run.ts";
 import { identitySwitch } from "./user_command.ts";
 import { killSessions, sessionFilePath, SessionWatch } from "../interactive/sessions.ts";
 
@@ -80,15 +80,8 @@ export async function runInteractiveOarexec(
   if (!opts.signals) Deno.addSignalListener("SIGUSR1", onStop);
 
   try {
-    if (!(await ensureTmpDirectory(tmp))) {
-      log.info(`directory ${tmp} does not exist and cannot be created`);
-      return OarexecExit.tmpDirectory;
-    }
-    if (!(await writeJobFiles(tmp, d))) {
-      log.info(`cannot write the node or resource file in ${tmp}`);
-      await removeJobFiles(tmp, jobId);
-      return OarexecExit.nodeFile;
-    }
+    const setUp = await setUpJobFiles(d, log);
+    if (setUp !== null) return setUp;
     const nodeFile = nodeFilePath(tmp, jobId);
     const nodeScript = (kind: "prologue" | "epilogue", path: string) =>
       runNodeScript(kind, path, [String(jobId), d.job_user, nodeFile], d.pro_epi_timeout, log);

@@ -221,15 +221,8 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
   };
 
   try {
-    if (!(await ensureTmpDirectory(tmp))) {
-      log.info(`directory ${tmp} does not exist and cannot be created`);
-      return OarexecExit.tmpDirectory;
-    }
-    if (!(await writeJobFiles(tmp, d))) {
-      log.info(`cannot write the node or resource file in ${tmp}`);
-      await removeJobFiles(tmp, jobId);
-      return OarexecExit.nodeFile;
-    }
+    const setUp = await setUpJobFiles(d, log);
+    if (setUp !== null) return setUp;
     const nodeFile = nodeFilePath(tmp, jobId);
     if (
       d.prologue !== "" &&
@@ -340,4 +333,19 @@ export async function reportJobEnd(
   });
   if (reporting) await removeJobFiles(d.tmp_directory, d.job_id);
   log.info(delivered ? `reported exit ${code}` : `gave up reporting exit ${code}`);
+}
+
+/** oarexec's directory and the job's node and resource files; oarexec's exit code on failure. */
+export async function setUpJobFiles(d: OarexecDescriptor, log: OarexecLog): Promise<number | null> {
+  const tmp = d.tmp_directory;
+  if (!(await ensureTmpDirectory(tmp))) {
+    log.info(`directory ${tmp} does not exist and cannot be created`);
+    return OarexecExit.tmpDirectory;
+  }
+  if (!(await writeJobFiles(tmp, d))) {
+    log.info(`cannot write the node or resource file in ${tmp}`);
+    await removeJobFiles(tmp, d.job_id);
+    return OarexecExit.nodeFile;
+  }
+  return null;
 }

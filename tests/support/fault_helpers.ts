@@ -7,6 +7,7 @@ import { readConfigFile } from "../../lib/config.ts";
 import { connect, type Sql } from "../../lib/db/client.ts";
 import { ensureEmbeddedPostgres } from "../../lib/db/embedded.ts";
 import type { TestServer } from "./server.ts";
+import { ERROR_EVENTS } from "../../lib/node_change_state.ts";
 import { waitFor } from "./proc.ts";
 
 /** mulberry32: small, fast, deterministic for a seed; not for anything but tests. */
@@ -144,21 +145,9 @@ export async function allJobIds(sql: Sql): Promise<number[]> {
 /** What a job's end must be explained by (spec §9.1): the events of each final state. */
 const TERMINATE_CAUSES = ["SWITCH_INTO_TERMINATE_STATE", "EPILOGUE_ERROR", "CPUSET_CLEAN_ERROR"];
 const ERROR_CAUSES = [
+  ...ERROR_EVENTS,
   "SWITCH_INTO_ERROR_STATE",
   "FORCE_TERMINATE_FINISHING_JOB",
-  "PING_CHECKER_NODE_SUSPECTED",
-  "CPUSET_ERROR",
-  "PROLOGUE_ERROR",
-  "CANNOT_WRITE_NODE_FILE",
-  "CANNOT_WRITE_PID_FILE",
-  "USER_SHELL",
-  "EXTERMINATE_JOB",
-  "CANNOT_CREATE_TMP_DIRECTORY",
-  "LAUNCHING_OAREXEC_TIMEOUT",
-  "RESERVATION_NO_NODE",
-  "BAD_HASHTABLE_DUMP",
-  "SSH_TRANSFER_TIMEOUT",
-  "EXIT_VALUE_OAREXEC",
   "SERVER_PROLOGUE_TIMEOUT",
   "SERVER_PROLOGUE_EXIT_CODE_ERROR",
   "SERVER_EPILOGUE_TIMEOUT",
