@@ -15,6 +15,7 @@ import {
   inState,
   kill,
   killCompanion,
+  type Scenario,
   shortJobs,
   sleep,
   submitAll,
@@ -51,43 +52,54 @@ Deno.test("faults: proxy and commander SIGKILLed while jobs run and others wait;
 });
 
 Deno.test("faults: every bipbip SIGKILLed mid-launch; the launches end in Error, the rest runs", async () => {
-  await faultRun("bipbip", async ({ server, db, submit, log }) => {
-    // Nothing runs yet, so the only bipbip work under way is launching: the killed launches
-    // stay in Launching until sarko's stuck-job check frags them.
-    const first = await submitAll(submit, Array(4).fill("sleep 3"));
-    const caught = await waitFor("a job in Launching", async () => {
-      const l = await inState(db, first, "Launching");
-      return l.length > 0 ? l : undefined;
-    }, 20_000);
-    let n = 0;
-    for (const pid of await modulePids(server.varDir, "bipbip")) if (kill(pid)) n++;
-    log.push(`killed ${n} bipbip processes while job(s) ${caught.join(",")} were Launching`);
-    assertOk(n > 0, "a bipbip was running");
-    // Exterminating a stuck job suspects its nodes (its oarexec might run there), and only
-    // nodes suspected by finaud come back by themselves: the admin sets them Alive, as in OAR.
-    const aged = new Set<number>();
-    const stuck = await waitFor("the first jobs to end", async () => {
-      for (const id of await ageStuckJobs(db, first)) aged.add(id);
-      const rows = await auditJobs(db, first);
-      return rows.every((r) => r.state === "Terminated" || r.state === "Error")
-        ? rows.filter((r) => r.state === "Error").map((r) => r.job_id)
-        : undefined;
-    }, FINAL_DEADLINE_MS);
-    log.push(`jobs ${stuck.join(",") || "none"} ended in Error (stuck: ${[...aged].join(",")})`);
-    const alive = await server.task([
-      "oarnodesetting",
-      "-s",
-      "Alive",
-      "-h",
-      "node1",
-      "-h",
-      "node2",
-    ]);
-    assertEquals(alive.code, 0, alive.stdout + alive.stderr);
-    const rest = await submitAll(submit, shortJobs(8));
-    return { ids: [...first, ...rest], restarts: 0, stuck: [...aged] };
-  });
+  // A launch through the local agent takes milliseconds: a node prologue holds the jobs in
+  // Launching long enough for the kill to find them there.
+  const prologue = await Deno.makeTempFile({ prefix: "oar-fault-prologue-", suffix: ".sh" });
+  await Deno.writeTextFile(prologue, "#!/bin/sh\nsleep 2\n");
+  await Deno.chmod(prologue, 0o755);
+  try {
+    await faultRun("bipbip", bipbipScenario, { PROLOGUE_EXEC_FILE: prologue });
+  } finally {
+    await Deno.remove(prologue);
+  }
 });
+
+const bipbipScenario: Scenario = async ({ server, db, submit, log }) => {
+  // Nothing runs yet, so the only bipbip work under way is launching: the killed launches
+  // stay in Launching until sarko's stuck-job check frags them.
+  const first = await submitAll(submit, Array(4).fill("sleep 3"));
+  const caught = await waitFor("a job in Launching", async () => {
+    const l = await inState(db, first, "Launching");
+    return l.length > 0 ? l : undefined;
+  }, 20_000);
+  let n = 0;
+  for (const pid of await modulePids(server.varDir, "bipbip")) if (kill(pid)) n++;
+  log.push(`killed ${n} bipbip processes while job(s) ${caught.join(",")} were Launching`);
+  assertOk(n > 0, "a bipbip was running");
+  // Exterminating a stuck job suspects its nodes (its oarexec might run there), and only
+  // nodes suspected by finaud come back by themselves: the admin sets them Alive, as in OAR.
+  const aged = new Set<number>();
+  const stuck = await waitFor("the first jobs to end", async () => {
+    for (const id of await ageStuckJobs(db, first)) aged.add(id);
+    const rows = await auditJobs(db, first);
+    return rows.every((r) => r.state === "Terminated" || r.state === "Error")
+      ? rows.filter((r) => r.state === "Error").map((r) => r.job_id)
+      : undefined;
+  }, FINAL_DEADLINE_MS);
+  log.push(`jobs ${stuck.join(",") || "none"} ended in Error (stuck: ${[...aged].join(",")})`);
+  const alive = await server.task([
+    "oarnodesetting",
+    "-s",
+    "Alive",
+    "-h",
+    "node1",
+    "-h",
+    "node2",
+  ]);
+  assertEquals(alive.code, 0, alive.stdout + alive.stderr);
+  const rest = await submitAll(submit, shortJobs(8));
+  return { ids: [...first, ...rest], restarts: 0, stuck: [...aged] };
+};
 
 Deno.test("faults: almighty SIGKILLed while jobs run; a new start on the same var dir ends them", async () => {
   await faultRun("almighty", async ({ server, db, rng, submit, log }) => {

@@ -86,7 +86,7 @@ export async function killCompanion(server: TestServer, module: string): Promise
 /** A job and what it runs. */
 export type Submit = (command: string) => Promise<number>;
 
-interface Scenario {
+export interface Scenario {
   /** Submits jobs and injects faults; returns the ids and the restarts it observed. */
   (ctx: { server: TestServer; db: Sql; rng: Rng; submit: Submit; log: string[] }): Promise<{
     ids: number[];
@@ -122,7 +122,11 @@ async function tolerant<T>(probe: () => Promise<T>): Promise<T | undefined> {
  * checks every fault must pass: every job final, once; none launched twice; almighty itself
  * alive (the restarts were the supervisor's).
  */
-export async function faultRun(name: string, scenario: Scenario): Promise<void> {
+export async function faultRun(
+  name: string,
+  scenario: Scenario,
+  config: Record<string, string | number> = {},
+): Promise<void> {
   const seed = testSeed();
   console.log(`${name}: seed ${seed} (OAR_TEST_SEED=${seed} to replay)`);
   const rng = new Rng(seed);
@@ -133,7 +137,7 @@ export async function faultRun(name: string, scenario: Scenario): Promise<void> 
     // The first start writes oar.conf; the keys added then are read by the second.
     await server.start();
     assertEquals(await server.stop(), 0, server.log);
-    await server.configure(FAST_FAILURE);
+    await server.configure({ ...FAST_FAILURE, ...config });
     await server.start();
     const almightyPid = await daemonPid(server.varDir, "almighty");
     assertOk(almightyPid, "almighty runs");
