@@ -26,7 +26,7 @@ import {
   setJobMessage,
   setJobState,
 } from "./jobs.ts";
-import type { Launcher } from "./launch/launcher.ts";
+import type { Launcher, LaunchResult } from "./launch/launcher.ts";
 import { EARLY_EXITS, OarexecExit } from "./oarexec/exit_codes.ts";
 import { sendLine } from "./oarexec/report.ts";
 import {
@@ -56,59 +56,6 @@ async function challengeOf(sql: Queryable, jobId: number): Promise<string | null
   const rows = await sql<{ challenge: string | null }[]>`
     SELECT challenge FROM challenges WHERE job_id = ${jobId}`;
   return rows.length ? rows[0].challenge ?? "" : null;
-}
-
-/**
- * `bipbip --stdin` (bipbip_commander's batch worker, lib/commander.ts): one invocation per input
- * line, a JSON list of the arguments `bipbip` takes; each runs as soon as its line arrives,
- * alongside the others (at most `concurrency` at once), and `done(<job_id>, <code>)` reports it.
- * Ends once the input ends and every invocation is done; exit code: the highest of theirs (0
- * when there was none).
- */
-export async function bipbipLines(
-  ctx: BipbipContext,
-  lines: AsyncIterable<string>,
-  done: (jobId: number, code: number) => void | Promise<void>,
-  concurrency = 32,
-): Promise<number> {
-  let worst = 0;
-  const running = new Set<Promise<void>>();
-  for await (const line of lines) {
-    if (line.trim() === "") continue;
-    let args: unknown;
-    try {
-      args = JSON.parse(line);
-    } catch {
-      args = null;
-    }
-    if (!Array.isArray(args) || !args.every((a) => typeof a === "string") || args.length === 0) {
-      ctx.log.error("bad invocation line {line}", { line: JSON.stringify(line.slice(0, 200)) });
-      worst = Math.max(worst, 1);
-      continue;
-    }
-    while (running.size >= concurrency) await Promise.race(running);
-    const p = (async () => {
-      let code: number;
-      try {
-        code = await bipbip(ctx, args as string[]);
-      } catch (e) {
-        ctx.log.error("bipbip {args} failed: {error}", {
-          args: (args as string[]).join(" "),
-          error: (e as Error)?.stack ?? String(e),
-        });
-        // Not 1 ("nothing to do"): bipbip_commander acknowledges an oarexec report on 0 or 1
-        // only, and a report whose handling failed (database down...) must come again.
-        code = 2;
-      }
-      worst = Math.max(worst, code);
-      const id = Number((args as string[])[0]);
-      if (Number.isInteger(id)) await done(id, code);
-    })();
-    running.add(p);
-    p.finally(() => running.delete(p));
-  }
-  await Promise.all(running);
-  return worst;
 }
 
 export async function bipbip(ctx: BipbipContext, args: string[]): Promise<number> {
@@ -282,24 +229,38 @@ async function launch(ctx: BipbipContext, job: Job): Promise<number> {
     await announceStart(ctx, job);
     return 0;
   }
+  await launchFailed(ctx, job, head, hosts, r);
+  return 0;
+}
+
+/** oarexec did not start the job: its end, with oarexec's early exit code when known. */
+export async function launchFailed(
+  ctx: BipbipContext,
+  job: Job,
+  head: string,
+  hosts: string[],
+  r: LaunchResult,
+): Promise<void> {
   await tellOarsub(job, InteractiveMessages.error("an error occured on the first job node"));
   const error = r.exitCode !== null && EARLY_EXITS.has(r.exitCode)
     ? r.exitCode
     : OarexecExit.noRendezvous;
-  log.error("[{id}] oarexec on {head} did not start the job (exit {code}, error {error}): {out}", {
-    id: jobId,
-    head,
-    code: r.exitCode ?? "none",
-    error,
-    out: r.output.trim().slice(0, 2000),
-  });
+  ctx.log.error(
+    "[{id}] oarexec on {head} did not start the job (exit {code}, error {error}): {out}",
+    {
+      id: job.job_id,
+      head,
+      code: r.exitCode ?? "none",
+      error,
+      out: r.output.trim().slice(0, 2000),
+    },
+  );
   await checkEndOfJob(ctx, {
-    jobId,
+    jobId: job.job_id,
     scriptExit: null,
     error,
     hosts: hosts.length ? hosts : [head],
   });
-  return 0;
 }
 
 /** COSYSTEM_HOSTNAME for cosystem jobs or jobs without hosts, DEPLOY_HOSTNAME for deploy. */
@@ -335,7 +296,7 @@ async function buildDescriptor(
   challenge: string,
   head: string,
 ): Promise<OarexecDescriptor> {
-  const { sql, config } = ctx;
+  const { sql } = ctx;
   const resources = await sql<Record<string, unknown>[]>`
     SELECT r.* FROM resources r
     JOIN assigned_resources ar ON ar.resource_id = r.resource_id
@@ -345,6 +306,25 @@ async function buildDescriptor(
   const walltime = await sql<{ w: number }[]>`
     SELECT moldable_walltime AS w FROM moldable_job_descriptions
     WHERE moldable_id = ${job.assigned_moldable_job}`;
+  const seconds = walltime.length ? Number(walltime[0].w) : 0;
+  return descriptorOf(ctx, { job, types, challenge, head, resources, walltime: seconds });
+}
+
+/** What oarexec gets to run a job, from what was read about it. */
+export function descriptorOf(
+  ctx: BipbipContext,
+  j: {
+    job: Job;
+    types: JobTypes;
+    challenge: string;
+    head: string;
+    /** `resources` rows of the job's CURRENT assignment, in resource id order. */
+    resources: Record<string, unknown>[];
+    walltime: number;
+  },
+): OarexecDescriptor {
+  const { config } = ctx;
+  const { job, types, challenge, head, resources } = j;
   const id = String(job.job_id);
   return {
     job_id: job.job_id,
@@ -362,7 +342,7 @@ async function buildDescriptor(
     name: job.job_name,
     project: job.project ?? "",
     reservation: job.reservation,
-    walltime_seconds: walltime.length ? Number(walltime[0].w) : 0,
+    walltime_seconds: j.walltime,
     command: job.command ?? "",
     challenge,
     almighty_hostname: almightyHost(ctx, head),

@@ -95,6 +95,37 @@ export async function insertEvent(sql: Queryable, ev: NewEvent, date?: number): 
   return Number(row.event_id);
 }
 
+/**
+ * Many events in one statement (to_check YES, the database clock), in the given order, with
+ * their host names: what `insertEvent` does for each, for a batch of jobs ending together.
+ */
+export async function insertEvents(sql: Queryable, events: readonly NewEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const rows = JSON.stringify(events.map((ev) => ({
+    type: ev.type,
+    job_id: ev.jobId,
+    description: fitVarchar(ev.description, EVENT_DESCRIPTION_MAX),
+    hosts: distinctHosts(ev.hosts),
+  })));
+  // Ids are drawn in the given order (NodeChangeState acts on events in id order), once
+  // (MATERIALIZED), and tie each event to its hosts.
+  await sql`
+    WITH x AS MATERIALIZED (
+      SELECT nextval(pg_get_serial_sequence('event_logs', 'event_id')) AS event_id, o.*
+      FROM (
+        SELECT v->>'type' AS type, (v->>'job_id')::int AS job_id,
+          v->>'description' AS description, v->'hosts' AS hosts
+        FROM json_array_elements(${rows}::text::json) WITH ORDINALITY AS a(v, n)
+        ORDER BY n
+      ) o
+    ), e AS (
+      INSERT INTO event_logs (event_id, type, job_id, date, description, to_check)
+      SELECT event_id, type, job_id, EXTRACT(EPOCH FROM now())::int, description, 'YES' FROM x
+    )
+    INSERT INTO event_log_hostnames (event_id, hostname)
+    SELECT DISTINCT x.event_id, h.host FROM x CROSS JOIN json_array_elements_text(x.hosts) AS h(host)`;
+}
+
 /** `add_new_event` / `add_new_event_with_host`: one statement, hence atomic on its own. */
 export async function addEvent(sql: Queryable, ev: NewEvent): Promise<number> {
   return await insertEvent(sql, ev);

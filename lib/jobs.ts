@@ -135,60 +135,58 @@ export async function setJobState(
       )
       INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)
       VALUES (${jobId}, ${state}, ${job.now}, 0)`;
-    if (final) await finalise(tx, jobId, state, job);
+    if (final) await finaliseMany(tx, state, [{ ...job, job_id: jobId }]);
     return true;
   });
   if (changed && final) notifier.almighty("ChState");
   return changed;
 }
 
-/** The Terminated/Error part of set_job_state, inside its transaction. */
-async function finalise(tx: TxSql, jobId: number, state: JobState, job: ChangedJob) {
-  const moldable = job.assigned_moldable_job ?? 0;
-  if (moldable !== 0) {
-    // Resource rows are locked in id order everywhere (see resources.ts), so that two
-    // transactions touching overlapping resources cannot deadlock.
+/**
+ * The Terminated/Error part of set_job_state, inside its transaction, for one job or many (in
+ * set-based statements): the stop time's resources get last_job_date (their rows locked at
+ * once, in id order, as everywhere), suspended_jobs flags are cleared when a suspended job
+ * ends in Error, and `log_job` moves the jobs' rows of the per-job tables to index LOG, which
+ * keeps the CURRENT partitions (what the scheduler scans) small.
+ */
+async function finaliseMany(
+  tx: TxSql,
+  state: JobState,
+  rows: readonly (ChangedJob & { job_id: number })[],
+): Promise<void> {
+  const withMoldable = rows.filter((r) => (r.assigned_moldable_job ?? 0) !== 0);
+  if (withMoldable.length > 0) {
+    const molds = "{" + withMoldable.map((r) => r.assigned_moldable_job).join(",") + "}";
+    const nows = "{" + withMoldable.map((r) => r.now).join(",") + "}";
     await tx`
       SELECT resource_id FROM resources
       WHERE resource_id IN (SELECT resource_id FROM assigned_resources
-                            WHERE moldable_job_id = ${moldable})
+                            WHERE moldable_job_id = ANY(${molds}::int[]))
       ORDER BY resource_id FOR UPDATE`;
     await tx`
-      UPDATE resources SET last_job_date = ${job.now}
-      WHERE resource_id IN (SELECT resource_id FROM assigned_resources
-                            WHERE moldable_job_id = ${moldable})`;
+      UPDATE resources r SET last_job_date = u.now
+      FROM (
+        SELECT ar.resource_id, MAX(x.now) AS now
+        FROM unnest(${molds}::int[], ${nows}::int[]) AS x(moldable, now)
+        JOIN assigned_resources ar ON ar.moldable_job_id = x.moldable
+        GROUP BY ar.resource_id
+      ) u
+      WHERE r.resource_id = u.resource_id`;
   }
-  if (state === "Error" && job.suspended === "YES") {
-    // The job no longer holds its resources suspended: keep the flag only where another
-    // Suspended job still sits (this job is already in Error, so it does not count).
-    await tx`
-      SELECT resource_id FROM resources WHERE suspended_jobs = 'YES'
-      ORDER BY resource_id FOR UPDATE`;
-    await tx`
-      UPDATE resources SET suspended_jobs = 'NO'
-      WHERE suspended_jobs = 'YES'
-        AND resource_id NOT IN (
-          SELECT ar.resource_id FROM jobs j
-          JOIN assigned_resources ar ON ar.moldable_job_id = j.assigned_moldable_job
-          WHERE j.state = 'Suspended' AND ar.assigned_resource_index = 'CURRENT')`;
-  }
-  await logJob(tx, jobId, moldable);
-}
-
-/**
- * `log_job`: moves the job's rows of the per-job tables to index LOG, which keeps the CURRENT
- * partitions (what the scheduler scans) small.
- */
-async function logJob(tx: TxSql, jobId: number, moldable: number) {
+  const suspended = rows.find((r) => r.suspended === "YES");
+  if (state === "Error" && suspended) await clearSuspendedFlags(tx);
+  const ids = "{" + rows.map((r) => Number(r.job_id)).join(",") + "}";
+  const molds = "{" + rows.map((r) => r.assigned_moldable_job ?? 0).join(",") + "}";
   await tx`
     WITH molds AS (
-      SELECT moldable_id FROM moldable_job_descriptions WHERE moldable_job_id = ${jobId}
+      SELECT moldable_id FROM moldable_job_descriptions
+      WHERE moldable_job_id = ANY(${ids}::int[])
     ), groups AS (
       SELECT res_group_id FROM job_resource_groups
       WHERE res_group_moldable_id IN (SELECT moldable_id FROM molds)
     ), m AS (
       UPDATE moldable_job_descriptions SET moldable_index = 'LOG'
-      WHERE moldable_job_id = ${jobId} AND moldable_index = 'CURRENT'
+      WHERE moldable_job_id = ANY(${ids}::int[]) AND moldable_index = 'CURRENT'
     ), g AS (
       UPDATE job_resource_groups SET res_group_index = 'LOG'
       WHERE res_group_id IN (SELECT res_group_id FROM groups) AND res_group_index = 'CURRENT'
@@ -197,14 +195,32 @@ async function logJob(tx: TxSql, jobId: number, moldable: number) {
       WHERE res_job_group_id IN (SELECT res_group_id FROM groups) AND res_job_index = 'CURRENT'
     ), t AS (
       UPDATE job_types SET types_index = 'LOG'
-      WHERE job_id = ${jobId} AND types_index = 'CURRENT'
+      WHERE job_id = ANY(${ids}::int[]) AND types_index = 'CURRENT'
     ), dep AS (
       UPDATE job_dependencies SET job_dependency_index = 'LOG'
-      WHERE job_id = ${jobId} AND job_dependency_index = 'CURRENT'
+      WHERE job_id = ANY(${ids}::int[]) AND job_dependency_index = 'CURRENT'
     )
     UPDATE assigned_resources SET assigned_resource_index = 'LOG'
-    WHERE moldable_job_id = ${moldable} AND ${moldable} <> 0
+    WHERE moldable_job_id = ANY(array_remove(${molds}::int[], 0))
       AND assigned_resource_index = 'CURRENT'`;
+}
+
+/**
+ * A job leaving Suspended for Error no longer holds its resources suspended: keep the flag
+ * only where another Suspended job still sits (the job is already in Error, so it does not
+ * count).
+ */
+async function clearSuspendedFlags(tx: TxSql): Promise<void> {
+  await tx`
+    SELECT resource_id FROM resources WHERE suspended_jobs = 'YES'
+    ORDER BY resource_id FOR UPDATE`;
+  await tx`
+    UPDATE resources SET suspended_jobs = 'NO'
+    WHERE suspended_jobs = 'YES'
+      AND resource_id NOT IN (
+        SELECT ar.resource_id FROM jobs j
+        JOIN assigned_resources ar ON ar.moldable_job_id = j.assigned_moldable_job
+        WHERE j.state = 'Suspended' AND ar.assigned_resource_index = 'CURRENT')`;
 }
 
 /** `set_job_message` (truncated to the column's 255 characters). Returns whether a row changed. */
@@ -368,11 +384,7 @@ export async function setJobsState(
       )
       INSERT INTO job_state_logs (job_id, job_state, date_start, date_stop)
       SELECT x.id, ${state}, x.now, 0 FROM x ORDER BY x.id`;
-    if (final) {
-      // Rare in bulk (and touching resources in id order per job): job by job, as
-      // setJobState does it.
-      for (const r of rows) await finalise(tx, Number(r.job_id), state, r);
-    }
+    if (final) await finaliseMany(tx, state, rows);
     return done;
   });
   if (changed.length > 0 && final) notifier.almighty("ChState");

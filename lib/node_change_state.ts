@@ -28,6 +28,7 @@ import {
   type Job,
   jobHostsForLog,
   type JobState,
+  setJobsState,
   setJobState,
 } from "./jobs.ts";
 import type { Logger } from "./log.ts";
@@ -166,7 +167,11 @@ async function eventPass(ctx: NodeChangeStateContext, run: RunState): Promise<vo
   // A snapshot: events written while we work are seen next run. Marking an event checked marks
   // every unchecked one of the same (type, job), so a burst is acted on once.
   const handled = new Set<string>();
-  for (const e of await toCheckEvents(ctx.sql)) {
+  const events = await toCheckEvents(ctx.sql);
+  for (const id of await terminateInBulk(ctx, events)) {
+    handled.add(`SWITCH_INTO_TERMINATE_STATE\0${id}`);
+  }
+  for (const e of events) {
     const key = `${e.type}\0${e.job_id}`;
     if (handled.has(key)) continue;
     handled.add(key);
@@ -187,6 +192,44 @@ async function eventPass(ctx: NodeChangeStateContext, run: RunState): Promise<vo
     }
     await checkEvent(ctx.sql, e.type, e.job_id);
   }
+}
+
+/**
+ * The common case of a busy cluster, in set-based statements instead of a few per job: jobs
+ * whose only pending event is SWITCH_INTO_TERMINATE_STATE and that need no resubmission (the
+ * exit code 99 of an idempotent job) become Terminated together, and their events are marked
+ * checked. What handleEvent would do for each, in one transaction. Returns the jobs handled;
+ * every other event goes through handleEvent, one by one, in order.
+ */
+async function terminateInBulk(
+  ctx: NodeChangeStateContext,
+  events: readonly EventRow[],
+): Promise<number[]> {
+  // Per job: whether all its pending events are terminations.
+  const onlyTerminations = new Map<number, boolean>();
+  for (const e of events) {
+    if (e.job_id === 0) continue;
+    const plain = e.type === "SWITCH_INTO_TERMINATE_STATE";
+    onlyTerminations.set(e.job_id, (onlyTerminations.get(e.job_id) ?? true) && plain);
+  }
+  const candidates = [...onlyTerminations].filter(([, only]) => only).map(([id]) => id);
+  if (candidates.length < 2) return [];
+  const ids = "{" + candidates.join(",") + "}";
+  const plain = (await ctx.sql<{ job_id: number }[]>`
+    SELECT job_id FROM jobs
+    WHERE job_id = ANY(${ids}::int[])
+      AND (exit_code IS NULL OR (exit_code >> 8) <> 99)`).map((r) => Number(r.job_id));
+  if (plain.length === 0) return [];
+  const plainText = "{" + plain.join(",") + "}";
+  await inTransaction(ctx.sql, async (tx) => {
+    await setJobsState(tx, ctx.notifier, plain, "Terminated");
+    await tx`
+      UPDATE event_logs SET to_check = 'NO'
+      WHERE type = 'SWITCH_INTO_TERMINATE_STATE' AND job_id = ANY(${plainText}::int[])
+        AND to_check = 'YES'`;
+  });
+  ctx.log.debug("{n} jobs Terminated together", { n: plain.length });
+  return plain;
 }
 
 async function setState(ctx: NodeChangeStateContext, job: Job | null, state: JobState) {

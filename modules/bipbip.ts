@@ -4,7 +4,8 @@
  * `bipbip --stdin`: one such invocation per input line (a JSON list of its arguments), a
  * `done <job_id> <code>` line back for each, so that one process serves a batch of jobs.
  */
-import { bipbip, bipbipLines } from "../lib/bipbip.ts";
+import { bipbip } from "../lib/bipbip.ts";
+import { bipbipLines } from "../lib/bipbip_batch.ts";
 import { makeLauncher } from "../lib/launch/launcher.ts";
 import { runOneShot } from "../lib/oneshot.ts";
 import { pingchecker } from "../lib/pingchecker.ts";

@@ -8,7 +8,8 @@ import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.t
 import { createTestDb, type TestDb } from "./support/testdb.ts";
 import { insertJob, insertResources, type JobFixture } from "./support/fixtures.ts";
 import { challengeOf, eventTypes, jobState } from "./support/exec_fixtures.ts";
-import { bipbip, type BipbipContext, bipbipLines } from "../lib/bipbip.ts";
+import { bipbip, type BipbipContext } from "../lib/bipbip.ts";
+import { bipbipLines } from "../lib/bipbip_batch.ts";
 import { Config } from "../lib/config.ts";
 import { setupLogging } from "../lib/log.ts";
 import { RecordingNotifier } from "../lib/notifier.ts";
