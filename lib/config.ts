@@ -165,7 +165,11 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
     doc: "types usable when suspended",
   },
   MAX_JOB_PER_QUEUES_GROUP_SCHEDULING_ROUND: { value: 1000, doc: "jobs scheduled per queue group" },
-  JOB_PRIORITY: { value: "FIFO", doc: "FIFO or FAIRSHARE" },
+  JOB_PRIORITY: { value: "FIFO", doc: "FIFO, FAIRSHARE or MULTIFACTOR" },
+  PRIORITY_CONF_FILE: {
+    value: "/etc/oar/priority_conf.json",
+    doc: 'MULTIFACTOR weights, OAR 3\'s keys in JSON, e.g. {"age_weight": 10}; unreadable: FIFO',
+  },
   SCHEDULER_FAIRSHARING_WINDOW_SIZE: {
     value: 2592000,
     doc: "seconds of accounting history used for karma",
@@ -179,6 +183,18 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
   SCHEDULER_FAIRSHARING_COEF_USER: { value: 1, doc: "weight of the user's used share" },
   SCHEDULER_FAIRSHARING_COEF_USER_ASK: { value: 1, doc: "weight of the user's asked share" },
   QUOTAS: { value: "no", doc: "enable quotas" },
+  QUOTAS_CONF_FILE: {
+    value: "/etc/oar/quotas_conf.json",
+    doc: "quotas rules (JSON), read each round when QUOTAS=yes",
+  },
+  QUOTAS_ALL_NB_RESOURCES_MODE: {
+    value: "default_not_dead",
+    doc: "what ALL means in quotas: default resources (default) or those not Dead",
+  },
+  QUOTAS_WINDOW_TIME_LIMIT: {
+    value: 5184000,
+    doc: "temporal quotas: seconds ahead within which a job must fit (else not scheduled)",
+  },
   METASCHEDULER_MODE: { value: "internal", doc: "internal (Kamelot) or external schedulers" },
   SCHEDULERS_PATH: { value: "", doc: "directory of external scheduler programs" },
   // Submission

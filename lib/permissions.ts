@@ -56,7 +56,8 @@ type Need =
   | "read_user_files"
   | "ssh_keygen"
   | "runtime_state"
-  | "interactive";
+  | "interactive"
+  | "scheduler_files";
 
 const NEED_REASONS: Record<Need, string> = {
   db: "reads and writes OAR's database",
@@ -80,6 +81,8 @@ const NEED_REASONS: Record<Need, string> = {
     "or OPENSSH_CMD to the head node)",
   runtime_state:
     "remembers between runs which jobs' oarexecs were seen gone (a file in OAR_RUNTIME_DIRECTORY)",
+  scheduler_files:
+    "reads QUOTAS_CONF_FILE (QUOTAS=yes) and PRIORITY_CONF_FILE (JOB_PRIORITY=MULTIFACTOR)",
 };
 
 interface EntrySpec {
@@ -94,7 +97,7 @@ const MODULE_NEEDS: Record<EntryName, Need[]> = {
   // tcp_server_port: acknowledges oarexec reports to the appendice proxy (issue 11).
   bipbip_commander: ["zmq", "spawn_modules", "tcp_server_port"],
   greta: ["db", "zmq", "node_manager"],
-  meta_sched: ["db", "zmq", "notify_oarsub"],
+  meta_sched: ["db", "zmq", "notify_oarsub", "scheduler_files"],
   sarko: ["db", "zmq", "ssh", "runtime_state"],
   finaud: ["db", "zmq", "pingchecker"],
   leon: ["db", "zmq", "ssh", "pingchecker", "notify_oarsub", "server_scripts"],
@@ -284,6 +287,13 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
       case "ssh_keygen":
         f.add("run", "ssh-keygen");
         f.add("write", "/tmp");
+        break;
+      case "scheduler_files":
+        // Read each round, only when the feature that needs them is on.
+        if (config.bool("QUOTAS")) f.add("read", config.str("QUOTAS_CONF_FILE"));
+        if (config.str("JOB_PRIORITY").trim().toUpperCase() === "MULTIFACTOR") {
+          f.add("read", config.str("PRIORITY_CONF_FILE"));
+        }
         break;
       case "interactive":
         // The notification socket: every address, a port the system picks (info_type).

@@ -9,6 +9,7 @@
  */
 import { type GroupRequest, type Hierarchy, matchGroups, minResources } from "./hierarchy.ts";
 import type { Itvs } from "./intervals.ts";
+import { checkedByQuotas, countedByQuotas, type QuotaJob, type Quotas } from "./quotas.ts";
 import { type Sharing, SlotSet } from "./slots.ts";
 
 export interface MoldableRequest {
@@ -42,6 +43,8 @@ export interface SchedJob {
   /** `-t placeholder=<name>` / `-t allow=<name>` (slots.ts Sharing). */
   placeholder?: string | null;
   allow?: string | null;
+  /** What quotas count (queue, project, user, types); used when quotas are on. */
+  quota?: QuotaJob;
 }
 
 export interface Placement {
@@ -75,6 +78,11 @@ export interface ScheduleOptions {
    * successive calls on one slot set (jobs scheduled in chunks) to keep its benefit.
    */
   cache?: Map<string, number>;
+  /**
+   * Quotas (quotas.ts), with what the Gantt already holds counted: a job is placed only in a
+   * window where it keeps within them, and is counted once placed.
+   */
+  quotas?: Quotas | null;
 }
 
 /**
@@ -103,6 +111,7 @@ export function scheduleJobs(
   const containers = opts.containers ?? new Map<string, SlotSet>();
   const security = opts.security ?? 0;
   const cache = opts.cache ?? new Map<string, number>();
+  const quotas = opts.quotas ?? null;
   const placed: Placement[] = [];
   const skipped = new Map<number, string>();
   for (const job of jobs) {
@@ -129,6 +138,10 @@ export function scheduleJobs(
         continue;
       }
       const useCache = minStart === job.minStart && (job.after ?? []).length === 0;
+      const quotaJob = quotas !== null && job.quota && checkedByQuotas(job.quota.types)
+        ? job.quota
+        : null;
+      let quotaWhy: string | undefined;
       let best: Placement | null = null;
       const ts = job.timesharing ?? null;
       const sh: Sharing = { ts, allow: job.allow ?? null, placeholder: job.placeholder ?? null };
@@ -143,10 +156,18 @@ export function scheduleJobs(
         if (cached === Infinity) continue;
         const from = Math.max(minStart, cached ?? minStart);
         const match = (avail: Itvs) => matchGroups(hy, m.groups, avail);
-        const fit = shared
-          ? set.findFirstShared(from, m.walltime, match, sh)
-          : set.findFirst(from, m.walltime, match, { minCount: minResources(m.groups) });
+        const find = (t: number) =>
+          shared
+            ? set.findFirstShared(t, m.walltime, match, sh)
+            : set.findFirst(t, m.walltime, match, { minCount: minResources(m.groups) });
+        let fit = find(from);
+        // The cache keeps the resources' answer: a lower bound for any job, whatever its quotas.
         if (key !== null) cache.set(key, fit ? fit.start : Infinity);
+        if (fit !== null && quotaJob !== null) {
+          const q = quotas!.fitFrom(quotaJob, fit, find, m.walltime, m.walltime - security);
+          fit = q.fit;
+          quotaWhy ??= q.why;
+        }
         if (fit === null) continue;
         const end = fit.start + m.walltime;
         if (best === null || end < best.start + best.walltime) {
@@ -163,13 +184,24 @@ export function scheduleJobs(
       if (best === null) {
         skipped.set(
           job.jobId,
-          inner === null
-            ? "not enough resources match the request"
-            : `the request does not fit in container ${inner} (its resources and window)`,
+          quotaWhy ??
+            (inner === null
+              ? "not enough resources match the request"
+              : `the request does not fit in container ${inner} (its resources and window)`),
         );
         continue;
       }
       set.occupy(best.start, best.start + best.walltime - 1, best.res, ts, sh);
+      if (quotas !== null && job.quota && countedByQuotas(job.quota.types)) {
+        const end = best.start + best.walltime - 1;
+        quotas.add(
+          job.quota,
+          best.start,
+          end,
+          quotas.nbResources(best.res),
+          best.walltime - security,
+        );
+      }
       const name = containerName(job.jobId, job.container);
       if (name !== null) {
         containers.set(name, containerSlotSet(best.res, best.start, best.walltime - security));

@@ -53,6 +53,13 @@ import { contains, difference, type Itvs, overlaps } from "./intervals.ts";
 import { containerName, containerSlotSet, type SchedJob, scheduleJobs } from "./kamelot.ts";
 import { schedTypes } from "./job_types.ts";
 import { type OarsubNotify, sqlTime, tcpOarsubNotify } from "./oarsub_notify.ts";
+import type { Quotas } from "./quotas.ts";
+import { loadRoundQuotas } from "./quotas_load.ts";
+import {
+  loadWaitingByPriority,
+  type MultifactorOrdering,
+  multifactorOrdering,
+} from "./priority_jobs.ts";
 import {
   buildGroups,
   durationText,
@@ -142,11 +149,14 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
   let slots!: SlotSet;
 
   const priority = config.str("JOB_PRIORITY").trim().toUpperCase();
-  if (priority !== "" && priority !== "FIFO" && priority !== "FAIRSHARE") {
+  if (!["", "FIFO", "FAIRSHARE", "MULTIFACTOR"].includes(priority)) {
     log.warn("JOB_PRIORITY={p} is not supported; jobs are ordered FIFO", { p: priority });
   }
   const fairshare = priority === "FAIRSHARE"
     ? fairshareSettings(config, (msg) => log.warn("{msg}", { msg }))
+    : null;
+  const multifactor = priority === "MULTIFACTOR"
+    ? multifactorOrdering(config, rsLoad, (msg) => log.warn("{msg}", { msg }))
     : null;
   // The queues, and the waiting jobs of the first group to schedule, are read on their own
   // connection while the round's transaction reads the Gantt (reads of committed rows only).
@@ -158,7 +168,7 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
     for (const group of queueGroups(await queuesLoad)) {
       const names = group.filter((q) => q.state === "Active").map((q) => q.queue_name);
       if (names.length === 0) continue;
-      const jobs = await groupJobs(sql, names, now, maxJobs, fairshare);
+      const jobs = await groupJobs(sql, names, now, maxJobs, fairshare, multifactor);
       return { key: names.join("\u0000"), jobs };
     }
     return null;
@@ -201,6 +211,8 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
       for (const [t, itvs] of rs.availableUpto) slots.occupy(Math.max(t, now), MAX_TIME, itvs);
       lap("resources_gantt_read");
       const gantt = await loadBaseGantt(tx, old, now);
+      // QUOTAS=yes: the rules, with what the Gantt holds counted (quotas_load.ts).
+      const quota = await loadRoundQuotas(tx, config, rs, gantt, now, security, log);
       // The Gantt this round writes: its base (step 2), then this round's decisions.
       const next: GanttMap = new Map();
       for (const g of gantt) next.set(g.moldableId, { start: g.start, rids: g.rids });
@@ -257,6 +269,7 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
         if (besteffortPlaced) return;
         besteffortPlaced = true;
         for (const g of besteffortRunning) occupyGanttJob(g, slots);
+        quota.countBesteffort();
       };
       const ganttRows: GanttRow[] = [];
       /** Moldables whose resource rows were streamed into the Gantt while scheduling. */
@@ -306,11 +319,14 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
         const pre = await prefetch;
         const { waiting, karma } = pre !== null && pre.key === names.join("\u0000")
           ? pre.jobs
-          : await groupJobs(tx, names, now, maxJobs, fairshare);
+          : await groupJobs(tx, names, now, maxJobs, fairshare, multifactor);
         prefetch = Promise.resolve(null);
         for (const [id, k] of karma ?? []) karmas.set(id, k);
         lap("jobs_load");
-        if (waiting.length > 0) {
+        if (quota.broken !== null) {
+          // An unusable quotas file holds scheduling (quotas_load.ts says why).
+          for (const j of waiting) skipped.set(j.jobId, quota.broken);
+        } else if (waiting.length > 0) {
           // Own READ ONLY transaction on another connection: never the one writing the Gantt.
           await filters.load(sql, filtersOf(waiting));
           const schedJobs: SchedJob[] = [];
@@ -319,7 +335,7 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
             rows.set(j.jobId, j);
             const sj = toSchedJob(j, rs, filters, security, now);
             if (typeof sj === "string") skipped.set(j.jobId, sj);
-            else schedJobs.push(sj);
+            else schedJobs.push(quota.quotas ? { ...sj, quota: j } : sj);
           }
           lap("requests");
           // In chunks: between two, the Gantt rows and messages of the jobs placed so far go to
@@ -332,7 +348,7 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
               slots,
               rs.hierarchy,
               schedJobs.slice(c, c + SCHEDULE_CHUNK),
-              { plannedEnd, containers, security, cache },
+              { plannedEnd, containers, security, cache, quotas: quota.quotas },
             );
             for (const [id, why] of result.skipped) skipped.set(id, why);
             const chunkMessages = new Map<number, string>();
@@ -384,11 +400,13 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
             stateChanges,
             log,
           );
+          if (quota.broken !== null) continue; // left to be scheduled once the file is fixed
           await newReservations(tx, sql, q.queue_name, rs, filters, slots, now, security, {
             ganttRows,
             stateChanges,
             messages,
             containers,
+            quotas: quota.quotas,
           });
         }
       }
@@ -608,9 +626,9 @@ interface GroupJobs {
 }
 
 /**
- * A queue group's waiting jobs in priority order. Fairsharing orders them by karma before the
- * per-round limit applies, as OAR does: the limit keeps the jobs of highest priority, not the
- * oldest ones.
+ * A queue group's waiting jobs in priority order. Fairsharing orders them by karma, multifactor
+ * by priority (priority_jobs.ts), before the per-round limit applies, as OAR does: the limit
+ * keeps the jobs of highest priority, not the oldest ones.
  */
 async function groupJobs(
   sql: Queryable,
@@ -618,7 +636,11 @@ async function groupJobs(
   now: number,
   maxJobs: number,
   fairshare: FairshareSettings | null,
+  multifactor: MultifactorOrdering | null = null,
 ): Promise<GroupJobs> {
+  if (multifactor !== null) {
+    return await loadWaitingByPriority(sql, names, now, maxJobs, multifactor);
+  }
   if (fairshare === null) {
     return { waiting: await loadWaitingJobs(sql, names, maxJobs), karma: null };
   }
@@ -704,6 +726,8 @@ async function newReservations(
     stateChanges: StateChange[];
     messages: Map<number, string>;
     containers: Map<string, SlotSet>;
+    /** Quotas (when on): a reservation that would break them is refused. */
+    quotas?: Quotas | null;
   },
 ): Promise<void> {
   const ars = await loadReservations(tx, queue, "toSchedule");
@@ -737,6 +761,11 @@ async function newReservations(
     const res: Itvs | null = free.length === 0 ? null : matchGroups(rs.hierarchy, groups, free);
     if (res === null) {
       refuse("This advance reservation cannot run");
+      continue;
+    }
+    const overQuota = out.quotas?.admit(j, res, start, m.walltime + security, m.walltime) ?? null;
+    if (overQuota !== null) {
+      refuse(`This advance reservation cannot run: ${overQuota}`);
       continue;
     }
     set.occupy(start, start + m.walltime + security - 1, res, null, {
