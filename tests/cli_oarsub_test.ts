@@ -277,6 +277,11 @@ Deno.test("oarsub: refusals leave nothing behind", async () => {
   const r = await env.run("oarsub", ["-q", "admin", "x"], { OARDO_USER: "bob" });
   assertEquals(r.code, 254, r.stderr);
   assertStringIncludes(r.stderr, "admin queue");
+  // A user cannot exempt their own job from the quotas; an admin can.
+  const nq = await env.run("oarsub", ["-t", "no_quotas", "x"], { OARDO_USER: "bob" });
+  assertEquals(nq.code, 254, nq.stderr);
+  assertStringIncludes(nq.stderr, "no_quotas");
+  assertEquals((await env.run("oarsub", ["-t", "no_quotas", "x"])).code, 0);
   const tables = await env.sql`SELECT to_regclass('jobs') IS NOT NULL AS ok`;
   assertOk(tables[0].ok);
 });

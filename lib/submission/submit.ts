@@ -7,6 +7,7 @@
  * state log). Ids are drawn from the tables' sequences first, so rows are linked without
  * relying on the order of RETURNING.
  */
+import { ADMIN_USERS } from "../cli/identity.ts";
 import type { Queryable, Sql } from "../db/client.ts";
 import { dbNow } from "../db/client.ts";
 import { fitVarchar } from "../events.ts";
@@ -120,8 +121,14 @@ export function defaultRules(req: JobRequest): { queue: string; types: string[] 
   if (!/^[a-zA-Z0-9_-]+$/.test(req.user)) {
     throw new SubmissionError(`invalid username: ${req.user}`, -11);
   }
-  if (queue === "admin" && req.user !== "root" && req.user !== "oar") {
+  if (queue === "admin" && !ADMIN_USERS.has(req.user)) {
     throw new SubmissionError("only oar or root can submit jobs in the admin queue", -2);
+  }
+  // Quotas exempt a no_quotas job (lib/scheduler/quotas.ts): only an admin may ask for that.
+  if (
+    types.some((t) => t === "no_quotas" || t.startsWith("no_quotas=")) && !ADMIN_USERS.has(req.user)
+  ) {
+    throw new SubmissionError("only oar or root can submit no_quotas jobs", -2);
   }
   if (types.includes("besteffort")) {
     if (req.reservationDate !== null) {
