@@ -57,6 +57,20 @@ Deno.test("Time is skipped when real work is queued", () => {
   assertEquals(r.automaton.queue, []);
 });
 
+Deno.test("one Scheduler run answers every scheduler command queued before it", () => {
+  // A batch of job ends sends ChState, Term and BipBip: NodeChangeState, then ONE round.
+  const r = step(
+    at("Qget", { queue: ["Term", "ChState", "BipBip", "Qsub", "Qdel", "Walltime"] }),
+    { kind: "continue" },
+    0,
+  );
+  assertEquals(r.automaton.state, "Scheduler");
+  assertEquals(r.automaton.queue, ["ChState", "Qdel"]);
+  // A command that arrives after the round started still gets its own.
+  const later = step(r.automaton, { kind: "received", cmd: "Term" }, 0);
+  assertEquals(later.automaton.queue, ["ChState", "Qdel", "Term"]);
+});
+
 const RUNS: [AlmightyState, OneShotModule, AlmightyState][] = [
   ["Scheduler", "meta_sched", "Change node state"],
   ["Check for villains", "sarko", "Time update"],

@@ -173,8 +173,11 @@ export function step(
       let [cmd, ...rest] = next.queue;
       // A Time tick is worthless while real work waits.
       if (cmd === "Time" && rest.length > 0) [cmd, ...rest] = rest;
-      next.queue = rest;
       const target = COMMAND_TARGET[cmd];
+      // The run about to start sees every change notified so far: the other commands queued
+      // for the same state (Term, BipBip, Qsub... all ask for the Scheduler) are answered by
+      // it. Run separately, each was one more round finding nothing new to do.
+      next.queue = target === undefined ? rest : rest.filter((c) => COMMAND_TARGET[c] !== target);
       if (target === undefined) notes.push(`unknown command ${JSON.stringify(cmd).slice(0, 100)}`);
       else next.state = target;
       return { automaton: next, action: { kind: "continue" }, notes };
