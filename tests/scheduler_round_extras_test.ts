@@ -113,6 +113,31 @@ dbTest(
 );
 
 dbTest(
+  "containers: an inner job in a queue scheduled before its container's is placed the same round",
+  async (db) => {
+    const env = await setup(db);
+    const now = await dbNow(db.sql);
+    // A queue scheduled before default's (priority 3).
+    await db.sql`INSERT INTO queues (queue_name, priority, scheduler_policy, state)
+      VALUES ('admin', 10, 'kamelot', 'Active')`;
+    const c = await submitJob(db.sql, { resources: 2, walltime: 3600, types: ["container"] });
+    const i = await submitJob(db.sql, {
+      resources: 1,
+      walltime: 600,
+      types: [`inner=${c.jobId}`],
+      queue: "admin",
+    });
+    const r = await env.round(now);
+    const pc = (await prediction(db, c.moldableIds[0]))!;
+    const pi = (await prediction(db, i.moldableIds[0]))!;
+    assertEquals(pi.start, now);
+    assertOk(within(pi.rids, pc.rids), `inner job on ${pi.rids}, container ${pc.rids}`);
+    assertEquals(r.launched.sort((a, b) => a - b), [c.jobId, i.jobId].sort((a, b) => a - b));
+    assertStringIncludes((await job(db, i.jobId)).message, "R=1");
+  },
+);
+
+dbTest(
   "containers: an inner job whose container is neither scheduled nor running waits; the round goes on",
   async (db) => {
     const env = await setup(db);
@@ -289,6 +314,54 @@ dbTest("placeholders: a placeholder placed this round holds for allowed jobs", a
   assertEquals((await prediction(db, allowed.moldableIds[0]))!.start, now);
   assertEquals((await prediction(db, plain.moldableIds[0]))!.start, now + 3600 + SECURITY);
 });
+
+dbTest(
+  "placeholders and timesharing: an advance reservation shares as a job does",
+  async (db) => {
+    const env = await setup(db);
+    const now = await dbNow(db.sql);
+    const ph = await submitJob(db.sql, { resources: 3, walltime: 7200, types: ["placeholder=n"] });
+    await makeRunning(db.sql, ph.jobId, ph.moldableIds[0], env.rids.slice(0, 3), now - 10);
+    const ts = await submitJob(db.sql, {
+      resources: 2,
+      walltime: 7200,
+      types: ["timesharing=*,*"],
+    });
+    await makeRunning(db.sql, ts.jobId, ts.moldableIds[0], env.rids.slice(3, 5), now - 10);
+    const at = now + 600;
+    // Allowed into the placeholder: accepted on its resources, which it consumes.
+    const allowed = await submitJob(db.sql, {
+      resources: 3,
+      walltime: 600,
+      types: ["allow=n"],
+      reservationStart: at,
+    });
+    const second = await submitJob(db.sql, {
+      resources: 1,
+      walltime: 600,
+      types: ["allow=n"],
+      reservationStart: at,
+    });
+    // Timesharing with the running job: accepted beside it; without the type: refused.
+    const sharing = await submitJob(db.sql, {
+      resources: 2,
+      walltime: 600,
+      types: ["timesharing=*,*"],
+      reservationStart: at,
+    });
+    const plain = await submitJob(db.sql, { resources: 1, walltime: 600, reservationStart: at });
+    await env.round(now);
+    // Accepted: told GOOD RESERVATION, Waiting for its start; refused: Error.
+    const state = async (id: number) =>
+      (await db.sql<{ state: string }[]>`SELECT state FROM jobs WHERE job_id = ${id}`)[0].state;
+    assertEquals(await state(allowed.jobId), "Waiting");
+    assertOk(within((await prediction(db, allowed.moldableIds[0]))!.rids, env.rids.slice(0, 3)));
+    assertEquals(await state(second.jobId), "Error");
+    assertEquals(await state(sharing.jobId), "Waiting");
+    assertOk(within((await prediction(db, sharing.moldableIds[0]))!.rids, env.rids.slice(3, 5)));
+    assertEquals(await state(plain.jobId), "Error");
+  },
+);
 
 // --- the per-round limit under fairsharing -------------------------------------------------
 

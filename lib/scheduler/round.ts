@@ -50,7 +50,13 @@ import {
 } from "./gantt.ts";
 import { matchGroups } from "./hierarchy.ts";
 import { contains, difference, type Itvs, overlaps } from "./intervals.ts";
-import { containerName, containerSlotSet, type SchedJob, scheduleJobs } from "./kamelot.ts";
+import {
+  containerName,
+  containerSlotSet,
+  type Placement,
+  type SchedJob,
+  scheduleJobs,
+} from "./kamelot.ts";
 import { schedTypes } from "./job_types.ts";
 import { type OarsubNotify, sqlTime, tcpOarsubNotify } from "./oarsub_notify.ts";
 import type { Quotas } from "./quotas.ts";
@@ -71,7 +77,7 @@ import {
   toSchedJob,
 } from "./requests.ts";
 import { loadResourceSet, type ResourceSet, toOrderedIds, toResourceIds } from "./resource_set.ts";
-import { MAX_TIME, SlotSet } from "./slots.ts";
+import { MAX_TIME, type Sharing, SlotSet } from "./slots.ts";
 import { timesharingKey } from "./timesharing.ts";
 
 export interface RoundContext {
@@ -295,6 +301,18 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
       });
 
       const groups = queueGroups(await queuesLoad);
+      // Inner jobs of a container not yet placed when their group came (its queue comes
+      // later): tried again once every group is done, so they need not wait a round.
+      const innerLater: { job: SchedJob; row: SchedJobRow; karma?: number }[] = [];
+      /** The message of a job placed now (security time excluded from its walltime). */
+      const placedMessage = (p: Placement, row: SchedJobRow, rids: number[], k?: number) =>
+        jobMessage(
+          row,
+          rids.length,
+          p.walltime - security,
+          false,
+          k === undefined ? undefined : karmaText(k),
+        );
       for (const group of groups) {
         const active = group.filter((q) => q.state === "Active");
         if (active.length === 0) continue;
@@ -351,19 +369,17 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
               { plannedEnd, containers, security, cache, quotas: quota.quotas },
             );
             for (const [id, why] of result.skipped) skipped.set(id, why);
+            for (const j of schedJobs.slice(c, c + SCHEDULE_CHUNK)) {
+              if (j.inner && skipped.has(j.jobId) && !containers.has(j.inner)) {
+                innerLater.push({ job: j, row: rows.get(j.jobId)!, karma: karma?.get(j.jobId) });
+              }
+            }
             const chunkMessages = new Map<number, string>();
             let rowsText = "";
             for (const p of result.placed) {
               const rids = toResourceIds(rs, p.res);
               ganttRows.push({ moldableId: p.moldableId, start: p.start, rids });
-              const k = karma?.get(p.jobId);
-              const text = jobMessage(
-                rows.get(p.jobId)!,
-                rids.length,
-                p.walltime - security,
-                false,
-                k === undefined ? undefined : karmaText(k),
-              );
+              const text = placedMessage(p, rows.get(p.jobId)!, rids, karma?.get(p.jobId));
               messages.set(p.jobId, text);
               chunkMessages.set(p.jobId, text);
               // Rows of a moldable the table does not hold cannot conflict: streamed now.
@@ -408,6 +424,24 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
             containers,
             quotas: quota.quotas,
           });
+        }
+      }
+      const retry = innerLater.filter((l) => containers.has(l.job.inner!));
+      if (retry.length > 0) {
+        const byId = new Map(retry.map((l) => [l.job.jobId, l]));
+        for (const id of byId.keys()) skipped.delete(id);
+        const result = scheduleJobs(slots, rs.hierarchy, retry.map((l) => l.job), {
+          plannedEnd,
+          containers,
+          security,
+          quotas: quota.quotas,
+        });
+        for (const [id, why] of result.skipped) skipped.set(id, why);
+        for (const p of result.placed) {
+          const l = byId.get(p.jobId)!;
+          const rids = toResourceIds(rs, p.res);
+          ganttRows.push({ moldableId: p.moldableId, start: p.start, rids });
+          messages.set(p.jobId, placedMessage(p, l.row, rids, l.karma));
         }
       }
       for (const [id, why] of skipped) messages.set(id, why);
@@ -757,7 +791,16 @@ async function newReservations(
       refuse(`This advance reservation cannot run: container ${st.inner} is not scheduled`);
       continue;
     }
-    const free = set.freeOver(start, m.walltime + security);
+    // As for any job: a timesharing reservation may use what jobs of its key hold, an
+    // allow=<name> one what placeholder <name> holds (and consumes it).
+    const sh: Sharing = {
+      ts: timesharingKey(j.types, j.user, j.name),
+      allow: st.allow,
+      placeholder: st.placeholder,
+    };
+    const free = sh.ts !== null || sh.allow !== null
+      ? set.freeOverShared(start, m.walltime + security, sh)
+      : set.freeOver(start, m.walltime + security);
     const res: Itvs | null = free.length === 0 ? null : matchGroups(rs.hierarchy, groups, free);
     if (res === null) {
       refuse("This advance reservation cannot run");
@@ -768,10 +811,7 @@ async function newReservations(
       refuse(`This advance reservation cannot run: ${overQuota}`);
       continue;
     }
-    set.occupy(start, start + m.walltime + security - 1, res, null, {
-      placeholder: st.placeholder,
-      allow: st.allow,
-    });
+    set.occupy(start, start + m.walltime + security - 1, res, sh.ts, sh);
     const name = containerName(j.jobId, st.container);
     if (name !== null) out.containers.set(name, containerSlotSet(res, start, m.walltime));
     const rids = toResourceIds(rs, res);

@@ -319,6 +319,20 @@ export class SlotSet {
   }
 
   /**
+   * freeOver for a job that shares (`sh`: timesharing key, placeholder it is allowed into):
+   * in each slot of the window, the free resources plus those it may share.
+   */
+  freeOverShared(start: number, duration: number, sh: Sharing): Itvs {
+    const s = this.slots;
+    const end = start + duration - 1;
+    if (start < s[0].b || end > s[s.length - 1].e) return [];
+    let i = this.indexAt(start);
+    let avail = s[i].usable(sh);
+    while (s[i].e < end && avail.length > 0) avail = intersect(avail, s[++i].usable(sh));
+    return avail;
+  }
+
+  /**
    * The resources free over the whole of `[start, start + duration - 1]` (an advance
    * reservation's fixed window); empty when the window leaves the slot set.
    */
