@@ -57,18 +57,37 @@ Deno.test("Time is skipped when real work is queued", () => {
   assertEquals(r.automaton.queue, []);
 });
 
-Deno.test("one Scheduler run answers every scheduler command queued before it", () => {
+Deno.test("a run answers every command queued for its state before it starts", () => {
   // A batch of job ends sends ChState, Term and BipBip: NodeChangeState, then ONE round.
-  const r = step(
+  let r = step(
     at("Qget", { queue: ["Term", "ChState", "BipBip", "Qsub", "Qdel", "Walltime"] }),
     { kind: "continue" },
-    0,
+    1000,
   );
   assertEquals(r.automaton.state, "Scheduler");
+  r = step(r.automaton, { kind: "continue" }, 1000);
+  assertEquals(r.action, { kind: "run", module: "meta_sched" });
   assertEquals(r.automaton.queue, ["ChState", "Qdel"]);
-  // A command that arrives after the round started still gets its own.
-  const later = step(r.automaton, { kind: "received", cmd: "Term" }, 0);
-  assertEquals(later.automaton.queue, ["ChState", "Qdel", "Term"]);
+  // Commands sent during the round are queued with its exit code; a Term gets a round of its
+  // own, and the ChState is answered by the NodeChangeState run that follows a round.
+  r = step(
+    r.automaton,
+    { kind: "ran", module: "meta_sched", code: 0, more: ["Term", "ChState"] },
+    1000,
+  );
+  assertEquals(r.automaton.queue, ["ChState", "Qdel", "Term"]);
+  r = step(r.automaton, { kind: "continue" }, 1000);
+  assertEquals(r.action, { kind: "run", module: "node_change_state" });
+  assertEquals(r.automaton.queue, ["Qdel", "Term"]);
+  // Too early for the Scheduler: nothing is dropped, the request is remembered.
+  const early = step(
+    at("Scheduler", { queue: ["Term"], lastScheduler: 100 }),
+    { kind: "continue" },
+    100,
+    { ...DEFAULT_SETTINGS, minBetween: 5 },
+  );
+  assertEquals(early.automaton.queue, ["Term"]);
+  assertEquals(early.automaton.schedulerWanted, true);
 });
 
 const RUNS: [AlmightyState, OneShotModule, AlmightyState][] = [

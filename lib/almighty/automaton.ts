@@ -79,7 +79,8 @@ export type Input =
    * collapse (a burst of ChState is one node_change_state run, not one per message).
    */
   | { kind: "received"; cmd: string | null; more?: readonly string[] }
-  | { kind: "ran"; module: OneShotModule; code: number }
+  /** `more`: the commands received while it ran, queued before its exit code is acted on. */
+  | { kind: "ran"; module: OneShotModule; code: number; more?: readonly string[] }
   /** SIGTERM, SIGINT or SIGUSR1: stop at the next step (spec §1.5). */
   | { kind: "signal" };
 
@@ -157,6 +158,7 @@ export function step(
       for (const cmd of input.more ?? []) next.queue = addCommand(next.queue, cmd);
       break;
     case "ran":
+      for (const cmd of input.more ?? []) next.queue = addCommand(next.queue, cmd);
       next = afterModule(next, input.module, input.code, now, notes);
       return { automaton: next, action: { kind: "continue" }, notes };
     case "continue":
@@ -173,11 +175,8 @@ export function step(
       let [cmd, ...rest] = next.queue;
       // A Time tick is worthless while real work waits.
       if (cmd === "Time" && rest.length > 0) [cmd, ...rest] = rest;
+      next.queue = rest;
       const target = COMMAND_TARGET[cmd];
-      // The run about to start sees every change notified so far: the other commands queued
-      // for the same state (Term, BipBip, Qsub... all ask for the Scheduler) are answered by
-      // it. Run separately, each was one more round finding nothing new to do.
-      next.queue = target === undefined ? rest : rest.filter((c) => COMMAND_TARGET[c] !== target);
       if (target === undefined) notes.push(`unknown command ${JSON.stringify(cmd).slice(0, 100)}`);
       else next.state = target;
       return { automaton: next, action: { kind: "continue" }, notes };
@@ -189,6 +188,7 @@ export function step(
     case "Scheduler":
       if (now >= next.lastScheduler + s.minBetween) {
         next.schedulerWanted = false;
+        next.queue = answeredBy(next.queue, "Scheduler");
         return { automaton: next, action: { kind: "run", module: "meta_sched" }, notes };
       }
       // Too early: remember the request; Time update re-enqueues it once min_between passed.
@@ -202,9 +202,20 @@ export function step(
         next.finish = true;
         return { automaton: next, action: { kind: "continue" }, notes };
       }
+      next.queue = answeredBy(next.queue, next.state);
       return { automaton: next, action: { kind: "run", module }, notes };
     }
   }
+}
+
+/**
+ * The queue once a run for `state` starts: that run sees every change notified so far, so the
+ * commands queued for the same state (Term, BipBip, Qsub... all ask for the Scheduler; ChState
+ * for NodeChangeState, also run after each scheduling) are answered by it. Run separately,
+ * each was one more run finding nothing new to do.
+ */
+function answeredBy(queue: readonly string[], state: AlmightyState): string[] {
+  return queue.filter((c) => COMMAND_TARGET[c] !== state);
 }
 
 /** Transitions on a module's exit code (spec §1.4 automaton summary). */

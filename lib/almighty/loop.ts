@@ -64,16 +64,7 @@ export async function runLoop(
           break;
         }
         // What is already waiting behind it goes in too (see Input "received").
-        const cmds: string[] = [];
-        for (let m: Uint8Array | null = raw; m !== null;) {
-          const parsed = parseAlmightyMessage(m);
-          if (!parsed.ok) log?.warn("dropped a message: {error}", { error: parsed.error });
-          else {
-            log?.debug("received {cmd}", { cmd: parsed.value.cmd });
-            cmds.push(parsed.value.cmd);
-          }
-          m = cmds.length < MAX_DRAINED ? await effects.receive(0, stop) : null;
-        }
+        const cmds = await drain(raw, effects, stop, log);
         input = cmds.length === 0
           ? { kind: "continue" }
           : { kind: "received", cmd: cmds[0], more: cmds.slice(1) };
@@ -83,11 +74,36 @@ export async function runLoop(
         log?.debug("running {module}", { module: action.module });
         const code = await effects.runModule(action.module, stop);
         log?.debug("{module} exited with {code}", { module: action.module, code });
-        input = { kind: "ran", module: action.module, code };
+        // The commands sent during the run are queued now: the run that follows (a state
+        // transition) answers those of its own state (automaton.ts answeredBy).
+        const more = stop.aborted
+          ? []
+          : await drain(await effects.receive(0, stop), effects, stop, log);
+        input = { kind: "ran", module: action.module, code, more };
         break;
       }
     }
   }
+}
+
+/** The commands of `first` and of every message already waiting behind it (at most MAX_DRAINED). */
+async function drain(
+  first: Uint8Array | null,
+  effects: LoopEffects,
+  stop: AbortSignal,
+  log?: Logger,
+): Promise<string[]> {
+  const cmds: string[] = [];
+  for (let m: Uint8Array | null = first; m !== null;) {
+    const parsed = parseAlmightyMessage(m);
+    if (!parsed.ok) log?.warn("dropped a message: {error}", { error: parsed.error });
+    else {
+      log?.debug("received {cmd}", { cmd: parsed.value.cmd });
+      cmds.push(parsed.value.cmd);
+    }
+    m = cmds.length < MAX_DRAINED ? await effects.receive(0, stop) : null;
+  }
+  return cmds;
 }
 
 /**
