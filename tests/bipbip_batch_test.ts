@@ -57,6 +57,10 @@ interface Trace {
   notified: string[];
 }
 
+async function* linesOf(lines: string[]): AsyncGenerator<string> {
+  yield* lines;
+}
+
 async function play(
   db: TestDb,
   c: Case,
@@ -89,10 +93,7 @@ async function play(
   }
   const codes: Record<string, number> = {};
   if (batch) {
-    async function* lines() {
-      yield* invocations.map((a) => JSON.stringify(a));
-    }
-    await bipbipLines(ctx, lines(), (id, code) => {
+    await bipbipLines(ctx, linesOf(invocations.map((a) => JSON.stringify(a))), (id, code) => {
       codes[id] = code;
     });
   } else {

@@ -28,9 +28,16 @@ import {
   sortByPriority,
   typeNumber,
 } from "../lib/scheduler/priority.ts";
-import { metaSchedRound, type RoundReport } from "../lib/scheduler/round.ts";
+import type { RoundReport } from "../lib/scheduler/round.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
-import { addAccounting, addCluster, referenceQueues, submitJob } from "./support/sched_fixtures.ts";
+import {
+  addAccounting,
+  addCluster,
+  plannedStart,
+  referenceQueues,
+  roundRunner,
+  submitJob,
+} from "./support/sched_fixtures.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
 
 const close = (a: number, b: number) => Math.abs(a - b) < 1e-9;
@@ -379,27 +386,16 @@ async function setup(db: TestDb, cores = 4): Promise<Env> {
     PRIORITY_CONF_FILE: file,
   });
   const now = await dbNow(db.sql);
+  const run = roundRunner(db.sql, base, log, notifier);
   return {
     now,
     warnings,
     priorities: (w) => Deno.writeTextFile(file, typeof w === "string" ? w : JSON.stringify(w)),
-    round: (extra = {}) =>
-      metaSchedRound({
-        sql: db.sql,
-        config: base.with(extra),
-        log,
-        notifier,
-        now,
-        oarsub: () => Promise.resolve(true),
-      }),
+    round: (extra = {}) => run(now, extra),
   };
 }
 
-async function start(db: TestDb, moldableId: number): Promise<number | null> {
-  const rows = await db.sql<{ start_time: number }[]>`
-    SELECT start_time FROM gantt_jobs_predictions WHERE moldable_job_id = ${moldableId}`;
-  return rows.length ? Number(rows[0].start_time) : null;
-}
+const start = (db: TestDb, moldableId: number) => plannedStart(db.sql, moldableId);
 
 /** Puts every job back to Waiting with no decision, for the next round to decide again. */
 async function reset(db: TestDb): Promise<void> {

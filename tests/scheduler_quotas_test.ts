@@ -19,7 +19,7 @@ import {
   Timeline,
   UNLIMITED,
 } from "../lib/scheduler/quotas.ts";
-import { metaSchedRound, type RoundReport } from "../lib/scheduler/round.ts";
+import type { RoundReport } from "../lib/scheduler/round.ts";
 import {
   localDate,
   periodicalIntervals,
@@ -27,7 +27,14 @@ import {
 } from "../lib/scheduler/quotas_calendar.ts";
 import { SlotSet } from "../lib/scheduler/slots.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./support/assert.ts";
-import { addCluster, makeRunning, referenceQueues, submitJob } from "./support/sched_fixtures.ts";
+import {
+  addCluster,
+  makeRunning,
+  plannedStart,
+  referenceQueues,
+  roundRunner,
+  submitJob,
+} from "./support/sched_fixtures.ts";
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";
 import { entryArgs } from "./support/exec_fixtures.ts";
 
@@ -860,23 +867,11 @@ async function setup(db: TestDb): Promise<Env> {
   return {
     rids,
     quotas: (text) => Deno.writeTextFile(file, text),
-    round: (now, extra = {}) =>
-      metaSchedRound({
-        sql: db.sql,
-        config: base.with(extra),
-        log,
-        notifier,
-        now,
-        oarsub: () => Promise.resolve(true),
-      }),
+    round: roundRunner(db.sql, base, log, notifier),
   };
 }
 
-async function prediction(db: TestDb, moldableId: number) {
-  const rows = await db.sql<{ start_time: number }[]>`
-    SELECT start_time FROM gantt_jobs_predictions WHERE moldable_job_id = ${moldableId}`;
-  return rows.length ? rows[0].start_time : null;
-}
+const prediction = (db: TestDb, moldableId: number) => plannedStart(db.sql, moldableId);
 
 async function job(db: TestDb, id: number) {
   const [r] = await db.sql<{ state: string; message: string; reservation: string }[]>`

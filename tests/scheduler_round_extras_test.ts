@@ -8,13 +8,14 @@ import { Config } from "../lib/config.ts";
 import { dbNow } from "../lib/db/client.ts";
 import { moduleLogger } from "../lib/log.ts";
 import { RecordingNotifier } from "../lib/notifier.ts";
-import { metaSchedRound, type RoundReport } from "../lib/scheduler/round.ts";
+import type { RoundReport } from "../lib/scheduler/round.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import {
   addAccounting,
   addCluster,
   makeRunning,
   referenceQueues,
+  roundRunner,
   submitJob,
 } from "./support/sched_fixtures.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
@@ -36,18 +37,7 @@ async function setup(db: TestDb): Promise<Env> {
     SCHEDULER_JOB_SECURITY_TIME: SECURITY,
     HIERARCHY_LABELS: "resource_id,network_address,cpu,core",
   });
-  return {
-    rids,
-    round: (now, extra = {}) =>
-      metaSchedRound({
-        sql: db.sql,
-        config: base.with(extra),
-        log,
-        notifier,
-        now,
-        oarsub: () => Promise.resolve(true),
-      }),
-  };
+  return { rids, round: roundRunner(db.sql, base, log, notifier) };
 }
 
 async function prediction(db: TestDb, moldableId: number) {

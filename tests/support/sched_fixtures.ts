@@ -3,7 +3,11 @@
  * properties, moldables, resource groups and descriptions, types, dependencies, challenge,
  * first state log), and clusters of resources with hierarchy columns.
  */
-import type { Queryable } from "../../lib/db/client.ts";
+import type { Config } from "../../lib/config.ts";
+import type { Queryable, Sql } from "../../lib/db/client.ts";
+import { type Logger, moduleLogger } from "../../lib/log.ts";
+import { type Notifier, RecordingNotifier } from "../../lib/notifier.ts";
+import { metaSchedRound, type RoundReport } from "../../lib/scheduler/round.ts";
 import { inTransaction } from "../../lib/events.ts";
 import type { JobState } from "../../lib/jobs.ts";
 import { STATE_NUM } from "../../lib/resources.ts";
@@ -180,4 +184,32 @@ export async function addAccounting(
       queue_name, consumption_type, consumption)
     VALUES (${row.start}, ${row.stop}, ${row.user}, ${row.project ?? "default"},
       ${row.queue ?? "default"}, ${row.type}, ${row.consumption})`;
+}
+
+/**
+ * Runs meta-scheduler rounds in-process on `sql` under `base`, plus the keys a round adds;
+ * interactive oarsubs always answer.
+ */
+export function roundRunner(
+  sql: Sql,
+  base: Config,
+  log: Logger = moduleLogger("meta_sched"),
+  notifier: Notifier = new RecordingNotifier(),
+): (now: number, extra?: Record<string, string | number>) => Promise<RoundReport> {
+  return (now, extra = {}) =>
+    metaSchedRound({
+      sql,
+      config: base.with(extra),
+      log,
+      notifier,
+      now,
+      oarsub: () => Promise.resolve(true),
+    });
+}
+
+/** The planned start of a moldable (gantt_jobs_predictions), or null when it has none. */
+export async function plannedStart(sql: Queryable, moldableId: number): Promise<number | null> {
+  const rows = await sql<{ start_time: number }[]>`
+    SELECT start_time FROM gantt_jobs_predictions WHERE moldable_job_id = ${moldableId}`;
+  return rows.length ? rows[0].start_time : null;
 }
