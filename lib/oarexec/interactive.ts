@@ -80,13 +80,13 @@ export async function runInteractiveOarexec(
   if (!opts.signals) Deno.addSignalListener("SIGUSR1", onStop);
 
   try {
-    const setUp = await setUpJobFiles(d, log);
+    const setUp = setUpJobFiles(d, log);
     if (setUp !== null) return setUp;
     const nodeFile = nodeFilePath(tmp, jobId);
     const nodeScript = (kind: "prologue" | "epilogue", path: string) =>
       runNodeScript(kind, path, [String(jobId), d.job_user, nodeFile], d.pro_epi_timeout, log);
     if (d.prologue !== "" && !(await nodeScript("prologue", d.prologue))) {
-      await removeJobFiles(tmp, jobId);
+      removeJobFiles(tmp, jobId);
       return OarexecExit.prologue;
     }
     const account = await lookupAccount(d.job_user);
@@ -96,7 +96,7 @@ export async function runInteractiveOarexec(
           ? `cannot hold a job of ${d.job_user}: oarexec runs as uid ${Deno.uid()}, not root`
           : `user ${d.job_user} does not exist on this node`,
       );
-      await removeJobFiles(tmp, jobId);
+      removeJobFiles(tmp, jobId);
       return OarexecExit.userShell;
     }
     // The sessions record themselves as the job's user.
@@ -108,7 +108,7 @@ export async function runInteractiveOarexec(
       }
     } catch (e) {
       log.info(`cannot create the session file ${sessionFile}: ${e}`);
-      await removeJobFiles(tmp, jobId);
+      removeJobFiles(tmp, jobId);
       return OarexecExit.nodeFile;
     }
 
@@ -121,7 +121,7 @@ export async function runInteractiveOarexec(
     let code: number;
     let scriptExit: number | null = null;
     const watch = new SessionWatch(account.uid);
-    if (!(await writePidFile(tmp, jobId, Deno.pid))) {
+    if (!writePidFile(tmp, jobId, Deno.pid)) {
       log.info(`cannot write the pid file in ${tmp}`);
       code = OarexecExit.pidFile;
     } else {
@@ -165,7 +165,7 @@ export async function runInteractiveOarexec(
         : (epilogueFailed ? InteractiveExit.stoppedEpilogue : InteractiveExit.stopped);
     }
     await Deno.remove(sessionFile).catch(() => {});
-    await removeJobFiles(tmp, jobId);
+    removeJobFiles(tmp, jobId);
     await reportJobEnd(d, code, scriptExit, log, opts.report);
     return code;
   } finally {

@@ -25,7 +25,8 @@ export function parsePasswdLine(line: string): Account | null {
 export async function lookupAccount(name: string): Promise<Account | null> {
   if (!NAME_RE.test(name)) return null;
   try {
-    const text = await Deno.readTextFile("/etc/passwd");
+    // Synchronous: a small local file, read once a job (see job_files.ts on thread hand-offs).
+    const text = Deno.readTextFileSync("/etc/passwd");
     for (const line of text.split("\n")) {
       if (line.startsWith(name + ":")) {
         const a = parsePasswdLine(line);

@@ -221,7 +221,7 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
   };
 
   try {
-    const setUp = await setUpJobFiles(d, log);
+    const setUp = setUpJobFiles(d, log);
     if (setUp !== null) return setUp;
     const nodeFile = nodeFilePath(tmp, jobId);
     if (
@@ -234,18 +234,18 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
         log,
       ))
     ) {
-      await removeJobFiles(tmp, jobId);
+      removeJobFiles(tmp, jobId);
       return OarexecExit.prologue;
     }
     account = await lookupAccount(d.job_user);
     if (!account) {
       log.info(`user ${d.job_user} does not exist on this node`);
-      await removeJobFiles(tmp, jobId);
+      removeJobFiles(tmp, jobId);
       return OarexecExit.userShell;
     }
     if (identitySwitch(account) === "impossible") {
       log.info(`cannot run a job of ${d.job_user}: oarexec runs as uid ${Deno.uid()}, not root`);
-      await removeJobFiles(tmp, jobId);
+      removeJobFiles(tmp, jobId);
       return OarexecExit.userShell;
     }
 
@@ -257,7 +257,7 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
 
     let code: number;
     let scriptExit: number | null = null;
-    if (!(await writePidFile(tmp, jobId, Deno.pid))) {
+    if (!writePidFile(tmp, jobId, Deno.pid)) {
       log.info(`cannot write the pid file in ${tmp}`);
       code = OarexecExit.pidFile;
     } else {
@@ -296,7 +296,7 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
       code = finalExitCode(outcome);
     }
     finished = true;
-    await removeJobFiles(tmp, jobId);
+    removeJobFiles(tmp, jobId);
     await reportJobEnd(d, code, scriptExit, log, opts.report);
     return code;
   } finally {
@@ -324,27 +324,27 @@ export async function reportJobEnd(
     scriptExit,
     challenge: d.challenge,
   });
-  const reporting = await writePidFile(d.tmp_directory, d.job_id, Deno.pid);
+  const reporting = writePidFile(d.tmp_directory, d.job_id, Deno.pid);
   const delivered = await deliverReport(d.almighty_hostname, d.almighty_port, line, {
     ackTimeoutMs: (d.report_ack_timeout ?? REPORT_ACK_TIMEOUT_DEFAULT) * 1000,
     ...report,
     onFailure: (n, error, next) =>
       log.info(`cannot notify the server (attempt ${n}: ${error}); retrying in ${next} ms`),
   });
-  if (reporting) await removeJobFiles(d.tmp_directory, d.job_id);
+  if (reporting) removeJobFiles(d.tmp_directory, d.job_id);
   log.info(delivered ? `reported exit ${code}` : `gave up reporting exit ${code}`);
 }
 
 /** oarexec's directory and the job's node and resource files; oarexec's exit code on failure. */
-export async function setUpJobFiles(d: OarexecDescriptor, log: OarexecLog): Promise<number | null> {
+export function setUpJobFiles(d: OarexecDescriptor, log: OarexecLog): number | null {
   const tmp = d.tmp_directory;
-  if (!(await ensureTmpDirectory(tmp))) {
+  if (!ensureTmpDirectory(tmp)) {
     log.info(`directory ${tmp} does not exist and cannot be created`);
     return OarexecExit.tmpDirectory;
   }
-  if (!(await writeJobFiles(tmp, d))) {
+  if (!writeJobFiles(tmp, d)) {
     log.info(`cannot write the node or resource file in ${tmp}`);
-    await removeJobFiles(tmp, d.job_id);
+    removeJobFiles(tmp, d.job_id);
     return OarexecExit.nodeFile;
   }
   return null;
