@@ -6,6 +6,8 @@
  *                       [--submit inproc|oarsub|array] [--parallel 8] [--min-between 0,5]
  *                       [--set KEY=VALUE]...   (extra oar.conf keys, e.g. OAREXEC_LOCAL_AGENT=no)
  *                       [--launcher local|ssh]  (ssh: a cluster in a box, lib/cluster/, as root)
+ *                       [--pg-stats]  (after the throughput phase: the statements that took the
+ *                                      database's time, from pg_stat_statements)
  *
  * For each SCHEDULER_MIN_TIME_BETWEEN_2_CALLS value it starts the server, then measures
  *  - throughput: N jobs submitted as fast as possible, jobs/s from the first submission to the
@@ -63,6 +65,7 @@ interface Options {
   /** Where to copy the server's output of each phase (`<file>.<min_between>`). */
   keepLog?: string;
   logLevel: number;
+  pgStats: boolean;
 }
 
 function options(): Options {
@@ -80,6 +83,7 @@ function options(): Options {
       launcher: { type: "string", default: "local" },
       "keep-log": { type: "string" },
       "log-level": { type: "string", default: "2" },
+      "pg-stats": { type: "boolean", default: false },
     },
   });
   const submit = values.submit === "oarsub" || values.submit === "array" ? values.submit : "inproc";
@@ -97,7 +101,29 @@ function options(): Options {
     ),
     keepLog: values["keep-log"],
     logLevel: Number(values["log-level"]),
+    pgStats: values["pg-stats"],
   };
+}
+
+/** The statements that took the database's time during the throughput phase, per job. */
+async function printStatements(sql: Sql, jobs: number): Promise<void> {
+  const rows = await sql<{ calls: number; total: number; mean: number; query: string }[]>`
+    SELECT calls::int, total_exec_time AS total, mean_exec_time AS mean, query
+    FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15`;
+  const [{ all, n }] = await sql<{ all: number; n: number }[]>`
+    SELECT COALESCE(SUM(total_exec_time), 0) AS all, COALESCE(SUM(calls), 0)::int AS n
+    FROM pg_stat_statements`;
+  console.log(
+    `  database: ${(n / jobs).toFixed(1)} statements and ${(all / jobs).toFixed(2)} ms of ` +
+      `execution a job; the costliest:`,
+  );
+  for (const r of rows) {
+    const text = r.query.replace(/\s+/g, " ").slice(0, 110);
+    console.log(
+      `    ${r.total.toFixed(0).padStart(6)} ms ${String(r.calls).padStart(6)}× ` +
+        `${r.mean.toFixed(2).padStart(6)} ms  ${text}`,
+    );
+  }
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -345,7 +371,12 @@ async function runPhase(
       : await inprocSubmitter(sql, confPath, work, opts.submit === "array");
     // Warm-up: one job through every stage (first-run compilation caches, connections).
     await latency(sql, submitter, 1);
+    if (opts.pgStats) {
+      await sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
+      await sql`SELECT pg_stat_statements_reset()`;
+    }
     const t = await throughput(sql, submitter, opts, Math.max(120_000, opts.jobs * 1000));
+    if (opts.pgStats) await printStatements(sql, opts.jobs);
     const lat = await latency(sql, submitter, opts.samples);
     console.log(
       `SCHEDULER_MIN_TIME_BETWEEN_2_CALLS=${minBetween}, ${opts.hosts}×${opts.cores} cores, ` +
@@ -395,6 +426,7 @@ async function main(): Promise<number> {
     pg = await ensureEmbeddedPostgres({
       dir: join(varDir, "pg"),
       socketDir: join(varDir, "pgsocket"),
+      settings: opts.pgStats ? { shared_preload_libraries: "pg_stat_statements" } : {},
     });
     await prepareEmbeddedDatabase(pg, "oar", { hosts: opts.hosts, coresPerHost: opts.cores });
     if (opts.launcher === "ssh") {
