@@ -157,7 +157,7 @@ interface LaunchData {
   walltime: number;
 }
 
-/** What bipbip reads before a launch, for every job of the batch, in three statements. */
+/** What bipbip reads before a launch, for every job of the batch, in two statements. */
 async function loadLaunchData(ctx: BipbipContext, ids: number[]): Promise<Map<number, LaunchData>> {
   const { sql } = ctx;
   const idsText = "{" + ids.join(",") + "}";

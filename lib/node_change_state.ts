@@ -33,6 +33,7 @@ import {
 } from "./jobs.ts";
 import type { Logger } from "./log.ts";
 import type { Notifier } from "./notifier.ts";
+import type { AlmightyCommand, CommanderMessage } from "./protocol.ts";
 import type { OarexecSignaller } from "./oarexec_signal.ts";
 import {
   resourcesToChange,
@@ -150,10 +151,33 @@ interface RunState {
 
 export async function runNodeChangeState(ctx: NodeChangeStateContext): Promise<number> {
   const run: RunState = { exitCode: 0, toHeal: [] };
-  await eventPass(ctx, run);
-  await nextStatePass(ctx, run);
-  await heal(ctx, run.toHeal);
+  // The jobs this run ends ask almighty for ChState, that is for another run of this module:
+  // worth it only when this run leaves events to check (it wrote some); otherwise each run
+  // that ended jobs was followed by one that found nothing to do.
+  const own = new OwnChState(ctx.notifier);
+  const inner = { ...ctx, notifier: own };
+  await eventPass(inner, run);
+  await nextStatePass(inner, run);
+  await heal(inner, run.toHeal);
+  if (own.wanted) {
+    const [{ left }] = await ctx.sql<{ left: boolean }[]>`
+      SELECT EXISTS (SELECT 1 FROM event_logs WHERE to_check = 'YES') AS left`;
+    if (left) ctx.notifier.almighty("ChState");
+  }
   return run.exitCode;
+}
+
+/** Forwards every notification but ChState, which it only records. */
+class OwnChState implements Notifier {
+  wanted = false;
+  constructor(readonly inner: Notifier) {}
+  almighty(cmd: AlmightyCommand): void {
+    if (cmd === "ChState") this.wanted = true;
+    else this.inner.almighty(cmd);
+  }
+  commander(msg: CommanderMessage): void {
+    this.inner.commander(msg);
+  }
 }
 
 function raise(run: RunState, code: number): void {

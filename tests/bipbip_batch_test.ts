@@ -109,7 +109,7 @@ async function play(
       ORDER BY job_id`,
     logs: await db.sql`
       SELECT job_id, job_state, (date_stop = 0) AS open FROM job_state_logs
-      ORDER BY job_id, date_start, (date_stop = 0), job_state`,
+      ORDER BY job_id, job_state_log_id`,
     events: await db.sql`
       SELECT e.job_id, e.type, e.description, e.to_check,
         ARRAY(SELECT hostname FROM event_log_hostnames h WHERE h.event_id = e.event_id
@@ -209,7 +209,7 @@ Deno.test("batch: NodeChangeState then ends every job of the batch as it would o
         (SELECT count(*) FROM event_logs e WHERE e.job_id = j.job_id AND e.to_check = 'YES')
           AS unchecked,
         ARRAY(SELECT job_state::text FROM job_state_logs l WHERE l.job_id = j.job_id
-              ORDER BY date_start, (date_stop = 0), job_state) AS logs,
+              ORDER BY job_state_log_id) AS logs,
         (SELECT array_agg(DISTINCT r.last_job_date > 0) FROM resources r
          JOIN assigned_resources a ON a.resource_id = r.resource_id
          WHERE a.moldable_job_id = j.assigned_moldable_job) AS dated

@@ -76,11 +76,23 @@ dbTest("EXTERMINATE_JOB on a Waiting job without resources: Error, exit 0", asyn
   const id = await jobWithEvent(db, "EXTERMINATE_JOB");
   const run = await ncs(db);
   assertEquals([run.code, await state(db, id)], [0, "Error"]);
+  // It is resubmitted: the event saying so is left to check, so the next run is asked for.
   assertOk(run.notifier.almightyCommands.includes("ChState"));
   // Handled: marked checked.
   const [ev] = await jobEvents(db.sql, id, "EXTERMINATE_JOB");
   assertEquals(ev.to_check, "NO");
 });
+
+dbTest(
+  "jobs ended with nothing left to check: no ChState (it would ask for a useless run)",
+  async (db) => {
+    const a = await jobWithEvent(db, "SWITCH_INTO_TERMINATE_STATE", { state: "Finishing" });
+    const b = await jobWithEvent(db, "SWITCH_INTO_TERMINATE_STATE", { state: "Finishing" });
+    const run = await ncs(db);
+    assertEquals([await state(db, a), await state(db, b)], ["Terminated", "Terminated"]);
+    assertEquals(run.notifier.almightyCommands, []);
+  },
+);
 
 dbTest("idempotent job exiting 99 after 90 s: Terminated and resubmitted once", async (db) => {
   const id = await jobWithEvent(db, "SWITCH_INTO_TERMINATE_STATE", {
