@@ -916,16 +916,18 @@ async function launchJobs(
       WHERE jobs.job_id = x.id AND jobs.state = 'Waiting'
       RETURNING jobs.job_id`;
     const ok = rows.map((r) => Number(r.job_id));
+    const okSet = new Set(ok);
+    const okMolds = jobs.filter((j) => okSet.has(Number(j.job_id))).map((j) => j.moldable_id);
     await tx`
       INSERT INTO assigned_resources (moldable_job_id, resource_id, assigned_resource_index)
       SELECT g.moldable_job_id, g.resource_id, 'CURRENT' FROM gantt_jobs_resources g
-      JOIN jobs j ON j.assigned_moldable_job = g.moldable_job_id
-      WHERE j.job_id = ANY(${ok}::int[])
+      WHERE g.moldable_job_id = ANY(${okMolds}::int[])
       ON CONFLICT DO NOTHING`;
-    return ok;
+    // In the same transaction: a job is never seen assigned and still Waiting (setJobState's
+    // rules, in a few set-based statements for all of them).
+    return await setJobsState(tx, notifier, ok, "toLaunch");
   });
-  // One transaction and a few set-based statements for all of them (setJobState's rules).
-  const launched = await setJobsState(sql, notifier, assigned, "toLaunch");
+  const launched = assigned;
   for (const id of launched) notifier.commander({ job_id: id, cmd: "OARRUN", args: [] });
   if (launched.length > 0) log.info("launched jobs: {ids}", { ids: launched.join(",") });
   return launched;
