@@ -42,7 +42,7 @@ import {
   setResourceState,
 } from "./resources.ts";
 import { resubmissionCount, ResubmitCode, resubmitJob } from "./resubmit.ts";
-import { headHost } from "./sarko.ts";
+import { headHost } from "./checkpoint.ts";
 import { runTimedCommand } from "./timed_command.ts";
 
 export interface NodeChangeStateContext {

@@ -97,7 +97,8 @@ const MODULE_NEEDS: Record<EntryName, Need[]> = {
   // tcp_server_port: acknowledges oarexec reports to the appendice proxy (issue 11).
   bipbip_commander: ["zmq", "spawn_modules", "tcp_server_port"],
   greta: ["db", "zmq", "node_manager"],
-  meta_sched: ["db", "zmq", "notify_oarsub", "scheduler_files"],
+  // ssh: a besteffort job is asked to checkpoint before it is killed (spec §11 step 7).
+  meta_sched: ["db", "zmq", "notify_oarsub", "scheduler_files", "ssh"],
   sarko: ["db", "zmq", "ssh", "runtime_state"],
   finaud: ["db", "zmq", "pingchecker"],
   leon: ["db", "zmq", "ssh", "pingchecker", "notify_oarsub", "server_scripts"],

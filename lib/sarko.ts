@@ -9,15 +9,16 @@
  * jobs left in Launching or Finishing by a process that died (lib/stuck_jobs.ts).
  */
 import type { Config } from "./config.ts";
-import { dbNow, type Queryable, type Sql } from "./db/client.ts";
+import { dbNow, type Sql } from "./db/client.ts";
 import { eventExists, insertEvent, inTransaction } from "./events.ts";
 import { fragJob, FragResult, setFragState, timerArmedJobs } from "./frag.ts";
-import { getJobTypes, jobCurrentHosts, suspendedDuration } from "./jobs.ts";
+import { suspendedDuration } from "./jobs.ts";
 import type { Logger } from "./log.ts";
 import type { Notifier } from "./notifier.ts";
 import type { OarexecSignaller } from "./oarexec_signal.ts";
 import { setResourceNextState } from "./resources.ts";
 import { checkLostOarexecs, recoverStuckJobs } from "./stuck_jobs.ts";
+import { headHost, requestCheckpoint } from "./checkpoint.ts";
 import { type Launcher, makeLauncher } from "./launch/launcher.ts";
 
 export interface SarkoContext {
@@ -43,19 +44,6 @@ export function leonDelays(config: Config): { soft: number; hard: number } {
   let hard = pick("JOBDEL_WALLTIME", "LEON_WALLTIME");
   if (hard <= soft) hard = soft + 10;
   return { soft, hard };
-}
-
-/**
- * The host oarexec runs on (shared rule with Leon): COSYSTEM_HOSTNAME for cosystem jobs or jobs
- * without hosts, DEPLOY_HOSTNAME for deploy jobs, else the first host in alphabetical order
- * (DECISIONS §15).
- */
-export async function headHost(sql: Queryable, config: Config, jobId: number): Promise<string> {
-  const types = await getJobTypes(sql, jobId);
-  const hosts = await jobCurrentHosts(sql, jobId);
-  if ("cosystem" in types || hosts.length === 0) return config.str("COSYSTEM_HOSTNAME");
-  if ("deploy" in types) return config.str("DEPLOY_HOSTNAME");
-  return hosts[0];
 }
 
 export async function runSarko(ctx: SarkoContext): Promise<number> {
@@ -145,7 +133,7 @@ async function checkWalltimes(ctx: SarkoContext, now: number): Promise<boolean> 
     if (now > j.start_time + max) {
       if (await fragForWalltime(ctx, id, j.start_time, max, now)) guilty = true;
     } else if (j.checkpoint > 0 && now >= j.start_time + max - j.checkpoint) {
-      await checkpoint(ctx, id);
+      await requestCheckpoint(ctx, id, "sarko");
     }
   }
   return guilty;
@@ -182,38 +170,6 @@ async function fragForWalltime(
     ctx.log.error("cannot frag job {id} (code {result})", { id, result });
   }
   return result === FragResult.ok;
-}
-
-/** Asks the job to checkpoint itself, once: a CHECKPOINT event already there means done. */
-async function checkpoint(ctx: SarkoContext, id: number): Promise<void> {
-  const host = await headHost(ctx.sql, ctx.config, id);
-  const claimed = await inTransaction(ctx.sql, async (tx) => {
-    await tx`SELECT job_id FROM jobs WHERE job_id = ${id} FOR UPDATE`;
-    if (await eventExists(tx, id, "CHECKPOINT")) return false;
-    await insertEvent(tx, {
-      type: "CHECKPOINT",
-      jobId: id,
-      description: `User oar (sarko) requested a checkpoint on the job:${id} on ${host}`,
-    });
-    return true;
-  });
-  if (!claimed) return;
-  const error = await ctx.signaller.signal(host, id, "USR2");
-  if (error !== null) {
-    ctx.log.error("checkpoint of job {id} on {host} failed: {error}", { id, host, error });
-    await insertEvent(ctx.sql, {
-      type: "CHECKPOINT_ERROR",
-      jobId: id,
-      description: `[Sarko]${error}`,
-    });
-  } else {
-    ctx.log.info("job {id} asked to checkpoint on {host}", { id, host });
-    await insertEvent(ctx.sql, {
-      type: "CHECKPOINT_SUCCESSFULL",
-      jobId: id,
-      description: `[Sarko]The job ${id} was notified to checkpoint itself on the node ${host}`,
-    });
-  }
 }
 
 /** Step 3: desktop-computing resources past their expiry date become Suspected. */

@@ -8,10 +8,15 @@ import { dbNow } from "../lib/db/client.ts";
 import { energyDecisions, energySavingEnabled, gretaMessages, sendToGreta } from "../lib/energy.ts";
 import { runOneShot } from "../lib/oneshot.ts";
 import { metaSchedRound } from "../lib/scheduler/round.ts";
+import { makeLauncher } from "../lib/launch/launcher.ts";
+import { launcherSignaller } from "../lib/oarexec_signal.ts";
 
 export async function main(_args: string[]): Promise<number> {
   return await runOneShot("meta_sched", async ({ config, sql, log, notifier }) => {
-    const report = await metaSchedRound({ sql, config, log, notifier });
+    // Besteffort jobs to kill that asked for a checkpoint first are signalled through the
+    // configured launcher (lib/checkpoint.ts).
+    const signaller = launcherSignaller(makeLauncher(config, log));
+    const report = await metaSchedRound({ sql, config, log, notifier, signaller });
     log.info("round done: exit {code}, {n} launched, {s} not scheduled ({t})", {
       code: report.exitCode,
       n: report.launched.length,

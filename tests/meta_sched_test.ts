@@ -278,6 +278,55 @@ dbTest(
   },
 );
 
+dbTest(
+  "metasched be_checkpoint: a besteffort job with a checkpoint delay is asked to checkpoint, then killed after it",
+  async (db) => {
+    const env = await setup(db);
+    const now = await dbNow(db.sql);
+    const be = await runningBesteffort(db, env.rids.slice(0, 4), now - 100);
+    await db.sql`UPDATE jobs SET checkpoint = 60 WHERE job_id = ${be}`;
+    const { jobId } = await submitJob(db.sql, { resources: 4, walltime: 600 });
+    const signals: [string, number, string][] = [];
+    const signaller = {
+      signal: (host: string, id: number, sig: string) => {
+        signals.push([host, id, sig]);
+        return Promise.resolve(null);
+      },
+    };
+    const round = (t: number) =>
+      metaSchedRound({
+        sql: db.sql,
+        config: db.config,
+        log,
+        notifier: env.notifier,
+        now: t,
+        signaller,
+      });
+    const types = async () =>
+      (await db.sql<{ type: string }[]>`SELECT type FROM event_logs WHERE job_id = ${be}
+        ORDER BY event_id`).map((e) => e.type);
+    // First round: asked to checkpoint (USR2 to its oarexec), not killed; nothing launched.
+    let r = await round(now);
+    assertEquals(r.exitCode, 2);
+    assertEquals(signals, [["localhost", be, "USR2"]]);
+    assertEquals(await types(), ["CHECKPOINT", "CHECKPOINT_SUCCESSFULL"]);
+    assertOk(!(await fragged(db, be)));
+    assertEquals(await jobState(db, jobId), "Waiting");
+    // Within its 60 s: not asked again, still not killed, still nothing launched.
+    const [{ asked }] = await db.sql<{ asked: number }[]>`
+      SELECT date AS asked FROM event_logs WHERE job_id = ${be} AND type = 'CHECKPOINT'`;
+    r = await round(asked + 60);
+    assertEquals([r.exitCode, signals.length, await fragged(db, be)], [2, 1, false]);
+    // Past it: killed.
+    r = await round(asked + 61);
+    assertEquals(r.exitCode, 2);
+    assertOk(await fragged(db, be));
+    assertEquals(signals.length, 1);
+    assertEquals((await types()).at(-1), "BESTEFFORT_KILL");
+    assertEquals(await jobState(db, jobId), "Waiting");
+  },
+);
+
 dbTest("metasched ar_2: three reservations at one date for 4, 2, 1 of 5 resources", async (db) => {
   const env = await setup(db);
   await using oarsub = new FakeOarsub();

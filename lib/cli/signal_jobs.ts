@@ -7,7 +7,7 @@
 import { insertEvent } from "../events.ts";
 import { getJob } from "../jobs.ts";
 import { makeLauncher } from "../launch/launcher.ts";
-import { headHost } from "../sarko.ts";
+import { headHost } from "../checkpoint.ts";
 import type { CliContext } from "./frame.ts";
 import { printError, printWarning } from "./frame.ts";
 import { isAdmin } from "./identity.ts";

@@ -58,6 +58,8 @@ import {
   scheduleJobs,
 } from "./kamelot.ts";
 import { schedTypes } from "./job_types.ts";
+import { firstCheckpointDate, requestCheckpoint } from "../checkpoint.ts";
+import type { OarexecSignaller } from "../oarexec_signal.ts";
 import { type OarsubNotify, sqlTime, tcpOarsubNotify } from "./oarsub_notify.ts";
 import type { Quotas } from "./quotas.ts";
 import { loadRoundQuotas } from "./quotas_load.ts";
@@ -89,6 +91,11 @@ export interface RoundContext {
   now?: number;
   /** TCP to oarsub by default. */
   oarsub?: OarsubNotify;
+  /**
+   * Asks a besteffort job with `checkpoint > 0` to checkpoint before it is killed (spec §11
+   * step 7); without one, such a job is killed at once, with a warning.
+   */
+  signaller?: OarexecSignaller;
 }
 
 export interface RoundReport {
@@ -512,6 +519,29 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
         ORDER BY g.start_time, j.job_id`;
       });
       const besteffort = await runningBesteffort(sql);
+      /**
+       * Whether a besteffort job with `checkpoint` seconds must be left to checkpoint rather
+       * than killed now: it is asked (once), and killed once that many seconds have passed
+       * since it was first asked (by whoever: sarko's walltime checkpoint counts too).
+       */
+      const checkpointFirst = async (be: { jobId: number; checkpoint: number }, t: number) => {
+        if (!ctx.signaller) {
+          log.warn("besteffort job {id} should checkpoint first, but no signaller: killed", {
+            id: be.jobId,
+          });
+          return false;
+        }
+        const first = await firstCheckpointDate(sql, be.jobId);
+        if (first !== null && t > first + be.checkpoint) return false;
+        if (first === null) {
+          await requestCheckpoint(
+            { sql, config, log, signaller: ctx.signaller },
+            be.jobId,
+            "meta_sched",
+          );
+        }
+        return true;
+      };
       const toKill = new Set<number>();
       for (const c of candidates) {
         const need = toOrderedIds(rs, c.rids ?? []);
@@ -525,7 +555,13 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
         }
       }
       if (toKill.size > 0) {
+        const checkpointing: number[] = [];
         for (const id of [...toKill].sort((a, b) => a - b)) {
+          const be = besteffort.find((b) => b.jobId === id)!;
+          if (be.checkpoint > 0 && await checkpointFirst(be, now)) {
+            checkpointing.push(id);
+            continue;
+          }
           const r = await fragJob(sql, id, "oar");
           if (r === FragResult.ok) {
             await addEvent(sql, {
@@ -539,6 +575,11 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
         log.info("besteffort jobs to kill: {ids}; nothing launched this round", {
           ids: [...toKill].join(","),
         });
+        if (checkpointing.length > 0) {
+          log.info("besteffort jobs checkpointing before they are killed: {ids}", {
+            ids: checkpointing.join(","),
+          });
+        }
         notifier.almighty("ChState");
         exitCode = 2;
       } else {
@@ -840,17 +881,20 @@ async function saveMessages(tx: Queryable, messages: Map<number, string>): Promi
 /** Besteffort jobs holding resources now. */
 async function runningBesteffort(
   sql: Queryable,
-): Promise<{ jobId: number; rids: number[]; timesharing: string | null }[]> {
+): Promise<
+  { jobId: number; rids: number[]; timesharing: string | null; checkpoint: number }[]
+> {
   const rows = await sql<
     {
       job_id: number;
       job_user: string;
       job_name: string | null;
+      checkpoint: number;
       types: string[] | null;
       rids: number[] | null;
     }[]
   >`
-    SELECT j.job_id, j.job_user, j.job_name,
+    SELECT j.job_id, j.job_user, j.job_name, j.checkpoint,
       (SELECT array_agg(t.type::text) FROM job_types t
        WHERE t.job_id = j.job_id AND t.types_index = 'CURRENT') AS types,
       (SELECT array_agg(ar.resource_id) FROM assigned_resources ar
@@ -865,6 +909,7 @@ async function runningBesteffort(
     jobId: Number(r.job_id),
     rids: (r.rids ?? []).map(Number),
     timesharing: timesharingKey(r.types ?? [], r.job_user, r.job_name),
+    checkpoint: Number(r.checkpoint ?? 0),
   }));
 }
 
