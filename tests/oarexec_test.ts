@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import { createTestDb } from "./support/testdb.ts";
 import {
+  alive,
   type ExecRig,
   execRig,
   killSessions,
@@ -267,6 +268,57 @@ Deno.test("oarexec: TSTP stops the job's processes, CONT resumes them", opts, as
     Deno.kill(pid, "SIGTERM");
     assertOk((await listener.line(`OAREXEC_${d.job_id}_`)).startsWith(`OAREXEC_${d.job_id}_3_`));
   } finally {
+    cleanup(live);
+    await listener.close();
+  }
+});
+
+Deno.test("oarexec: a PASSIVE job's oarsub -C sessions end with it", opts, async () => {
+  await using db = await createTestDb();
+  const rig = await execRig(db);
+  const listener = new ReportListener(rig.port);
+  const live: number[] = [];
+  const gate = join(rig.work, "end.now");
+  const d = descriptor(rig, {
+    command: `while [ ! -e ${gate} ]; do sleep 0.05; done`,
+  });
+  // As the session wrapper does it (lib/interactive/shell.ts): the session records itself in
+  // the job's session file, then runs its shell.
+  const file = join(rig.tmp, `oarsub_connections_${d.job_id}`);
+  let connection: Deno.ChildProcess | null = null;
+  let wrapper = "";
+  try {
+    await started(rig, d, live);
+    connection = new Deno.Command("sh", {
+      args: [
+        "-c",
+        `sh -c "$1"; echo anchor-done`,
+        "sh",
+        `printf 'CONNECT %s %s\\n' "$PPID" "$$" >> '${file}'; exec sleep 600`,
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    wrapper = await waitFor("the connection", async () => {
+      const text = await Deno.readTextFile(file).catch(() => "");
+      return /^CONNECT \d+ (\d+)$/m.exec(text)?.[1];
+    });
+    Deno.writeTextFileSync(gate, "");
+    assertOk((await listener.line(`OAREXEC_${d.job_id}_`)).startsWith(`OAREXEC_${d.job_id}_0_0_`));
+    // The session's shell was killed with the job; the session (oarsub's side) noticed.
+    await waitFor("the -C session to end with the job", () => !alive(Number(wrapper)), 10_000);
+    const out = new TextDecoder().decode((await connection.output()).stdout);
+    connection = null;
+    assertEquals(out, "anchor-done\n");
+  } finally {
+    if (connection) {
+      // A failed test leaves the session's shell: it goes, then the session.
+      if (wrapper !== "") killSessions([Number(wrapper)]);
+      try {
+        connection.kill("SIGKILL");
+      } catch { /* gone */ }
+      await connection.status;
+    }
     cleanup(live);
     await listener.close();
   }

@@ -218,3 +218,24 @@ export function killSessions(watch: SessionWatch): number {
   }
   return n;
 }
+
+/**
+ * At the end of a job that is not interactive (PASSIVE): its `oarsub -C` sessions end with it,
+ * as OAR ends them with the job's cpuset. Nothing to do, and no process table to read, when no
+ * session ever recorded itself in `file`. Returns how many processes were killed.
+ */
+export function endConnections(file: string, uid: number): number {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch {
+    return 0;
+  }
+  const watch = new SessionWatch(uid);
+  watch.poll(() => text);
+  const n = killSessions(watch);
+  try {
+    Deno.removeSync(file);
+  } catch { /* gone */ }
+  return n;
+}

@@ -26,6 +26,7 @@ import {
   writePidFile,
 } from "./job_files.ts";
 import type { OarexecLog } from "./log.ts";
+import { endConnections, sessionFilePath } from "../interactive/sessions.ts";
 import { runNodeScript } from "./node_scripts.ts";
 import { type Account, lookupAccount } from "./passwd.ts";
 import { deliverReport, type ReportOptions } from "./report.ts";
@@ -281,6 +282,8 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
         log.info(`user command ended: base ${r.base}, wait status ${r.waitStatus ?? "N"}`);
       }
       finished = true;
+      const connections = endConnections(sessionFilePath(tmp, jobId), account.uid);
+      if (connections > 0) log.info(`killed ${connections} process(es) of oarsub -C sessions`);
       // The user's stderr file gets its KILLED/CHECKPOINTED lines before the job is over.
       await Promise.all(notes);
       if (
