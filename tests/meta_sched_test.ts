@@ -16,6 +16,7 @@ import {
   addAccounting,
   addCluster,
   makeRunning,
+  plannedPlacement,
   referenceQueues,
   submitJob,
 } from "./support/sched_fixtures.ts";
@@ -95,16 +96,7 @@ async function jobRow(db: TestDb, id: number) {
   return r;
 }
 
-async function prediction(db: TestDb, moldableId: number) {
-  const rows = await db.sql<{ start_time: number }[]>`
-    SELECT start_time FROM gantt_jobs_predictions WHERE moldable_job_id = ${moldableId}`;
-  const res = await db.sql<{ resource_id: number }[]>`
-    SELECT resource_id FROM gantt_jobs_resources WHERE moldable_job_id = ${moldableId}
-    ORDER BY resource_id`;
-  return rows.length
-    ? { start: rows[0].start_time, rids: res.map((r) => Number(r.resource_id)) }
-    : null;
-}
+const prediction = (db: TestDb, moldableId: number) => plannedPlacement(db.sql, moldableId);
 
 async function fragged(db: TestDb, id: number): Promise<boolean> {
   const r = await db.sql`SELECT 1 FROM frag_jobs WHERE frag_id_job = ${id}`;

@@ -14,6 +14,7 @@ import {
   addAccounting,
   addCluster,
   makeRunning,
+  plannedPlacement,
   referenceQueues,
   roundRunner,
   submitJob,
@@ -40,16 +41,7 @@ async function setup(db: TestDb): Promise<Env> {
   return { rids, round: roundRunner(db.sql, base, log, notifier) };
 }
 
-async function prediction(db: TestDb, moldableId: number) {
-  const rows = await db.sql<{ start_time: number }[]>`
-    SELECT start_time FROM gantt_jobs_predictions WHERE moldable_job_id = ${moldableId}`;
-  const res = await db.sql<{ resource_id: number }[]>`
-    SELECT resource_id FROM gantt_jobs_resources WHERE moldable_job_id = ${moldableId}
-    ORDER BY resource_id`;
-  return rows.length
-    ? { start: rows[0].start_time, rids: res.map((r) => Number(r.resource_id)) }
-    : null;
-}
+const prediction = (db: TestDb, moldableId: number) => plannedPlacement(db.sql, moldableId);
 
 async function job(db: TestDb, id: number) {
   const [r] = await db.sql<{ state: string; message: string }[]>`

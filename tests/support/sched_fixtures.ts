@@ -213,3 +213,16 @@ export async function plannedStart(sql: Queryable, moldableId: number): Promise<
     SELECT start_time FROM gantt_jobs_predictions WHERE moldable_job_id = ${moldableId}`;
   return rows.length ? rows[0].start_time : null;
 }
+
+/** A moldable's planned start and resources (the Gantt), or null when it has none. */
+export async function plannedPlacement(
+  sql: Queryable,
+  moldableId: number,
+): Promise<{ start: number; rids: number[] } | null> {
+  const start = await plannedStart(sql, moldableId);
+  if (start === null) return null;
+  const res = await sql<{ resource_id: number }[]>`
+    SELECT resource_id FROM gantt_jobs_resources WHERE moldable_job_id = ${moldableId}
+    ORDER BY resource_id`;
+  return { start, rids: res.map((r) => Number(r.resource_id)) };
+}
