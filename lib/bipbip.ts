@@ -23,6 +23,7 @@ import {
   getJobTypes,
   type Job,
   jobCurrentHosts,
+  RUNNING_LIKE_STATES,
   setJobMessage,
   setJobState,
 } from "./jobs.ts";
@@ -44,13 +45,6 @@ export interface BipbipContext extends JobEndContext {
   /** The host name oarexec reports to when SERVER_HOSTNAME is local (ssh launcher only). */
   hostname?: () => string;
 }
-
-const RUNNING_LIKE: ReadonlySet<string> = new Set([
-  "Launching",
-  "Running",
-  "Suspended",
-  "Resuming",
-]);
 
 async function challengeOf(sql: Queryable, jobId: number): Promise<string | null> {
   const rows = await sql<{ challenge: string | null }[]>`
@@ -84,7 +78,7 @@ export async function bipbip(ctx: BipbipContext, args: string[]): Promise<number
 async function endOfJob(ctx: BipbipContext, job: Job, args: string[]): Promise<number> {
   const { sql, log } = ctx;
   const jobId = job.job_id;
-  if (!RUNNING_LIKE.has(job.state)) {
+  if (!RUNNING_LIKE_STATES.has(job.state)) {
     // A late or duplicate report: the job already ended (or never started).
     log.warn("[{id}] report for a job in state {state}: ignored", { id: jobId, state: job.state });
     return 1;

@@ -11,7 +11,7 @@ import pLimit from "p-limit";
 import { insertEvents, inTransaction, type NewEvent } from "./events.ts";
 import { bipbip, type BipbipContext, descriptorOf, headNode, launchFailed } from "./bipbip.ts";
 import { endOfJobEvents } from "./job_end.ts";
-import { type Job, normaliseJob, setJobsState } from "./jobs.ts";
+import { type Job, normaliseJob, RUNNING_LIKE_STATES, setJobsState, sortHosts } from "./jobs.ts";
 import { hasWaitingOarsub } from "./interactive/launch_notify.ts";
 import { encodeOarexecDescriptor, type JobTypes, parseJobTypes } from "./protocol.ts";
 import { RecordingNotifier } from "./notifier.ts";
@@ -204,7 +204,7 @@ async function loadLaunchData(ctx: BipbipContext, ids: number[]): Promise<Map<nu
         hosts.add(r.network_address);
       }
     }
-    d.hosts = [...hosts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    d.hosts = sortHosts([...hosts]);
   }
   return out;
 }
@@ -320,13 +320,6 @@ class StateBatch {
 // ---------------------------------------------------------------------------------------------
 // end reports
 
-const RUNNING_LIKE: ReadonlySet<string> = new Set([
-  "Launching",
-  "Running",
-  "Suspended",
-  "Resuming",
-]);
-
 /**
  * Handles the common end reports of the batch; returns the invocations left to `bipbip()`.
  * What `checkEndOfJob` and the finishing sequence do, for every job at once and in ONE
@@ -366,13 +359,13 @@ async function endMany(
     const row = byId.get(jobId);
     const [exitArg, scriptArg, challenge] = args;
     if (
-      perJobSequence || !row || !RUNNING_LIKE.has(row.state) || !/^\d{1,9}$/.test(exitArg) ||
+      perJobSequence || !row || !RUNNING_LIKE_STATES.has(row.state) || !/^\d{1,9}$/.test(exitArg) ||
       row.challenge === null || row.challenge !== challenge
     ) {
       rest.push([String(jobId), ...args]);
       continue;
     }
-    const hosts = [...row.hosts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const hosts = sortHosts([...row.hosts]);
     const r = endOfJobEvents(Number(exitArg), { ...row, job_id: jobId }, hosts, dir);
     if (r.killed) {
       // A besteffort job to resubmit, maybe: bipbip() knows how.

@@ -15,6 +15,7 @@ import {
   getJobTypes,
   type Job,
   jobCurrentHosts,
+  RUNNING_LIKE_STATES,
   setFinishDate,
   setJobExitCode,
   setJobState,
@@ -259,13 +260,6 @@ export function endOfJobEvents(
   }
 }
 
-const RUNNING_LIKE: ReadonlySet<string> = new Set([
-  "Running",
-  "Launching",
-  "Suspended",
-  "Resuming",
-]);
-
 /**
  * `check_end_of_job` (spec §5.1). Returns false when the job was no longer running (already
  * killed or terminated: nothing is changed, almighty still gets `BipBip`).
@@ -275,7 +269,7 @@ export async function checkEndOfJob(ctx: JobEndContext, end: EndOfJob): Promise<
   const job = await getJob(sql, end.jobId);
   let handled = false;
   let term = false;
-  if (job && RUNNING_LIKE.has(job.state)) {
+  if (job && RUNNING_LIKE_STATES.has(job.state)) {
     await setFinishDate(sql, end.jobId);
     // setJobState is the arbiter: a concurrent writer (leon exterminating) may have won.
     handled = await setJobState(sql, notifier, end.jobId, "Finishing");

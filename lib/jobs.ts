@@ -36,6 +36,14 @@ export const UNFINISHED_STATES: readonly JobState[] = JOB_STATES.filter((s) =>
   !FINAL_STATES.includes(s)
 );
 
+/** States of a job whose oarexec may be running: its end report is expected (spec §5.1). */
+export const RUNNING_LIKE_STATES: ReadonlySet<string> = new Set([
+  "Launching",
+  "Running",
+  "Suspended",
+  "Resuming",
+]);
+
 export function isFinalState(s: string): boolean {
   return s === "Terminated" || s === "Error";
 }
@@ -285,7 +293,7 @@ export async function getJobTypes(sql: Queryable, jobId: number): Promise<JobTyp
 }
 
 /** Byte-order sort: host names are ASCII, and the database collation may not be. */
-function sortHosts(hosts: string[]): string[] {
+export function sortHosts(hosts: string[]): string[] {
   return hosts.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 

@@ -18,11 +18,17 @@ import { runInteractiveOarexec } from "../lib/oarexec/interactive.ts";
 import { OarexecLog } from "../lib/oarexec/log.ts";
 import type { Handled } from "../lib/oarexec/run.ts";
 import { psTable } from "../lib/interactive/sessions.ts";
-import { ReportListener } from "./support/exec_fixtures.ts";
 import { freePort } from "./support/ports.ts";
 import { createTestDb } from "./support/testdb.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
-import { eventTypes, execRig, jobState, launchableJob } from "./support/exec_fixtures.ts";
+import {
+  eventTypes,
+  execRig,
+  jobState,
+  launchableJob,
+  ReportListener,
+  testDescriptor,
+} from "./support/exec_fixtures.ts";
 import { makeLauncher } from "../lib/launch/launcher.ts";
 import { bipbip, type BipbipContext } from "../lib/bipbip.ts";
 import { setupLogging } from "../lib/log.ts";
@@ -276,8 +282,6 @@ interface OarexecRun {
   jobId: number;
 }
 
-let nextInteractiveId = 70_000;
-
 async function startInteractiveOarexec(
   over: Partial<OarexecDescriptor> = {},
   timing: { sessionStartTimeoutMs?: number } = {},
@@ -285,40 +289,16 @@ async function startInteractiveOarexec(
   const dir = await Deno.makeTempDir({ prefix: "oar-int-exec-" });
   const tmp = `${dir}/oarexec`;
   const reports = new ReportListener(await freePort());
-  const jobId = nextInteractiveId++;
-  const d: OarexecDescriptor = {
-    job_id: jobId,
-    array_id: jobId,
-    array_index: 1,
+  const d = testDescriptor({ work: dir, tmp, port: reports.port }, {
     stdout_file: "",
     stderr_file: "",
-    launching_directory: dir,
-    job_env: null,
-    node_file_db_fields: "network_address",
-    node_file_db_fields_distinct_values: "resource_id",
-    user: "root",
-    job_user: "root",
-    types: {},
     name: null,
-    project: "default",
-    reservation: "None",
-    walltime_seconds: 3600,
     command: "",
-    challenge: "chal",
-    almighty_hostname: "127.0.0.1",
-    almighty_port: reports.port,
-    checkpoint_signal: 12,
-    debug_mode: 0,
     mode: "INTERACTIVE",
-    pro_epi_timeout: 10,
-    prologue: "",
-    epilogue: "",
-    tmp_directory: tmp,
     detach_oarexec: 0,
-    cpuset_full_path: "",
-    resources: [{ resource_id: 1, type: "default", network_address: "n1" }],
     ...over,
-  };
+  });
+  const jobId = d.job_id;
   let handlers: Record<Handled, () => void> | null = null;
   let met: () => void = () => {};
   const rendezvous = new Promise<void>((r) => (met = r));

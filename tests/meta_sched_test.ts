@@ -18,6 +18,7 @@ import {
   makeRunning,
   plannedPlacement,
   referenceQueues,
+  roundRunner,
   submitJob,
 } from "./support/sched_fixtures.ts";
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";
@@ -679,14 +680,7 @@ dbTest(
           });
         }
       }
-      await metaSchedRound({
-        sql: db.sql,
-        config,
-        log,
-        notifier,
-        now,
-        oarsub: () => Promise.resolve(true),
-      });
+      await roundRunner(db.sql, config, log, notifier)(now);
       // Launched jobs "run"; some finish.
       await db.sql`UPDATE jobs SET state = 'Running' WHERE state = 'toLaunch'`;
       await db.sql`UPDATE jobs SET state = 'Terminated' WHERE state = 'Running' AND job_id % 3 = ${
@@ -922,14 +916,7 @@ dbTest(
           types: mode === null ? [] : [`timesharing=${mode}`],
         });
       }
-      await metaSchedRound({
-        sql: db.sql,
-        config,
-        log,
-        notifier,
-        now,
-        oarsub: () => Promise.resolve(true),
-      });
+      await roundRunner(db.sql, config, log, notifier)(now);
       await db.sql`UPDATE jobs SET state = 'Running' WHERE state = 'toLaunch'`;
       await db.sql`UPDATE jobs SET state = 'Terminated' WHERE state = 'Running' AND job_id % 4 = ${
         round % 4

@@ -9,7 +9,7 @@ import { RecordingNotifier } from "../lib/notifier.ts";
 import { diffGantt, emptyDelta, type GanttMap } from "../lib/scheduler/gantt.ts";
 import { metaSchedRound } from "../lib/scheduler/round.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
-import { addCluster, referenceQueues, submitJob } from "./support/sched_fixtures.ts";
+import { addCluster, referenceQueues, roundRunner, submitJob } from "./support/sched_fixtures.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
 
 const log = moduleLogger("meta_sched");
@@ -93,15 +93,7 @@ Deno.test(
       SCHEDULER_JOB_SECURITY_TIME: 60,
     });
     const notifier = new RecordingNotifier();
-    const round = (now: number) =>
-      metaSchedRound({
-        sql: db.sql,
-        config,
-        log,
-        notifier,
-        now,
-        oarsub: () => Promise.resolve(true),
-      });
+    const round = roundRunner(db.sql, config, log, notifier);
     const r = rng(7);
     let now = await dbNow(db.sql);
     for (let k = 0; k < 6; k++) {

@@ -250,9 +250,12 @@ export async function createUser(): Promise<
 
 let nextDescriptorId = 50_000;
 
-/** A PASSIVE descriptor of a fresh job id for `rig` (no database row: oarexec needs none). */
+/**
+ * A PASSIVE descriptor of a fresh job id for `rig` (no database row: oarexec needs none): the
+ * job runs in its work directory, oarexec keeps its files in `tmp` and reports to `port`.
+ */
 export function testDescriptor(
-  rig: ExecRig,
+  rig: Pick<ExecRig, "work" | "tmp" | "port">,
   over: Partial<OarexecDescriptor> = {},
 ): OarexecDescriptor {
   const jobId = nextDescriptorId++;
