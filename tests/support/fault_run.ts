@@ -11,6 +11,7 @@ import {
   daemonPid,
   diagnose,
   jobsWithEvent,
+  modulePids,
   Rng,
   serverDb,
   testSeed,
@@ -168,7 +169,16 @@ export async function faultRun(
       return rows !== undefined && rows.length === ids.length &&
         rows.every((r) => r.state === "Terminated" || r.state === "Error");
     }, FINAL_DEADLINE_MS).catch(async (e) => {
-      throw new Error(`${e.message}\n${await diagnose(sql, ids)}\n${server.log.slice(-8000)}`);
+      // The diagnosis last: a truncated report (CI keeps the tail) still shows it.
+      const daemons = await Promise.all(
+        ["almighty", "appendice_proxy", "bipbip_commander"].map(async (m) =>
+          `${m} ${(await modulePids(server.varDir, m)).join(",") || "gone"}`
+        ),
+      );
+      throw new Error(
+        `${server.log.slice(-8000)}\n${await diagnose(sql, ids)}\n` +
+          `daemons: ${daemons.join(", ")}\n${e.message}`,
+      );
     });
     const rows = await auditJobs(sql, ids);
     const terminated = rows.filter((r) => r.state === "Terminated").length;
