@@ -2,7 +2,7 @@
  * The slot set's bitsets must be an exact stand-in for interval sets: conversions, removal, and
  * window searches checked against a plain interval-set reference on random data.
  */
-import { clearItvs, fromItvs, partialWords, popcount, toItvs } from "../lib/scheduler/bitset.ts";
+import { clearItvs, fromItvs, popcount, toItvs } from "../lib/scheduler/bitset.ts";
 import {
   count,
   difference,
@@ -13,6 +13,7 @@ import {
   takeFirst,
 } from "../lib/scheduler/intervals.ts";
 import { MAX_TIME, SlotSet } from "../lib/scheduler/slots.ts";
+import { buildLevel, matchGroups, singleCount } from "../lib/scheduler/hierarchy.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
 
 function rng(seed: number): () => number {
@@ -42,14 +43,9 @@ Deno.test("bitset: conversions and removal agree with interval sets", () => {
     const bits = fromItvs(x, words);
     assertEquals(toItvs(bits), [...x], `seed ${seed}`);
     assertEquals(popcount(bits), count(x));
-    const partial = partialWords(bits);
-    const removed = clearItvs(bits, y, partial);
+    const removed = clearItvs(bits, y);
     assertEquals(removed, count(intersect(x, y)));
     assertEquals(toItvs(bits), [...difference(x, y)], `seed ${seed}: difference`);
-    // Every non-full word is listed (once), whatever was cleared.
-    const expected = [...Array(words).keys()].filter((w) => bits[w] !== 0xffffffff);
-    assertEquals([...new Set(partial)].sort((a, b) => a - b), expected);
-    assertEquals(partial.length, new Set(partial).size);
   }
   // Ids past the bitset's words are dropped, word edges are exact.
   assertEquals(toItvs(fromItvs(range(30, 100), 2)), [30, 63]);
@@ -85,15 +81,32 @@ function referenceFirst(
   return null;
 }
 
+/**
+ * The invariant the window search relies on: a slot's words outside its `diff` list equal the
+ * previous slot's (the list ascending, without duplicates).
+ */
+function assertDiffs(slots: SlotSet, what: string) {
+  const s = slots.slots;
+  for (let k = 1; k < s.length; k++) {
+    const listed = new Set(s[k].diff);
+    assertEquals(s[k].diff, [...listed].sort((a, b) => a - b), `${what}: slot ${k} list`);
+    for (let w = 0; w < s[k].bits.length; w++) {
+      if (!listed.has(w)) assertEquals(s[k].bits[w], s[k - 1].bits[w], `${what}: slot ${k} w ${w}`);
+    }
+  }
+}
+
 Deno.test("slots: window search over bitsets equals the interval-set reference", () => {
   for (let seed = 1; seed <= 120; seed++) {
     const r = rng(seed);
-    const size = 1 + Math.floor(r() * 150);
+    // Up to 20 words: windows whose slots differ in a few words among many.
+    const size = 1 + Math.floor(r() * (seed % 3 === 0 ? 640 : 150));
     const universe = r() < 0.3 ? randomSet(r, size) : range(0, size - 1);
     const slots = new SlotSet(universe, 0);
     for (let k = 0; k < 25; k++) {
       const a = Math.floor(r() * 400);
       slots.occupy(a, a + Math.floor(r() * 150), randomSet(r, size + 40));
+      assertDiffs(slots, `seed ${seed} occupy ${k}`);
     }
     for (let q = 0; q < 40; q++) {
       const minStart = Math.floor(r() * 450);
@@ -121,4 +134,42 @@ Deno.test("slots: window search over bitsets equals the interval-set reference",
     // Counts stay exact through splits and removals.
     for (const slot of slots.slots) assertOk(slot.n === count(slot.free), `seed ${seed}`);
   }
+});
+
+Deno.test("slots: the n-resources search equals the general search with the matcher", () => {
+  for (let seed = 1; seed <= 80; seed++) {
+    const r = rng(seed * 7919);
+    const size = 1 + Math.floor(r() * (seed % 2 === 0 ? 500 : 120));
+    const ids = Array.from({ length: size }, (_, i) => i);
+    const hy = new Map([
+      ["resource_id", buildLevel("resource_id", ids)],
+      ["host", buildLevel("host", ids.map((i) => Math.floor(i / 8)))],
+    ]);
+    const slots = new SlotSet(range(0, size - 1), 0);
+    for (let k = 0; k < 30; k++) {
+      const a = Math.floor(r() * 400);
+      slots.occupy(a, a + Math.floor(r() * 150), randomSet(r, size));
+      if (k % 3 !== 0) continue;
+      for (let q = 0; q < 10; q++) {
+        const n = 1 + Math.floor(r() * Math.max(1, size / 4));
+        const constraint = r() < 0.5 ? range(0, size - 1) : randomSet(r, size + 10);
+        const groups = [{ levels: [{ label: "resource_id", count: n }], constraint }];
+        assertEquals(singleCount(hy, groups), n);
+        const minStart = Math.floor(r() * 450);
+        const duration = 1 + Math.floor(r() * 200);
+        const want = slots.findFirst(minStart, duration, (a) => matchGroups(hy, groups, a), {
+          minCount: n,
+        });
+        const got = slots.findFirstN(minStart, duration, n, slots.mask(constraint));
+        assertEquals(
+          got === null ? null : { start: got.start, index: got.index, value: [...got.value] },
+          want === null ? null : { start: want.start, index: want.index, value: [...want.value] },
+          `seed ${seed} occupy ${k} query ${q}`,
+        );
+      }
+    }
+  }
+  // Only single-resource blocks of one level qualify.
+  const hy = new Map([["host", buildLevel("host", [0, 0, 1, 1])]]);
+  assertEquals(singleCount(hy, [{ levels: [{ label: "host", count: 1 }], constraint: [0, 3] }]), 0);
 });

@@ -59,11 +59,8 @@ export function fromItvs(s: Itvs, words: number): Uint32Array {
   return bits;
 }
 
-/**
- * Clears the ids of `s` in `bits`; returns how many of them were set. `partial` (when given)
- * gets the index of every word that was full and no longer is.
- */
-export function clearItvs(bits: Uint32Array, s: Itvs, partial?: number[]): number {
+/** Clears the ids of `s` in `bits`; returns how many of them were set. */
+export function clearItvs(bits: Uint32Array, s: Itvs): number {
   const max = bits.length * 32 - 1;
   let removed = 0;
   for (let i = 0; i < s.length; i += 2) {
@@ -75,19 +72,11 @@ export function clearItvs(bits: Uint32Array, s: Itvs, partial?: number[]): numbe
       const hit = bits[w] & m;
       if (hit !== 0) {
         removed += pop32(hit);
-        if (partial && bits[w] === 0xffffffff) partial.push(w);
         bits[w] &= ~m;
       }
     }
   }
   return removed;
-}
-
-/** Indices of the words of `bits` that are not full (not every bit set). */
-export function partialWords(bits: Uint32Array): number[] {
-  const out: number[] = [];
-  for (let w = 0; w < bits.length; w++) if (bits[w] !== 0xffffffff) out.push(w);
-  return out;
 }
 
 /** The interval set of the bits set in words [lo, hi]. */

@@ -315,6 +315,27 @@ export function minResources(groups: readonly GroupRequest[]): number {
   return total;
 }
 
+const singles = new WeakMap<Level, boolean>();
+
+/**
+ * For a request of n > 0 blocks of one level whose blocks are single resources (resource_id):
+ * n, since its match within a free set is the set's first n ids of its constraint (matchFrom's
+ * takeInside). 0 for any other request.
+ */
+export function singleCount(hy: Hierarchy, groups: readonly GroupRequest[]): number {
+  if (groups.length !== 1 || groups[0].levels.length !== 1) return 0;
+  const req = groups[0].levels[0];
+  const level = hy.get(req.label);
+  if (req.count <= 0 || level === undefined) return 0;
+  let single = singles.get(level);
+  if (single === undefined) {
+    const { starts, ends } = level;
+    single = starts !== null && ends !== null && starts.every((a, k) => a === ends[k]);
+    singles.set(level, single);
+  }
+  return single ? req.count : 0;
+}
+
 /** Checks that every label of the groups is a level of the hierarchy; returns the unknown one. */
 export function unknownLabel(hy: Hierarchy, groups: readonly GroupRequest[]): string | null {
   for (const g of groups) for (const l of g.levels) if (!hy.has(l.label)) return l.label;

@@ -7,7 +7,13 @@
  * A job that cannot be placed is reported with a reason and skipped: one odd job never stops
  * the others (DECISIONS #47/#120/#132/#139).
  */
-import { type GroupRequest, type Hierarchy, matchGroups, minResources } from "./hierarchy.ts";
+import {
+  type GroupRequest,
+  type Hierarchy,
+  matchGroups,
+  minResources,
+  singleCount,
+} from "./hierarchy.ts";
 import type { Itvs } from "./intervals.ts";
 import { checkedByQuotas, countedByQuotas, type QuotaJob, type Quotas } from "./quotas.ts";
 import { type Sharing, SlotSet } from "./slots.ts";
@@ -156,9 +162,13 @@ export function scheduleJobs(
         if (cached === Infinity) continue;
         const from = Math.max(minStart, cached ?? minStart);
         const match = (avail: Itvs) => matchGroups(hy, m.groups, avail);
+        const single = shared ? 0 : singleCount(hy, m.groups);
+        const allowed = single > 0 ? set.mask(m.groups[0].constraint) : null;
         const find = (t: number) =>
           shared
             ? set.findFirstShared(t, m.walltime, match, sh)
+            : allowed !== null
+            ? set.findFirstN(t, m.walltime, single, allowed)
             : set.findFirst(t, m.walltime, match, { minCount: minResources(m.groups) });
         let fit = find(from);
         // The cache keeps the resources' answer: a lower bound for any job, whatever its quotas.

@@ -5,20 +5,13 @@
  * `start + duration` exactly (walltime boundaries to the second, DECISIONS #104).
  *
  * Free resources are bitsets (bitset.ts) over the ordered ids of the initial set: a window's
- * free resources are the AND of its slots, which costs a fixed number of word operations per
- * slot however fragmented the cluster is. Interval sets are produced only for the windows the
+ * free resources are the AND of its slots. Two neighbouring slots differ only by the jobs that
+ * start or end at their boundary, so each slot keeps the words where it may differ from the
+ * one before it, and a window's AND touches only those: a few words per slot however many
+ * resources and however fragmented. Interval sets are produced only for the windows the
  * matcher looks at.
  */
-import {
-  clearItvs,
-  fromItvs,
-  partialWords,
-  pop32,
-  popcount,
-  pushWord,
-  toItvs,
-  wordsFor,
-} from "./bitset.ts";
+import { clearItvs, fromItvs, pop32, popcount, pushWord, toItvs, wordsFor } from "./bitset.ts";
 import { difference, intersect, type Itvs, union } from "./intervals.ts";
 
 /**
@@ -46,10 +39,11 @@ export class Slot {
     /** Number of free resources: windows through a slot with too few are skipped whole. */
     public n: number,
     /**
-     * Indices of the words of `bits` that are not full, in no order: ANDing this slot into a
-     * window only changes those (a slot of a mostly idle period has few).
+     * Indices of the words of `bits` that may differ from the previous slot's (ascending, no
+     * duplicates; a superset is allowed, a missing word is not): ANDing this slot into a window
+     * that holds the previous one only changes those.
      */
-    public partial: number[],
+    public diff: number[],
     /**
      * Resources held by timesharing jobs during the slot, by sharing key (timesharing.ts):
      * not free, yet usable by jobs of the same key. Null when none (the usual case). The map
@@ -107,7 +101,7 @@ export class Slot {
 
   /** Removes `res` from the free resources. */
   remove(res: Itvs): void {
-    const removed = clearItvs(this.bits, res, this.partial);
+    const removed = clearItvs(this.bits, res);
     if (removed > 0) {
       this.n -= removed;
       this.#free = null;
@@ -131,14 +125,18 @@ export class SlotSet {
   readonly #words: number;
   /** Scratch accumulator for window intersections, and its non-zero words. */
   readonly #acc: Uint32Array;
-  readonly #idx: Int32Array;
+  /** Which words of #acc belong to the intersection under way (#gen): the others are stale. */
+  readonly #stamp: Uint32Array;
+  #gen = 0;
+  /** mask()'s bitsets, by interval set (requests share their constraint sets). */
+  readonly #masks = new WeakMap<Itvs, Uint32Array>();
 
   constructor(free: Itvs, begin: number, end = MAX_TIME) {
     this.#words = wordsFor(free.length === 0 ? 0 : free[free.length - 1] + 1);
     const bits = fromItvs(free, this.#words);
     this.#acc = new Uint32Array(this.#words);
-    this.#idx = new Int32Array(this.#words);
-    this.slots = [new Slot(begin, end, bits, popcount(bits), partialWords(bits))];
+    this.#stamp = new Uint32Array(this.#words);
+    this.slots = [new Slot(begin, end, bits, popcount(bits), [])];
   }
 
   get begin(): number {
@@ -162,11 +160,8 @@ export class SlotSet {
     const i = this.indexAt(t);
     const s = this.slots[i];
     if (t <= s.b || t > s.e) return t <= s.b ? i : i + 1;
-    this.slots.splice(
-      i + 1,
-      0,
-      new Slot(t, s.e, s.bits.slice(), s.n, s.partial.slice(), s.ts, s.ph),
-    );
+    // The new slot equals the one it is cut from; the slot after it keeps its differences.
+    this.slots.splice(i + 1, 0, new Slot(t, s.e, s.bits.slice(), s.n, [], s.ts, s.ph));
     s.e = t - 1;
     return i + 1;
   }
@@ -191,12 +186,40 @@ export class SlotSet {
     if (a > b || res.length === 0) return;
     const i = this.splitAt(a);
     if (b < last) this.splitAt(b + 1);
-    for (let k = i; k < this.slots.length && this.slots[k].e <= b; k++) {
+    let k = i;
+    for (; k < this.slots.length && this.slots[k].e <= b; k++) {
       this.slots[k].remove(res);
       if (tsKey) this.slots[k].share(tsKey, res);
       if (sh.allow) this.slots[k].release(sh.allow, res);
       if (sh.placeholder) this.slots[k].hold(sh.placeholder, res);
     }
+    // Inside [i, k) neighbours lost the same resources: words that were equal still are. At
+    // both edges, the words of `res` may now differ.
+    const words = wordsOf(res, this.#words);
+    if (i > 0) this.#refreshDiff(i, words);
+    if (k < this.slots.length) this.#refreshDiff(k, words);
+  }
+
+  /** Slot k's differences from slot k - 1, among its recorded ones and `words`, exactly. */
+  #refreshDiff(k: number, words: number[]): void {
+    const prev = this.slots[k - 1].bits;
+    const slot = this.slots[k];
+    const bits = slot.bits;
+    const out: number[] = [];
+    const a = slot.diff;
+    // Merge of two ascending lists, keeping the words that really differ.
+    let x = 0, y = 0;
+    while (x < a.length || y < words.length) {
+      let w: number;
+      if (y >= words.length || (x < a.length && a[x] < words[y])) w = a[x++];
+      else if (x >= a.length || words[y] < a[x]) w = words[y++];
+      else {
+        w = a[x++];
+        y++;
+      }
+      if (bits[w] !== prev[w]) out.push(w);
+    }
+    slot.diff = out;
   }
 
   /**
@@ -240,9 +263,64 @@ export class SlotSet {
     match: (avail: Itvs) => T | null,
     opts: { fromIndex?: number; minCount?: number } = {},
   ): Fit<T> | null {
-    const s = this.slots;
     const minCount = opts.minCount ?? 1;
-    let i = Math.max(opts.fromIndex ?? 0, this.indexAt(minStart));
+    return this.#scan(minStart, duration, opts.fromIndex ?? 0, minCount, (i, j) => {
+      const avail = j === i ? this.slots[i].free : this.#freeAcross(i, j, minCount);
+      return avail === null || avail.length === 0 ? null : match(avail);
+    });
+  }
+
+  /**
+   * findFirst for the commonest request: `n` resources, each a block of its own (resource_id),
+   * among `allowed` (a bitset from `mask`). The match is the window's first n free allowed
+   * ids, read from the intersection's words without building the window's whole free set.
+   */
+  findFirstN(
+    minStart: number,
+    duration: number,
+    n: number,
+    allowed: Uint32Array,
+  ): Fit<Itvs> | null {
+    if (n <= 0) return null;
+    return this.#scan(minStart, duration, 0, n, (i, j) => {
+      if (!this.#intersect(i, j, n)) return null;
+      const base = this.slots[i].bits;
+      const acc = this.#acc, stamp = this.#stamp, gen = this.#gen;
+      const out: number[] = [];
+      let got = 0;
+      for (let w = 0; w < base.length && got < n; w++) {
+        let x = (stamp[w] === gen ? acc[w] : base[w]) & allowed[w];
+        if (x === 0) continue;
+        const c = pop32(x);
+        if (got + c > n) x = lowestBits(x, n - got);
+        got += Math.min(c, n - got);
+        pushWord(out, w, x);
+      }
+      return got === n ? out : null;
+    });
+  }
+
+  /** `s` as a bitset of this slot set's width (for findFirstN), built once per set. */
+  mask(s: Itvs): Uint32Array {
+    let bits = this.#masks.get(s);
+    if (bits === undefined) this.#masks.set(s, bits = fromItvs(s, this.#words));
+    return bits;
+  }
+
+  /**
+   * The window search: for each slot i from minStart's on, the window of `duration` seconds
+   * starting there, through slots i..j, is handed to `evaluate` unless a slot of it has fewer
+   * than `minCount` free resources. The first window it accepts is the answer.
+   */
+  #scan<T>(
+    minStart: number,
+    duration: number,
+    fromIndex: number,
+    minCount: number,
+    evaluate: (i: number, j: number) => T | null,
+  ): Fit<T> | null {
+    const s = this.slots;
+    let i = Math.max(fromIndex, this.indexAt(minStart));
     for (; i < s.length; i++) {
       if (s[i].n < minCount) continue;
       const start = Math.max(s[i].b, minStart);
@@ -251,71 +329,77 @@ export class SlotSet {
       // The window's last slot; the free counts alone rule out many windows, before any AND.
       let j = i;
       let tooSmall = -1;
-      let seed = i;
       while (s[j].e < end) {
         if (++j >= s.length) return null;
         if (s[j].n < minCount) {
           tooSmall = j;
           break;
         }
-        if (s[j].n < s[seed].n) seed = j;
       }
       // Every window starting from here up to that slot runs through it: skip them all.
       if (tooSmall >= 0) {
         i = tooSmall;
         continue;
       }
-      const avail = j === i ? s[i].free : this.#freeAcross(i, j, minCount, seed);
-      if (avail === null || avail.length === 0) continue;
-      const value = match(avail);
+      const value = evaluate(i, j);
       if (value !== null) return { start, index: i, value };
     }
     return null;
   }
 
-  /**
-   * Resources free in every slot of [i, j], or null when fewer than `min`. `seed` is the
-   * window's slot with the fewest free resources: starting from it, the accumulator is small at
-   * once.
-   */
-  #freeAcross(i: number, j: number, min: number, seed = i): Itvs | null {
-    const s = this.slots;
-    const acc = this.#acc;
-    const idx = this.#idx;
-    // Invariants: acc is the AND so far; idx[0..m) lists (ascending) every non-zero word of acc
-    // and maybe a few that became zero since. ANDing a slot costs the smaller of m (a busy
-    // window: few words left) and the slot's count of non-full words (an idle period: few
-    // words touched), whichever way the cluster is loaded.
-    const first = s[seed].bits;
-    acc.set(first);
-    let m = 0;
-    for (let w = 0; w < first.length; w++) if (first[w] !== 0) idx[m++] = w;
-    for (let k = i; k <= j; k++) {
-      if (k === seed) continue;
-      const bits = s[k].bits;
-      const partial = s[k].partial;
-      if (partial.length < m) {
-        for (let t = 0; t < partial.length; t++) acc[partial[t]] &= bits[partial[t]];
-        continue;
-      }
-      let kept = 0;
-      for (let t = 0; t < m; t++) {
-        const w = idx[t];
-        const x = acc[w] & bits[w];
-        if (x !== 0) {
-          acc[w] = x;
-          idx[kept++] = w;
-        }
-      }
-      m = kept;
-      if (m === 0) return null;
-    }
-    let n = 0;
-    for (let t = 0; t < m; t++) if (acc[idx[t]] !== 0) n += pop32(acc[idx[t]]);
-    if (n < min || n === 0) return null;
+  /** Resources free in every slot of [i, j], or null when fewer than `min` (#intersect). */
+  #freeAcross(i: number, j: number, min: number): Itvs | null {
+    if (!this.#intersect(i, j, min)) return null;
+    const base = this.slots[i].bits;
+    const acc = this.#acc, stamp = this.#stamp, gen = this.#gen;
     const out: number[] = [];
-    for (let t = 0; t < m; t++) if (acc[idx[t]] !== 0) pushWord(out, idx[t], acc[idx[t]]);
+    for (let w = 0; w < base.length; w++) {
+      const x = stamp[w] === gen ? acc[w] : base[w];
+      if (x !== 0) pushWord(out, w, x);
+    }
     return out;
+  }
+
+  /**
+   * ANDs slots i..j; false when fewer than `min` resources (or none) are free throughout. From
+   * slot i, each next slot changes the intersection only in the words where it differs from
+   * the slot before it (Slot.diff). The result is an overlay: the words of #acc stamped with
+   * #gen, slot i's bitset for the others. The count is kept as words change, so a window with
+   * too few resources is dropped as soon as it has.
+   */
+  #intersect(i: number, j: number, min: number): boolean {
+    const s = this.slots;
+    const base = s[i].bits;
+    let n = s[i].n;
+    if (n < min || n === 0) return false;
+    const acc = this.#acc;
+    const stamp = this.#stamp;
+    if (++this.#gen > 0xfffffff0) {
+      stamp.fill(0);
+      this.#gen = 1;
+    }
+    const gen = this.#gen;
+    for (let k = i + 1; k <= j; k++) {
+      const bits = s[k].bits;
+      const diff = s[k].diff;
+      for (let t = 0; t < diff.length; t++) {
+        const w = diff[t];
+        let cur: number;
+        if (stamp[w] === gen) cur = acc[w];
+        else {
+          cur = base[w];
+          stamp[w] = gen;
+        }
+        const lost = cur & ~bits[w];
+        if (lost !== 0) {
+          n -= pop32(lost);
+          cur &= bits[w];
+        }
+        acc[w] = cur;
+      }
+      if (n < min || n === 0) return false;
+    }
+    return true;
   }
 
   /**
@@ -345,4 +429,28 @@ export class SlotSet {
     while (s[j].e < end) j++;
     return i === j ? s[i].free : this.#freeAcross(i, j, 0) ?? [];
   }
+}
+
+/** The words (ascending, once each) holding the ids of `res`, up to `words`. */
+function wordsOf(res: Itvs, words: number): number[] {
+  const out: number[] = [];
+  for (let x = 0; x < res.length; x += 2) {
+    const lo = res[x] >>> 5;
+    const hi = Math.min(res[x + 1] >>> 5, words - 1);
+    for (let w = Math.max(lo, out.length > 0 ? out[out.length - 1] + 1 : 0); w <= hi; w++) {
+      out.push(w);
+    }
+  }
+  return out;
+}
+
+/** The `k` lowest set bits of `x` (k below its count of set bits). */
+function lowestBits(x: number, k: number): number {
+  let out = 0;
+  for (let t = 0; t < k; t++) {
+    const low = x & -x;
+    out |= low;
+    x ^= low;
+  }
+  return out;
 }
