@@ -8,6 +8,8 @@
  *   nothing is left running on resources the scheduler would hand out again.
  * - Finishing for longer than the finishing sequence can take, with no unchecked event left for
  *   it: its bipbip died between "Finishing" and writing the events. An error event closes it.
+ *   With unchecked events, node_change_state was never told to look (its bipbip died between
+ *   the commit and the notification, whose report was acknowledged): it is asked now.
  * - Running with its oarexec gone (killed, or its node rebooted): no report will ever come.
  *   The job is exterminated (`checkLostOarexecs` below).
  *
@@ -68,16 +70,29 @@ export async function recoverStuckJobs(
     fragged = true;
   }
   const finishing = await stuckSince(ctx.sql, "Finishing", now - finishingLimit(ctx.config));
+  const unchecked: number[] = [];
   for (const id of finishing) {
     const [pending] = await ctx.sql<{ n: number }[]>`
       SELECT count(*)::int AS n FROM event_logs WHERE job_id = ${id} AND to_check = 'YES'`;
-    if (pending.n > 0) continue; // node_change_state has not seen its events yet
+    if (pending.n > 0) {
+      unchecked.push(id);
+      continue;
+    }
     await addEvent(ctx.sql, {
       type: "SWITCH_INTO_ERROR_STATE",
       jobId: id,
       description: `[sarko] job ${id} stuck in Finishing: its end was never recorded`,
     });
     ctx.log.warn("job {id} stuck in Finishing; switching it to Error", { id });
+    events = true;
+  }
+  if (unchecked.length > 0) {
+    ctx.log.warn(
+      "jobs {ids} stuck in Finishing with events never checked; asking node_change_state",
+      {
+        ids: unchecked.join(","),
+      },
+    );
     events = true;
   }
   if (events) ctx.notifyChState();

@@ -72,6 +72,26 @@ Deno.test("stuck jobs: a job stuck in Finishing with no pending event gets one e
   assertEquals((await jobEvents(db.sql, stuck, "SWITCH_INTO_ERROR_STATE")).length, 1);
 });
 
+Deno.test("stuck jobs: events of a job stuck in Finishing that nobody checked get node_change_state asked", async () => {
+  await using db = await createTestDb();
+  const now = await dbNow(db.sql);
+  const limit = finishingLimit(db.config);
+  const stuck = await jobIn(db, "Finishing", now, limit + 5);
+  const recent = await jobIn(db, "Finishing", now, limit - 5);
+  for (const id of [stuck, recent]) {
+    await db.sql`INSERT INTO event_logs (type, job_id, date, description)
+      VALUES ('SWITCH_INTO_TERMINATE_STATE', ${id}, ${now}, 'pending')`;
+  }
+  // Its bipbip died between the commit and telling almighty: the events wait for nobody.
+  const run = await sarko(db, now);
+  assertEquals(run.notifier.almightyCommands, ["ChState"]);
+  assertEquals((await jobEvents(db.sql, stuck, "SWITCH_INTO_ERROR_STATE")).length, 0);
+  // A recent one is left to the notification on its way.
+  await db.sql`UPDATE event_logs SET to_check = 'NO' WHERE job_id = ${stuck}`;
+  await db.sql`UPDATE jobs SET state = 'Terminated' WHERE job_id = ${stuck}`;
+  assertEquals((await sarko(db, now)).notifier.almightyCommands, []);
+});
+
 /**
  * Lost oarexecs, with the real local check (pid files and processes, lib/launch/held_jobs.ts)
  * counted as it is asked: two Running jobs on one host, one with a live oarexec, one without.
