@@ -11,6 +11,7 @@ import { type Config, ConfigError, loadConfig } from "../lib/config.ts";
 import { bindEndpoint } from "../lib/endpoints.ts";
 import { setupLogging } from "../lib/log.ts";
 import { whenParentExits } from "../lib/parent_watch.ts";
+import { encodeAlmightyMessage } from "../lib/protocol.ts";
 import { exitCodeOf } from "../lib/signals.ts";
 import { moduleCommand } from "../lib/spawn.ts";
 import { StandbyPool } from "../lib/almighty/standby.ts";
@@ -47,7 +48,21 @@ export async function main(_args: string[]): Promise<number> {
   }
 
   whenParentExits(() => stop.abort());
-  const companions = new Supervisor({ log });
+  // Commands almighty gives itself, taken before the socket's.
+  const own: Uint8Array[] = [];
+  const companions = new Supervisor({
+    log,
+    // What a companion held when it died is lost: the commander's queue (launches, kills),
+    // the proxy's lines on their way (submissions, ends). A round re-notifies the jobs still
+    // toLaunch and picks up waiting ones, node_change_state runs after it, Leon retakes the
+    // kills: nothing waits for the next periodic round.
+    onRestart: (name) => {
+      log.info("{name} restarted: asking for a scheduling round and Leon", { name });
+      for (const cmd of ["Scheduling", "Qdel"] as const) {
+        own.push(new TextEncoder().encode(encodeAlmightyMessage({ cmd })));
+      }
+    },
+  });
   // Ctrl-C reaches the companions too: they must not be restarted while everything stops.
   stop.signal.addEventListener("abort", () => companions.stopping(), { once: true });
   companions.add("appendice_proxy", moduleCommand("appendice_proxy", config));
@@ -59,7 +74,8 @@ export async function main(_args: string[]): Promise<number> {
   const standbys = new StandbyPool(config);
   const code = await runLoop(
     {
-      receive: (timeoutMs, signal) => pull.receive({ timeoutMs, signal }),
+      receive: (timeoutMs, signal) =>
+        own.length > 0 ? Promise.resolve(own.shift()!) : pull.receive({ timeoutMs, signal }),
       runModule: (module, signal) => runModule(module, standbys, signal),
       now: () => Date.now() / 1000,
     },

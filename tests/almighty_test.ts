@@ -80,14 +80,20 @@ Deno.test("almighty: Qsub runs the scheduler then node_change_state; companions 
       return i >= 0 && r.indexOf("run node_change_state") > i;
     });
 
-    // A companion that dies is restarted.
+    // A companion that dies is restarted; what it held is lost, so almighty asks itself for a
+    // scheduling round and Leon.
     const proxyPid = Number(await Deno.readTextFile(`${dir}/appendice_proxy.pid`));
     assertOk(proxyPid > 0, "appendice_proxy is not running");
+    const before = (await runs(dir)).length;
     Deno.kill(proxyPid, "SIGKILL");
     await waitFor(
       "appendice_proxy to be restarted",
       async () => (await runs(dir)).filter((l) => l === "start appendice_proxy").length === 2,
     );
+    await waitFor("a round and Leon after the restart", async () => {
+      const after = (await runs(dir)).slice(before);
+      return after.includes("run meta_sched") && after.includes("run leon");
+    });
 
     // Garbage on the command socket is dropped; almighty keeps working.
     await push.send(new Uint8Array([0xff, 0x00, 0x7b]));

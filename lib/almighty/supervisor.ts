@@ -12,6 +12,8 @@ export interface SupervisorOptions {
   maxBackoffMs?: number;
   /** A run at least this long counts as stable. */
   stableMs?: number;
+  /** Called when a companion that died has just been started again. */
+  onRestart?: (name: string) => void;
   log?: Logger;
 }
 
@@ -98,6 +100,7 @@ export class Supervisor {
       c.timer = null;
       c.restarts++;
       this.#start(c);
+      if (c.child !== null) this.opts.onRestart?.(c.name);
     }, delay);
   }
 
