@@ -4,7 +4,7 @@
  * a timeout kills whatever it started as well.
  */
 import type { OarexecLog } from "./log.ts";
-import { killSession, sessionCommand } from "./process_tree.ts";
+import { killSession } from "./process_tree.ts";
 
 /** true when the script succeeded (or none is configured). */
 export async function runNodeScript(
@@ -19,7 +19,8 @@ export async function runNodeScript(
   log.info(`launching ${what}: ${[...words, ...args].join(" ")}`);
   let child: Deno.ChildProcess;
   try {
-    child = sessionCommand([...words, ...args], {
+    child = new Deno.Command("setsid", {
+      args: [...words, ...args],
       stdin: "null",
       stdout: "null",
       stderr: "null",

@@ -1,19 +1,8 @@
 /**
  * Reaching a whole process tree: the user command and the node scripts each lead their own
- * session (sessionCommand), so their process group id and session id are their pid. A process
- * that moved to another group of the same session is still found through /proc.
+ * session (started through `setsid`), so their process group id and session id are their pid.
+ * A process that moved to another group of the same session is still found through /proc.
  */
-
-/**
- * `argv` as the leader of a new session: Deno calls setsid() in the child before the exec
- * (`detached`), which spares the exec of a `setsid` program in front of every job.
- */
-export function sessionCommand(
-  argv: readonly string[],
-  opts: Omit<Deno.CommandOptions, "args" | "detached">,
-): Deno.Command {
-  return new Deno.Command(argv[0], { ...opts, args: argv.slice(1), detached: true });
-}
 
 /** Pids whose session is `sid` (from /proc/<pid>/stat), excluding none. */
 export function sessionMembers(sid: number): number[] {

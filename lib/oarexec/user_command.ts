@@ -11,7 +11,7 @@
  * pipe to oarexec until the wrapper execs the user's shell with stderr on the job's file.
  */
 import type { Account } from "./passwd.ts";
-import { killSession, sessionCommand } from "./process_tree.ts";
+import { killSession } from "./process_tree.ts";
 import { waitStatus } from "./exit_codes.ts";
 
 const CHDIR_MARK = "OAREXEC_WRAPPER_CANNOT_CHDIR";
@@ -113,33 +113,27 @@ export class UserProcess {
 }
 
 export function startUserCommand(spec: UserCommandSpec): UserProcess {
-  const argv = [
-    ...asUser(spec.account),
-    "/bin/sh",
-    "-c",
-    WRAPPER,
-    "oarexec-job",
-    spec.launchingDirectory,
-    spec.stdoutFile,
-    spec.stderrFile,
-    spec.account.shell,
-    spec.command,
-  ];
-  const opts = {
+  const child = new Deno.Command("setsid", {
+    args: [
+      ...asUser(spec.account),
+      "/bin/sh",
+      "-c",
+      WRAPPER,
+      "oarexec-job",
+      spec.launchingDirectory,
+      spec.stdoutFile,
+      spec.stderrFile,
+      spec.account.shell,
+      spec.command,
+    ],
     clearEnv: true,
     env: spec.env,
     cwd: "/",
     stdin: "null",
     stdout: "null",
     stderr: "piped",
-  } as const;
-  try {
-    return new UserProcess(sessionCommand(argv, opts).spawn());
-  } catch {
-    // The identity switch's program cannot be run (setpriv missing): the job fails as a
-    // command not found does, with a process of its own to wait for, like any job.
-    return new UserProcess(sessionCommand(["/bin/sh", "-c", "exit 127"], opts).spawn());
-  }
+  }).spawn();
+  return new UserProcess(child);
 }
 
 /**
@@ -155,16 +149,17 @@ export async function appendToUserFile(
   const stamp = new Date().toISOString().replace("T", " ").slice(0, 19);
   const line = `## OAR [${stamp}] ${text} ##`;
   try {
-    const child = sessionCommand([
-      ...asUser(account),
-      "/bin/sh",
-      "-c",
-      'cd -- "$1" 2>/dev/null && printf "%s\\n" "$3" >>"$2"',
-      "oarexec-append",
-      launchingDirectory,
-      file,
-      line,
-    ], {
+    const child = new Deno.Command("setsid", {
+      args: [
+        ...asUser(account),
+        "/bin/sh",
+        "-c",
+        'cd -- "$1" 2>/dev/null && printf "%s\\n" "$3" >>"$2"',
+        "oarexec-append",
+        launchingDirectory,
+        file,
+        line,
+      ],
       clearEnv: true,
       env: { PATH: "/usr/bin:/bin" },
       stdin: "null",
