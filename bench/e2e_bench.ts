@@ -282,13 +282,31 @@ async function states(sql: Sql, ids: number[]): Promise<{ done: number; error: n
   return r;
 }
 
+/**
+ * CPU time the whole machine has spent (every process, kernel included; idle and iowait left
+ * out), in ms, from /proc/stat; null where there is none. Throughput varies from run to run
+ * with how the launch and end waves line up; the CPU a job costs does not, and on our 2-core
+ * machines it is what caps the throughput.
+ */
+function machineCpuMs(): number | null {
+  try {
+    const cpu = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/);
+    // user nice system idle iowait irq softirq steal
+    const [user, nice, system, , , irq, softirq] = cpu.slice(1).map(Number);
+    return ((user + nice + system + irq + softirq) * 1000) / 100; // USER_HZ = 100 on Linux
+  } catch {
+    return null;
+  }
+}
+
 async function throughput(
   sql: Sql,
   submitter: Submitter,
   opts: Options,
   timeoutMs: number,
-): Promise<{ submitS: number; totalS: number; errors: number }> {
+): Promise<{ submitS: number; totalS: number; errors: number; cpuMs: number | null }> {
   const limit = pLimit(opts.parallel);
+  const cpu0 = machineCpuMs();
   const t0 = performance.now();
   const ids = submitter.submitArray ? await submitter.submitArray(opts.jobs) : await Promise.all(
     Array.from({ length: opts.jobs }, () => limit(() => submitter.submit())),
@@ -298,7 +316,13 @@ async function throughput(
   for (;;) {
     const s = await states(sql, ids);
     if (s.done === ids.length) {
-      return { submitS, totalS: (performance.now() - t0) / 1000, errors: s.error };
+      const cpu1 = machineCpuMs();
+      return {
+        submitS,
+        totalS: (performance.now() - t0) / 1000,
+        errors: s.error,
+        cpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0,
+      };
     }
     if (Date.now() > deadline) {
       throw new Error(`only ${s.done}/${ids.length} jobs ended within ${timeoutMs / 1000} s`);
@@ -391,6 +415,12 @@ async function runPhase(
         `${(opts.jobs / t.totalS).toFixed(1)} jobs/s (submission ${t.submitS.toFixed(2)} s = ` +
         `${(opts.jobs / t.submitS).toFixed(0)}/s; ${t.errors} in Error)`,
     );
+    if (t.cpuMs !== null) {
+      console.log(
+        `  machine CPU (all processes) during it: ${(t.cpuMs / opts.jobs).toFixed(2)} ms/job, ` +
+          `${(t.cpuMs / 10 / t.totalS).toFixed(0)}% of one core on average`,
+      );
+    }
     console.log(
       `  idle submit→Running over ${lat.length} jobs: p50 ${percentile(lat, 50).toFixed(0)} ms, ` +
         `p99 ${percentile(lat, 99).toFixed(0)} ms (min ${lat[0].toFixed(0)}, max ` +
