@@ -123,7 +123,7 @@ export class SlotSet {
   readonly slots: Slot[];
   /** Words of every slot's bitset: ids past the initial set's largest are never free. */
   readonly #words: number;
-  /** Scratch accumulator for window intersections, and its non-zero words. */
+  /** Scratch words of the window intersection under way (#intersect). */
   readonly #acc: Uint32Array;
   /** Which words of #acc belong to the intersection under way (#gen): the others are stale. */
   readonly #stamp: Uint32Array;
