@@ -114,6 +114,49 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "agent: a job's files are the next job's, rewritten whole, and nothing is left behind",
+  opts,
+  async () => {
+    await withRig({}, async (rig, reports, launcher) => {
+      const show = 'cat "$OAR_NODEFILE"; stat -c %i "$OAR_NODEFILE"';
+      const run = async (host: string) => {
+        const d = testDescriptor(rig, {
+          command: show,
+          resources: [{ resource_id: 1, type: "default", network_address: host }],
+        });
+        assertOk((await launcher.launch("n1", encodeOarexecDescriptor(d))).rendezvous);
+        await reports.line(`OAREXEC_${d.job_id}_0_`);
+        const [nodes, inode] = (await Deno.readTextFile(join(rig.work, `OAR.${d.job_id}.stdout`)))
+          .trim().split("\n");
+        return { nodes, inode };
+      };
+      const first = await run("first-host");
+      const second = await run("second-host-with-a-longer-name");
+      const third = await run("h3");
+      assertEquals(
+        [first.nodes, second.nodes, third.nodes],
+        ["first-host", "second-host-with-a-longer-name", "h3"],
+      );
+      // The same file went from job to job (created once), with only its job's content.
+      assertOk(
+        second.inode === first.inode || third.inode === first.inode ||
+          third.inode === second.inode,
+        `inodes ${first.inode} ${second.inode} ${third.inode}`,
+      );
+      // Between jobs only the agent's spares remain; once it leaves, nothing.
+      const socket = agentSocketPath(rig.config);
+      const visible = () =>
+        [...Deno.readDirSync(rig.tmp)].map((e) => e.name).filter((n) =>
+          join(rig.tmp, n) !== socket
+        );
+      assertEquals(visible().filter((n) => !n.startsWith(".spare_files.")), []);
+      await waitFor("the idle agent leaves", () => agents(rig).length === 0, 15_000);
+      assertEquals(visible(), []);
+    });
+  },
+);
+
 Deno.test("agent: a stale socket is replaced and garbage gets an error", opts, async () => {
   await withRig({}, async (rig, reports, launcher) => {
     await Deno.mkdir(rig.tmp, { recursive: true });

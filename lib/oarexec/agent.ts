@@ -17,6 +17,7 @@ import { decodeDescriptor } from "./descriptor_input.ts";
 import { OarexecLog } from "./log.ts";
 import { type Handled, runOarexec } from "./run.ts";
 import { userSignalFilePath } from "./job_files.ts";
+import { RecycledFiles, sweepSpares } from "./recycled_files.ts";
 
 /** A request is read within this (the reference's descriptor transfer limit). */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -62,6 +63,7 @@ export async function serveAgent(opts: AgentOptions): Promise<number> {
   log(`serving on ${opts.socketPath}`);
 
   const jobs = new Map<number, HeldJob>();
+  const files = new JobFileRecyclers();
   let busy = 0;
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
   let leaving = false;
@@ -96,7 +98,7 @@ export async function serveAgent(opts: AgentOptions): Promise<number> {
     try {
       for await (const conn of listener) {
         hold();
-        serveConnection(conn, jobs, opts, log).finally(release);
+        serveConnection(conn, jobs, files, opts, log).finally(release);
       }
     } catch (e) {
       log(`accept failed: ${e}`);
@@ -107,6 +109,7 @@ export async function serveAgent(opts: AgentOptions): Promise<number> {
     armIdle();
   })();
   await done;
+  files.clear();
   log("idle: leaving");
   return 0;
 }
@@ -199,6 +202,7 @@ function closeQuietly(conn: Deno.Conn) {
 async function serveConnection(
   conn: Deno.Conn,
   jobs: Map<number, HeldJob>,
+  files: JobFileRecyclers,
   opts: AgentOptions,
   log: (msg: string) => void,
 ): Promise<void> {
@@ -228,7 +232,41 @@ async function serveConnection(
       return closeQuietly(conn);
     }
     case "RUN":
-      return await runJob(conn, nl < 0 ? new Uint8Array() : bytes.subarray(nl + 1), jobs, opts);
+      return await runJob(
+        conn,
+        nl < 0 ? new Uint8Array() : bytes.subarray(nl + 1),
+        jobs,
+        files,
+        opts,
+      );
+  }
+}
+
+/** One recycler per job directory (descriptors name theirs; in practice there is one). */
+class JobFileRecyclers {
+  readonly #byDir = new Map<string, RecycledFiles>();
+
+  for(tmp: string): RecycledFiles {
+    let r = this.#byDir.get(tmp);
+    if (!r) {
+      sweepSpares(tmp, processExists);
+      r = new RecycledFiles(tmp);
+      this.#byDir.set(tmp, r);
+    }
+    return r;
+  }
+
+  clear(): void {
+    for (const r of this.#byDir.values()) r.clear();
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -271,6 +309,7 @@ async function runJob(
   conn: Deno.Conn,
   descriptorBytes: Uint8Array,
   jobs: Map<number, HeldJob>,
+  files: JobFileRecyclers,
   opts: AgentOptions,
 ): Promise<void> {
   const read = decodeDescriptor(descriptorBytes);
@@ -311,6 +350,7 @@ async function runJob(
       closeQuietly(conn);
     },
     detach: () => {},
+    files: files.for(d.tmp_directory),
     signals: (handlers) => {
       jobs.set(d.job_id, { handlers, descriptor: d });
       return () => jobs.delete(d.job_id);

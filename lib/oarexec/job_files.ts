@@ -10,6 +10,33 @@
 import { join } from "node:path";
 import type { OarexecDescriptor } from "../protocol.ts";
 
+/**
+ * How the job's own small files (node, resource and pid files) are written and removed: in
+ * place by default; the oarexec agent recycles them (lib/oarexec/recycled_files.ts).
+ * Both throw when the file cannot be written or removed.
+ */
+export interface SmallFiles {
+  /** The file at `path` holds `text`, readable by everyone. */
+  write(path: string, text: string): void;
+  /** The file at `path` is gone (no error when it was not there). */
+  remove(path: string): void;
+}
+
+export const plainFiles: SmallFiles = {
+  write(path, text) {
+    Deno.writeTextFileSync(path, text, { mode: 0o644 });
+    // Readable by the job's user whatever the umask.
+    Deno.chmodSync(path, 0o644);
+  },
+  remove(path) {
+    try {
+      Deno.removeSync(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  },
+};
+
 export const PID_FILE_PREFIX = "pid_of_oarexec_for_jobId_";
 
 export function nodeFilePath(tmp: string, jobId: number): string {
@@ -86,50 +113,56 @@ export function resourceFileLines(d: OarexecDescriptor): string[] {
 }
 
 /** Writes both files; false when either cannot be written (oarexec exit 5). */
-export function writeJobFiles(tmp: string, d: OarexecDescriptor): boolean {
+export function writeJobFiles(
+  tmp: string,
+  d: OarexecDescriptor,
+  files: SmallFiles = plainFiles,
+): boolean {
   try {
-    const nodes = nodeFileLines(d);
-    Deno.writeTextFileSync(
-      nodeFilePath(tmp, d.job_id),
-      nodes.map((l) => l + "\n").join(""),
-      { mode: 0o644 },
-    );
-    const res = resourceFileLines(d);
-    Deno.writeTextFileSync(
+    files.write(nodeFilePath(tmp, d.job_id), nodeFileLines(d).map((l) => l + "\n").join(""));
+    files.write(
       resourceFilePath(tmp, d.job_id),
-      res.map((l) => l + "\n").join(""),
-      { mode: 0o644 },
+      resourceFileLines(d).map((l) => l + "\n").join(""),
     );
-    // Make them readable by the job's user whatever the umask.
-    Deno.chmodSync(nodeFilePath(tmp, d.job_id), 0o644);
-    Deno.chmodSync(resourceFilePath(tmp, d.job_id), 0o644);
     return true;
   } catch {
     return false;
   }
 }
 
-export function writePidFile(tmp: string, jobId: number, pid: number): boolean {
+export function writePidFile(
+  tmp: string,
+  jobId: number,
+  pid: number,
+  files: SmallFiles = plainFiles,
+): boolean {
   try {
-    Deno.writeTextFileSync(pidFilePath(tmp, jobId), String(pid));
+    files.write(pidFilePath(tmp, jobId), String(pid));
     return true;
   } catch {
     return false;
   }
 }
 
-/** Removes what oarexec created for the job (the reference's clean_all). */
-export function removeJobFiles(tmp: string, jobId: number): void {
-  for (
-    const f of [
-      nodeFilePath(tmp, jobId),
-      resourceFilePath(tmp, jobId),
-      pidFilePath(tmp, jobId),
-      userSignalFilePath(tmp, jobId),
-    ]
-  ) {
+/**
+ * Removes what oarexec created for the job (the reference's clean_all). `keepPid` leaves the
+ * pid file, which says oarexec is still there until its report is delivered.
+ */
+export function removeJobFiles(
+  tmp: string,
+  jobId: number,
+  opts: { files?: SmallFiles; keepPid?: boolean } = {},
+): void {
+  const files = opts.files ?? plainFiles;
+  const ours = [nodeFilePath(tmp, jobId), resourceFilePath(tmp, jobId)];
+  if (!opts.keepPid) ours.push(pidFilePath(tmp, jobId));
+  for (const f of ours) {
     try {
-      Deno.removeSync(f);
-    } catch { /* not there */ }
+      files.remove(f);
+    } catch { /* best effort */ }
   }
+  // Written by whoever signals the job, never recycled.
+  try {
+    plainFiles.remove(userSignalFilePath(tmp, jobId));
+  } catch { /* best effort */ }
 }

@@ -19,8 +19,10 @@ import { finalExitCode, OarexecExit, type Outcome, signalName } from "./exit_cod
 import {
   ensureTmpDirectory,
   nodeFilePath,
+  plainFiles,
   removeJobFiles,
   resourceFilePath,
+  type SmallFiles,
   userSignalFilePath,
   writeJobFiles,
   writePidFile,
@@ -50,6 +52,8 @@ export interface RunOptions {
    * handlers instead. Returns the uninstaller.
    */
   signals?: SignalSource;
+  /** How the job's files are written and removed (the agent recycles them). */
+  files?: SmallFiles;
 }
 
 export type Handled =
@@ -132,6 +136,7 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
   const { log } = opts;
   const jobId = d.job_id;
   const tmp = d.tmp_directory;
+  const files = opts.files ?? plainFiles;
   const outcome: Outcome = {
     base: 0,
     killed: false,
@@ -222,7 +227,7 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
   };
 
   try {
-    const setUp = setUpJobFiles(d, log);
+    const setUp = setUpJobFiles(d, log, files);
     if (setUp !== null) return setUp;
     const nodeFile = nodeFilePath(tmp, jobId);
     if (
@@ -235,18 +240,18 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
         log,
       ))
     ) {
-      removeJobFiles(tmp, jobId);
+      removeJobFiles(tmp, jobId, { files });
       return OarexecExit.prologue;
     }
     account = await lookupAccount(d.job_user);
     if (!account) {
       log.info(`user ${d.job_user} does not exist on this node`);
-      removeJobFiles(tmp, jobId);
+      removeJobFiles(tmp, jobId, { files });
       return OarexecExit.userShell;
     }
     if (identitySwitch(account) === "impossible") {
       log.info(`cannot run a job of ${d.job_user}: oarexec runs as uid ${Deno.uid()}, not root`);
-      removeJobFiles(tmp, jobId);
+      removeJobFiles(tmp, jobId, { files });
       return OarexecExit.userShell;
     }
 
@@ -258,7 +263,7 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
 
     let code: number;
     let scriptExit: number | null = null;
-    if (!writePidFile(tmp, jobId, Deno.pid)) {
+    if (!writePidFile(tmp, jobId, Deno.pid, files)) {
       log.info(`cannot write the pid file in ${tmp}`);
       code = OarexecExit.pidFile;
     } else {
@@ -299,8 +304,9 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
       code = finalExitCode(outcome);
     }
     finished = true;
-    removeJobFiles(tmp, jobId);
-    await reportJobEnd(d, code, scriptExit, log, opts.report);
+    // The pid file stays until the report is delivered (see reportJobEnd).
+    removeJobFiles(tmp, jobId, { files, keepPid: true });
+    await reportJobEnd(d, code, scriptExit, log, opts.report, files);
     return code;
   } finally {
     finished = true;
@@ -320,6 +326,7 @@ export async function reportJobEnd(
   scriptExit: number | null,
   log: OarexecLog,
   report?: ReportOptions,
+  files: SmallFiles = plainFiles,
 ): Promise<void> {
   const line = encodeOarexecReport({
     jobId: d.job_id,
@@ -327,27 +334,31 @@ export async function reportJobEnd(
     scriptExit,
     challenge: d.challenge,
   });
-  const reporting = writePidFile(d.tmp_directory, d.job_id, Deno.pid);
+  const reporting = writePidFile(d.tmp_directory, d.job_id, Deno.pid, files);
   const delivered = await deliverReport(d.almighty_hostname, d.almighty_port, line, {
     ackTimeoutMs: (d.report_ack_timeout ?? REPORT_ACK_TIMEOUT_DEFAULT) * 1000,
     ...report,
     onFailure: (n, error, next) =>
       log.info(`cannot notify the server (attempt ${n}: ${error}); retrying in ${next} ms`),
   });
-  if (reporting) removeJobFiles(d.tmp_directory, d.job_id);
+  if (reporting) removeJobFiles(d.tmp_directory, d.job_id, { files });
   log.info(delivered ? `reported exit ${code}` : `gave up reporting exit ${code}`);
 }
 
 /** oarexec's directory and the job's node and resource files; oarexec's exit code on failure. */
-export function setUpJobFiles(d: OarexecDescriptor, log: OarexecLog): number | null {
+export function setUpJobFiles(
+  d: OarexecDescriptor,
+  log: OarexecLog,
+  files: SmallFiles = plainFiles,
+): number | null {
   const tmp = d.tmp_directory;
   if (!ensureTmpDirectory(tmp)) {
     log.info(`directory ${tmp} does not exist and cannot be created`);
     return OarexecExit.tmpDirectory;
   }
-  if (!writeJobFiles(tmp, d)) {
+  if (!writeJobFiles(tmp, d, files)) {
     log.info(`cannot write the node or resource file in ${tmp}`);
-    removeJobFiles(tmp, d.job_id);
+    removeJobFiles(tmp, d.job_id, { files });
     return OarexecExit.nodeFile;
   }
   return null;
