@@ -2,11 +2,12 @@
  * The oarexec agent's job files, recycled: a job's node, resource and pid files are moved aside
  * when it ends and become the next job's, rewritten and renamed into place.
  *
- * Why: creating a file is the expensive part of writing one. On our machines' ext4 (no journal,
- * so the allocator skips the inodes freed in the last seconds and scans for others) a new file
- * costs 650-850 µs of kernel CPU while a job stream runs, against 20 µs for a rename and 30-50 µs
- * for rewriting an existing file (`bench/small_files_bench.ts`). The agent made three files a
- * job; that was a fifth of a job's whole CPU in `bench:e2e`.
+ * Why: on our machines' ext4, creating a file is the expensive part of writing one, at times.
+ * After many deletions (a job stream deletes files all the time) the inode allocator scans past
+ * the inodes freed in the last seconds (`recently_deleted` in the kernel's profile), and a new
+ * file then costs 650-850 µs of CPU, against 20-30 µs for a rename and 30-60 µs for rewriting an
+ * existing file; without that history a new file costs ~35 µs (`deno task bench:files`). The
+ * agent made four files a job (the pid file twice): up to ~3 ms of a job's ~12-15 ms.
  *
  * A spare is rewritten before it is renamed into place, so a file only ever shows its job's
  * complete content. The spares live in a directory of their own beside the job files (same file
