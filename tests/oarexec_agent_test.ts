@@ -20,6 +20,7 @@ import { waitFor } from "./support/proc.ts";
 import { LocalLauncher } from "../lib/launch/local.ts";
 import { agentJobs } from "../lib/launch/agent_client.ts";
 import { agentSocketPath } from "../lib/oarexec/agent_path.ts";
+import { isSpareDirectory } from "../lib/oarexec/recycled_files.ts";
 import { encodeOarexecDescriptor } from "../lib/protocol.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
@@ -150,7 +151,7 @@ Deno.test(
         [...Deno.readDirSync(rig.tmp)].map((e) => e.name).filter((n) =>
           join(rig.tmp, n) !== socket
         );
-      assertEquals(visible().filter((n) => !n.startsWith(".spare_files.")), []);
+      assertEquals(visible().filter((n) => !isSpareDirectory(n)), []);
       await waitFor("the idle agent leaves", () => agents(rig).length === 0, 15_000);
       assertEquals(visible(), []);
     });

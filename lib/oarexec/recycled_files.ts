@@ -21,6 +21,11 @@ const SPARE_DIR_PREFIX = ".spare_files.";
 /** Enough for the jobs that end while others start; more are simply removed. */
 const DEFAULT_MAX_SPARES = 256;
 
+/** Whether a name in the job directory is an agent's spare directory (not a job's file). */
+export function isSpareDirectory(name: string): boolean {
+  return name.startsWith(SPARE_DIR_PREFIX);
+}
+
 export class RecycledFiles implements SmallFiles {
   readonly #dir: string;
   readonly #spares: string[] = [];
@@ -117,7 +122,7 @@ export function sweepSpares(tmp: string, isAlive: (pid: number) => boolean): voi
     return;
   }
   for (const e of entries) {
-    if (!e.isDirectory || !e.name.startsWith(SPARE_DIR_PREFIX)) continue;
+    if (!e.isDirectory || !isSpareDirectory(e.name)) continue;
     const pid = Number(e.name.slice(SPARE_DIR_PREFIX.length));
     if (!Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue;
     try {
