@@ -37,6 +37,14 @@ Deno.test("recycled files: a removed file is the next one written, holding only 
     assertEquals(Deno.statSync(b).mode! & 0o777, 0o644);
     assertEquals(files.spareCount, 0);
 
+    // Writing a file that is there rewrites it and takes no spare.
+    files.write(join(dir, "spare-to-be"), "s");
+    files.remove(join(dir, "spare-to-be"));
+    files.write(b, "again\n");
+    assertEquals([Deno.readTextFileSync(b), Deno.statSync(b).ino], ["again\n", ino]);
+    assertEquals(files.spareCount, 1);
+    files.write(join(dir, "spare-to-be"), "s");
+
     // Removing what is not there is no error, and writes go on without spares.
     files.remove(join(dir, "missing"));
     files.write(join(dir, "c"), "c");
@@ -44,7 +52,7 @@ Deno.test("recycled files: a removed file is the next one written, holding only 
 
     files.remove(b);
     files.clear();
-    assertEquals(names(dir), ["c"]);
+    assertEquals(names(dir), ["c", "spare-to-be"]);
   }));
 
 Deno.test("recycled files: links are removed, never reused", () =>

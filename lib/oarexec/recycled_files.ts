@@ -44,6 +44,13 @@ export class RecycledFiles implements SmallFiles {
   }
 
   write(path: string, text: string): void {
+    // A file already there (the pid file, written again for the report) is rewritten: renaming
+    // a spare over it would throw its inode away.
+    try {
+      return Deno.writeTextFileSync(path, text, { create: false });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
     const spare = this.#spares.pop();
     if (spare === undefined) return plainFiles.write(path, text);
     try {
