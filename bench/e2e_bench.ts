@@ -41,6 +41,7 @@ import { type JobRequest, submitJobs } from "../lib/submission/submit.ts";
 import { generateKeyPair, type KeyPair } from "../lib/submission/job_key.ts";
 import { osUserName } from "../lib/cli/identity.ts";
 import pLimit from "p-limit";
+import { cpuByRole, formatBreakdown, snapshot } from "./cpu_breakdown.ts";
 import { freePortBase } from "../tests/support/server.ts";
 import { clusterDown, type ClusterInfo, clusterUp } from "../lib/cluster/netns.ts";
 import {
@@ -304,8 +305,17 @@ async function throughput(
   submitter: Submitter,
   opts: Options,
   timeoutMs: number,
-): Promise<{ submitS: number; totalS: number; errors: number; cpuMs: number | null }> {
+): Promise<
+  {
+    submitS: number;
+    totalS: number;
+    errors: number;
+    cpuMs: number | null;
+    byRole: Map<string, number>;
+  }
+> {
   const limit = pLimit(opts.parallel);
+  const procs0 = snapshot();
   const cpu0 = machineCpuMs();
   const t0 = performance.now();
   const ids = submitter.submitArray ? await submitter.submitArray(opts.jobs) : await Promise.all(
@@ -317,12 +327,10 @@ async function throughput(
     const s = await states(sql, ids);
     if (s.done === ids.length) {
       const cpu1 = machineCpuMs();
-      return {
-        submitS,
-        totalS: (performance.now() - t0) / 1000,
-        errors: s.error,
-        cpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0,
-      };
+      const totalS = (performance.now() - t0) / 1000;
+      const cpuMs = cpu0 === null || cpu1 === null ? null : cpu1 - cpu0;
+      const byRole = cpuByRole(procs0, snapshot(), Deno.pid, cpuMs ?? undefined);
+      return { submitS, totalS, errors: s.error, cpuMs, byRole };
     }
     if (Date.now() > deadline) {
       throw new Error(`only ${s.done}/${ids.length} jobs ended within ${timeoutMs / 1000} s`);
@@ -418,8 +426,9 @@ async function runPhase(
     if (t.cpuMs !== null) {
       console.log(
         `  machine CPU (all processes) during it: ${(t.cpuMs / opts.jobs).toFixed(2)} ms/job, ` +
-          `${(t.cpuMs / 10 / t.totalS).toFixed(0)}% of one core on average`,
+          `${(t.cpuMs / 10 / t.totalS).toFixed(0)}% of one core on average; by process:`,
       );
+      for (const line of formatBreakdown(t.byRole, opts.jobs)) console.log(line);
     }
     console.log(
       `  idle submit→Running over ${lat.length} jobs: p50 ${percentile(lat, 50).toFixed(0)} ms, ` +
