@@ -12,7 +12,7 @@ import {
   PropertyError,
   toParameterised,
 } from "../lib/properties/expr.ts";
-import { jobColumns, resourceColumns } from "../lib/properties/columns.ts";
+import { columnTypes, jobColumns, resourceColumns } from "../lib/properties/columns.ts";
 import { assertEquals, assertOk, assertStringIncludes, assertThrows } from "./support/assert.ts";
 import { createTestDb } from "./support/testdb.ts";
 import { insertResources } from "./support/fixtures.ts";
@@ -160,4 +160,25 @@ Deno.test("against a real resources table: site columns, same rows in both forms
   await db.sql.unsafe("ALTER TABLE resources DROP COLUMN host");
   const after = await resourceColumns(db.sql);
   assertThrows(() => parseExpression("host = 'n1'", after), PropertyError);
+});
+
+Deno.test("column types from the catalog: what information_schema says, in order", async () => {
+  await using db = await createTestDb();
+  await db.sql.unsafe(
+    `ALTER TABLE resources ADD COLUMN cpu integer, ADD COLUMN host varchar(255),
+       ADD COLUMN gpu_model char(8), ADD COLUMN mem double precision, ADD COLUMN "Odd" text`,
+  );
+  await db.sql.unsafe("ALTER TABLE resources DROP COLUMN host");
+  for (const table of ["resources", "jobs", "event_logs"]) {
+    const reference = await db.sql<{ column_name: string; data_type: string }[]>`
+      SELECT column_name, data_type FROM information_schema.columns
+      WHERE table_schema = current_schema() AND table_name = ${table}
+      ORDER BY ordinal_position`;
+    assertEquals(
+      await columnTypes(db.sql, table),
+      reference.map((r) => ({ column_name: r.column_name, data_type: r.data_type })),
+      table,
+    );
+  }
+  assertEquals(await columnTypes(db.sql, "no_such_table"), []);
 });

@@ -1,5 +1,5 @@
 /**
- * The columns an expression may name: read from information_schema, so that the property
+ * The columns an expression may name: read from the catalog, so that the property
  * columns a site added to `resources` (cpu, core, host, ...) are known without configuration.
  */
 import type { Queryable } from "../db/client.ts";
@@ -23,14 +23,31 @@ function kindOf(dataType: string): ColumnKind {
   return "other";
 }
 
+/**
+ * Every column of a table of the current schema, in order, with information_schema's
+ * `data_type` (enums are USER-DEFINED). Read from pg_catalog: information_schema.columns
+ * checks privileges over every column of the database, and cost a new connection (every
+ * one-shot module's, every oarsub's) 6-9 ms of PostgreSQL's CPU against 2 ms.
+ */
+export async function columnTypes(
+  sql: Queryable,
+  table: string,
+): Promise<{ column_name: string; data_type: string }[]> {
+  const rows = await sql<{ column_name: string; data_type: string }[]>`
+    SELECT a.attname AS column_name,
+      CASE WHEN t.typtype = 'e' THEN 'USER-DEFINED' ELSE format_type(a.atttypid, NULL) END
+        AS data_type
+    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+    WHERE a.attrelid = to_regclass(format('%I.%I', current_schema(), ${table}::text))
+      AND a.attnum > 0 AND NOT a.attisdropped
+    ORDER BY a.attnum`;
+  return rows.map((r) => ({ column_name: r.column_name, data_type: r.data_type }));
+}
+
 /** Columns of a table of the current schema, lower-case names only (the ones SQL can name bare). */
 export async function tableColumns(sql: Queryable, table: string): Promise<ColumnSet> {
-  const rows = await sql<{ column_name: string; data_type: string }[]>`
-    SELECT column_name, data_type FROM information_schema.columns
-    WHERE table_schema = current_schema() AND table_name = ${table}
-    ORDER BY ordinal_position`;
   const out = new Map<string, ColumnKind>();
-  for (const r of rows) {
+  for (const r of await columnTypes(sql, table)) {
     if (/^[a-z_][a-z0-9_]*$/.test(r.column_name)) out.set(r.column_name, kindOf(r.data_type));
   }
   return out;

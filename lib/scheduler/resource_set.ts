@@ -7,6 +7,7 @@ import type { Config } from "../config.ts";
 import type { Queryable } from "../db/client.ts";
 import type { Logger } from "../log.ts";
 import { buildLevel, type Level } from "./hierarchy.ts";
+import { columnTypes } from "../properties/columns.ts";
 import { fromIds, type Itvs } from "./intervals.ts";
 import { MAX_TIME } from "./slots.ts";
 
@@ -31,10 +32,7 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** The columns of `resources` (sites add their own properties). */
 export async function resourceColumns(sql: Queryable): Promise<Set<string>> {
-  const rows = await sql<{ column_name: string }[]>`
-    SELECT column_name FROM information_schema.columns
-    WHERE table_name = 'resources' AND table_schema = current_schema()`;
-  return new Set(rows.map((r) => r.column_name));
+  return new Set((await columnTypes(sql, "resources")).map((r) => r.column_name));
 }
 
 /**
