@@ -9,6 +9,7 @@
  *
  * Linux only; elsewhere the snapshots are empty and nothing is reported.
  */
+import { isEntryName } from "../lib/permissions.ts";
 
 /** One process as /proc shows it; times in ms. */
 export interface ProcSample {
@@ -78,9 +79,11 @@ export function roleOf(
 ): string {
   if (p.pid === benchPid) return "bench (submission, polling)";
   if (p.comm === "postgres" || p.comm === "postmaster") return "PostgreSQL";
-  const entry = /(?:^|[\s/])(?:modules|cli)\/([\w-]+)\.ts\b/.exec(p.cmdline) ??
-    /(?:^|[\s/])([\w-]+)\.js\b/.exec(p.cmdline);
-  if (entry) return entry[1] + (/\s--serve\b/.test(p.cmdline) ? " agent" : "");
+  // The entry file (modules/x.ts, cli/x.ts) or the artifact (OARDIR/x) among the arguments.
+  const entry = p.cmdline.split(" ").slice(1).filter((arg) => !arg.startsWith("-"))
+    .map((arg) => /(?:^|\/)([\w-]+?)(?:\.ts|\.js)?$/.exec(arg)?.[1])
+    .find((name) => name !== undefined && isEntryName(name));
+  if (entry) return entry + (/\s--serve\b/.test(p.cmdline) ? " agent" : "");
   return p.comm;
 }
 

@@ -8,6 +8,8 @@
  *                       [--launcher local|ssh]  (ssh: a cluster in a box, lib/cluster/, as root)
  *                       [--pg-stats]  (after the throughput phase: the statements that took the
  *                                      database's time, from pg_stat_statements)
+ *                       [--artifacts]  (the server runs `deno task compile`'s artifacts, built
+ *                                       for the phase's oar.conf, through OARDIR)
  *
  * For each SCHEDULER_MIN_TIME_BETWEEN_2_CALLS value it starts the server, then measures
  *  - throughput: N jobs submitted as fast as possible, jobs/s from the first submission to the
@@ -67,6 +69,7 @@ interface Options {
   keepLog?: string;
   logLevel: number;
   pgStats: boolean;
+  artifacts: boolean;
 }
 
 function options(): Options {
@@ -85,6 +88,7 @@ function options(): Options {
       "keep-log": { type: "string" },
       "log-level": { type: "string", default: "2" },
       "pg-stats": { type: "boolean", default: false },
+      artifacts: { type: "boolean", default: false },
     },
   });
   const submit = values.submit === "oarsub" || values.submit === "array" ? values.submit : "inproc";
@@ -103,6 +107,7 @@ function options(): Options {
     keepLog: values["keep-log"],
     logLevel: Number(values["log-level"]),
     pgStats: values["pg-stats"],
+    artifacts: values.artifacts,
   };
 }
 
@@ -361,6 +366,18 @@ async function latency(sql: Sql, submitter: Submitter, samples: number): Promise
   return out.sort((a, b) => a - b);
 }
 
+/** `deno task compile` into `dir`, permissions baked for the configuration at `confPath`. */
+async function buildArtifacts(confPath: string, dir: string): Promise<void> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}tools/compile.ts`, dir],
+    cwd: root,
+    env: { OARCONFFILE: confPath },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(`compile failed: ${new TextDecoder().decode(r.stderr)}`);
+}
+
 async function leftovers(varDir: string): Promise<string[]> {
   const out = await new Deno.Command("pgrep", { args: ["-af", varDir], stdout: "piped" }).output();
   return new TextDecoder().decode(out.stdout).trim().split("\n")
@@ -382,6 +399,7 @@ async function runPhase(
       {
         ...embeddedConfig(pg, "oar", varDir, base),
         SCHEDULER_MIN_TIME_BETWEEN_2_CALLS: minBetween,
+        ...(opts.artifacts ? { OARDIR: join(varDir, "dist") } : {}),
         ...opts.extra,
         LOG_LEVEL: opts.logLevel,
       },
@@ -391,6 +409,7 @@ async function runPhase(
   if (cluster) {
     await appendClusterBlock(confPath, cluster.prefix, await clusterConfig(cluster, confPath));
   }
+  if (opts.artifacts) await buildArtifacts(confPath, join(varDir, "dist"));
   const work = join(varDir, "work");
   await Deno.mkdir(work, { recursive: true });
   const server = new Server(varDir, opts, base);
@@ -412,7 +431,7 @@ async function runPhase(
     const lat = await latency(sql, submitter, opts.samples);
     console.log(
       `SCHEDULER_MIN_TIME_BETWEEN_2_CALLS=${minBetween}, ${opts.hosts}×${opts.cores} cores, ` +
-        `${opts.launcher} launcher, ` +
+        `${opts.launcher} launcher, ${opts.artifacts ? "artifacts, " : ""}` +
         Object.entries(opts.extra).map(([k, v]) => `${k}=${v}, `).join("") +
         `submit=${opts.submit}${
           opts.submit === "oarsub" || opts.parallel > 1 ? ` ×${opts.parallel}` : ""

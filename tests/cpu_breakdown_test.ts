@@ -42,6 +42,11 @@ Deno.test("cpu breakdown: roles from the entry file, PostgreSQL, the bench", () 
     "oarexec agent",
   );
   assertEquals(roleOf(p(5, "deno", "deno run /opt/dist/bipbip.js 7"), 1), "bipbip");
+  // An artifact (OARDIR): its flags may name other artifacts.
+  assertEquals(
+    roleOf(p(5, "deno", "deno run --allow-run=/o/dist/leon,/o/dist/sarko /o/dist/almighty"), 1),
+    "almighty",
+  );
   assertEquals(roleOf(p(6, "postgres", "postgres: oar oar 127.0.0.1 idle"), 1), "PostgreSQL");
   assertEquals(
     roleOf(p(1, "deno", "deno run bench/e2e_bench.ts"), 1),
