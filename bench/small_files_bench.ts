@@ -37,6 +37,26 @@ const rows: [string, number][] = [
   ["rename", cpuMicros((i) => Deno.renameSync(path("f", i), path("g", i)))],
   ["remove", cpuMicros((i) => Deno.removeSync(path("g", i)))],
 ];
+// One file written over and over, as a recycled spare is: truncated to nothing first (what
+// writeTextFileSync does), or written over and cut to its new length.
+const again = path("again", 0);
+Deno.writeTextFileSync(again, "a first content\n");
+rows.push([
+  "same file, truncated + written",
+  cpuMicros((i) => Deno.writeTextFileSync(again, `${i}\n`)),
+]);
+const bytes = (i: number) => new TextEncoder().encode(`${i}\n`);
+rows.push([
+  "same file, written + cut",
+  cpuMicros((i) => {
+    const b = bytes(i);
+    const f = Deno.openSync(again, { write: true });
+    f.writeSync(b);
+    f.truncateSync(b.length);
+    f.close();
+  }),
+]);
+Deno.removeSync(again);
 
 /** A job's three files written then removed, as the agent does, `n` times. */
 function jobs(files: SmallFiles): number {

@@ -37,12 +37,15 @@ Deno.test("recycled files: a removed file is the next one written, holding only 
     assertEquals(Deno.statSync(b).mode! & 0o777, 0o644);
     assertEquals(files.spareCount, 0);
 
-    // Writing a file that is there rewrites it and takes no spare.
+    // Written again with the text it holds (the pid file, for the report): left as it is.
     files.write(join(dir, "spare-to-be"), "s");
     files.remove(join(dir, "spare-to-be"));
-    files.write(b, "again\n");
-    assertEquals([Deno.readTextFileSync(b), Deno.statSync(b).ino], ["again\n", ino]);
+    files.write(b, "short\n");
+    assertEquals([Deno.readTextFileSync(b), Deno.statSync(b).ino], ["short\n", ino]);
     assertEquals(files.spareCount, 1);
+    // With another text: replaced whole (a reader never sees half of each).
+    files.write(b, "again\n");
+    assertEquals(Deno.readTextFileSync(b), "again\n");
     files.write(join(dir, "spare-to-be"), "s");
 
     // Removing what is not there is no error, and writes go on without spares.
@@ -109,4 +112,24 @@ Deno.test("recycled files: the sweep removes only the spares of agents that are 
     sweepSpares(dir, (pid) => pid === 111);
     assertEquals(names(dir), [".spare_files.111", "unrelated"]);
     assertOk(alive.spareCount === 1);
+  }));
+
+Deno.test("recycled files: a file left by others or removed behind its back gets its text", () =>
+  withDir((dir) => {
+    const files = new RecycledFiles(dir);
+    // Left by a previous agent: never written through this one.
+    const left = join(dir, "left");
+    Deno.writeTextFileSync(left, "an old job's pid, much longer\n");
+    files.write(left, "7\n");
+    assertEquals(Deno.readTextFileSync(left), "7\n");
+    // Written here, then removed by something else: written again, not lost.
+    const gone = join(dir, "gone");
+    files.write(gone, "1\n");
+    Deno.removeSync(gone);
+    files.write(gone, "2\n");
+    assertEquals(Deno.readTextFileSync(gone), "2\n");
+    // Removed here and written again: its own spare, with the new text only.
+    files.remove(gone);
+    files.write(gone, "3\n");
+    assertEquals(Deno.readTextFileSync(gone), "3\n");
   }));
