@@ -962,3 +962,29 @@ dbTest(
     assertOk(sharing > 0, "some timesharing jobs shared resources");
   },
 );
+
+dbTest(
+  "metasched: a round that changes no plan writes no waiting job; a new message is written",
+  async (db) => {
+    const env = await setup(db);
+    const now = await dbNow(db.sql);
+    const run = await submitJob(db.sql, { resources: 5, walltime: 1000 });
+    await makeRunning(db.sql, run.jobId, run.moldableIds[0], env.rids, now);
+    const a = await submitJob(db.sql, { resources: 2, walltime: 100 });
+    const b = await submitJob(db.sql, { resources: 9, walltime: 100 }); // can never fit
+    await env.round({}, now);
+    const versions = () =>
+      db.sql<{ job_id: number; xmin: string; message: string }[]>`
+      SELECT job_id, xmin::text, message FROM jobs WHERE job_id IN (${a.jobId}, ${b.jobId})
+      ORDER BY job_id`;
+    const first = await versions();
+    assertOk(first.every((j) => j.message !== ""), JSON.stringify(first));
+    // The same plan again: the rows are not rewritten (no new row version).
+    await env.round({}, now + 1);
+    assertEquals(await versions(), first);
+    // A message that differs from the plan's is written again.
+    await db.sql`UPDATE jobs SET message = 'stale' WHERE job_id = ${a.jobId}`;
+    await env.round({}, now + 2);
+    assertEquals((await jobRow(db, a.jobId)).message, first[0].message);
+  },
+);

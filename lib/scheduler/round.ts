@@ -190,6 +190,9 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
   const karmas = new Map<number, number>();
   const skipped = new Map<number, string>();
   const messages = new Map<number, string>();
+  /** Waiting jobs' messages as read this round: one the round leaves as it is is not written. */
+  const shown = new Map<number, string>();
+  const isShown = (id: number, text: string) => shown.get(id) === text.slice(0, 255);
   const stateChanges: StateChange[] = [];
   const notActive: string[] = [];
   let exitCode = 0;
@@ -358,6 +361,7 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
           const rows = new Map<number, SchedJobRow>();
           for (const j of waiting) {
             rows.set(j.jobId, j);
+            shown.set(j.jobId, j.message);
             const sj = toSchedJob(j, rs, filters, security, now);
             if (typeof sj === "string") skipped.set(j.jobId, sj);
             else schedJobs.push(quota.quotas ? { ...sj, quota: j } : sj);
@@ -388,7 +392,8 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
               ganttRows.push({ moldableId: p.moldableId, start: p.start, rids });
               const text = placedMessage(p, rows.get(p.jobId)!, rids, karma?.get(p.jobId));
               messages.set(p.jobId, text);
-              chunkMessages.set(p.jobId, text);
+              // In a steady queue most are what the previous round wrote.
+              if (!isShown(p.jobId, text)) chunkMessages.set(p.jobId, text);
               // Rows of a moldable the table does not hold cannot conflict: streamed now.
               if (!old.has(p.moldableId)) {
                 rowsText += pairsText(p.moldableId, rids);
@@ -464,6 +469,7 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
       for (const [id, text] of messagesWritten) {
         if (messages.get(id) === text) messages.delete(id);
       }
+      for (const [id, text] of messages) if (isShown(id, text)) messages.delete(id);
       await Promise.all([
         applyGanttDelta(tx, delta, "gantt", { written: streamed }),
         inTransaction(sql, async (mtx) => {
