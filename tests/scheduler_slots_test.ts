@@ -1,5 +1,11 @@
 import { fromRanges, range } from "../lib/scheduler/intervals.ts";
 import { MAX_TIME, SlotSet } from "../lib/scheduler/slots.ts";
+import {
+  blocksRequest,
+  buildLevel,
+  matchGroups,
+  minResources,
+} from "../lib/scheduler/hierarchy.ts";
 import { takeFirst } from "../lib/scheduler/intervals.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
 
@@ -46,4 +52,76 @@ Deno.test("slots: freeOver a fixed window", () => {
   assertEquals([...s.freeOver(5, 11)], [3, 7]);
   assertEquals([...s.freeOver(12, 5)], [3, 7]);
   assertOk(s.freeOver(-5, 3).length === 0);
+});
+
+Deno.test("slots: /host=k/core=c read from bitsets matches the general matcher, at random", () => {
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed % n;
+  };
+  for (let round = 0; round < 60; round++) {
+    // Hosts of 1 to 40 cores (words shared by hosts, hosts over several words), cores
+    // numbered across the cluster; a constraint leaving some ids out.
+    const hostOf: number[] = [];
+    for (let h = 0; hostOf.length < 40 + rand(400); h++) {
+      for (let c = 1 + rand(40); c > 0; c--) hostOf.push(h);
+    }
+    const ids = hostOf.length;
+    const hy = new Map([
+      ["host", buildLevel("host", hostOf)],
+      ["core", buildLevel("core", hostOf.map((_, i) => i + 1))],
+    ]);
+    const allIds = range(0, ids - 1);
+    const constraint = rand(3) === 0
+      ? fromRanges(Array.from({ length: 5 }, () => {
+        const a = rand(ids);
+        return [a, Math.min(ids - 1, a + rand(ids / 2))] as [number, number];
+      }))
+      : allIds;
+    const s = new SlotSet(allIds, 0);
+    for (let j = 0; j < 30; j++) {
+      const a = rand(ids);
+      const start = rand(500);
+      s.occupy(start, start + 1 + rand(300), range(a, Math.min(ids - 1, a + rand(60))));
+    }
+    for (let q = 0; q < 20; q++) {
+      const groups = [{
+        levels: [{ label: "host", count: 1 + rand(4) }, { label: "core", count: 1 + rand(12) }],
+        constraint,
+      }];
+      const req = blocksRequest(hy, groups);
+      assertOk(req !== null);
+      const from = rand(400), duration = 1 + rand(200);
+      const fast = s.findFirstBlocks(from, duration, req, s.mask(constraint));
+      const general = s.findFirst(from, duration, (avail) => matchGroups(hy, groups, avail), {
+        minCount: minResources(groups),
+      });
+      assertEquals(
+        fast && [fast.start, fast.index, [...fast.value]],
+        general && [general.start, general.index, [...general.value]],
+        `round ${round}, request ${q}`,
+      );
+    }
+  }
+});
+
+Deno.test("slots: a request that is not /host=k/core=c on single cores takes the general path", () => {
+  const hostOf = [0, 0, 1, 1];
+  const hy = new Map([
+    ["host", buildLevel("host", hostOf)],
+    ["core", buildLevel("core", [1, 2, 1, 2])], // core numbers repeat: blocks of 2 ids
+    ["resource_id", buildLevel("resource_id", [1, 2, 3, 4])],
+  ]);
+  const g = (levels: { label: string; count: number }[]) => [{ levels, constraint: range(0, 3) }];
+  assertEquals(
+    blocksRequest(hy, g([{ label: "host", count: 1 }, { label: "core", count: 1 }])),
+    null,
+  );
+  assertEquals(
+    blocksRequest(hy, g([{ label: "host", count: -1 }, { label: "resource_id", count: 1 }])),
+    null,
+  );
+  assertEquals(blocksRequest(hy, g([{ label: "resource_id", count: 2 }])), null);
+  assertOk(blocksRequest(hy, g([{ label: "host", count: 2 }, { label: "resource_id", count: 2 }])));
 });

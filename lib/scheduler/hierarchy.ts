@@ -327,13 +327,46 @@ export function singleCount(hy: Hierarchy, groups: readonly GroupRequest[]): num
   const req = groups[0].levels[0];
   const level = hy.get(req.label);
   if (req.count <= 0 || level === undefined) return 0;
+  return isSingleLevel(level) ? req.count : 0;
+}
+
+/** Whether every block of the level is one resource (resource_id, or globally numbered cores). */
+function isSingleLevel(level: Level): boolean {
   let single = singles.get(level);
   if (single === undefined) {
     const { starts, ends } = level;
     single = starts !== null && ends !== null && starts.every((a, k) => a === ends[k]);
     singles.set(level, single);
   }
-  return single ? req.count : 0;
+  return single;
+}
+
+/**
+ * `count` blocks of a level of single-range blocks (hosts), `each` resources in every one of
+ * them from a level of single resources (cores): `/host=2/core=4`, the commonest request after
+ * plain counts. Within a free set its match is, host after host in order, the first `each` free
+ * ids of each host holding that many, until `count` hosts (what matchFrom does, so
+ * SlotSet.findFirstBlocks can read it from bitsets without building the window's free set).
+ */
+export interface BlocksRequest {
+  starts: Int32Array;
+  ends: Int32Array;
+  count: number;
+  each: number;
+}
+
+/** The request as a BlocksRequest when it is one (one group, as above), else null. */
+export function blocksRequest(
+  hy: Hierarchy,
+  groups: readonly GroupRequest[],
+): BlocksRequest | null {
+  if (groups.length !== 1 || groups[0].levels.length !== 2) return null;
+  const [outer, inner] = groups[0].levels;
+  const hosts = hy.get(outer.label);
+  const leaves = hy.get(inner.label);
+  if (outer.count <= 0 || inner.count <= 0 || !hosts || !leaves) return null;
+  if (hosts.starts === null || hosts.ends === null || !isSingleLevel(leaves)) return null;
+  return { starts: hosts.starts, ends: hosts.ends, count: outer.count, each: inner.count };
 }
 
 /** Checks that every label of the groups is a level of the hierarchy; returns the unknown one. */

@@ -8,6 +8,7 @@
  * the others (DECISIONS #47/#120/#132/#139).
  */
 import {
+  blocksRequest,
   type GroupRequest,
   type Hierarchy,
   matchGroups,
@@ -163,10 +164,13 @@ export function scheduleJobs(
         const from = Math.max(minStart, cached ?? minStart);
         const match = (avail: Itvs) => matchGroups(hy, m.groups, avail);
         const single = shared ? 0 : singleCount(hy, m.groups);
-        const allowed = single > 0 ? set.mask(m.groups[0].constraint) : null;
+        const blocks = shared || single > 0 ? null : blocksRequest(hy, m.groups);
+        const allowed = single > 0 || blocks !== null ? set.mask(m.groups[0].constraint) : null;
         const find = (t: number) =>
           shared
             ? set.findFirstShared(t, m.walltime, match, sh)
+            : allowed !== null && blocks !== null
+            ? set.findFirstBlocks(t, m.walltime, blocks, allowed)
             : allowed !== null
             ? set.findFirstN(t, m.walltime, single, allowed)
             : set.findFirst(t, m.walltime, match, { minCount: minResources(m.groups) });

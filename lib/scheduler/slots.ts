@@ -13,6 +13,7 @@
  */
 import { clearItvs, fromItvs, pop32, popcount, pushWord, toItvs, wordsFor } from "./bitset.ts";
 import { difference, intersect, type Itvs, union } from "./intervals.ts";
+import type { BlocksRequest } from "./hierarchy.ts";
 
 /**
  * How a job may share resources: its timesharing key (timesharing.ts) and the placeholder it
@@ -300,6 +301,48 @@ export class SlotSet {
     });
   }
 
+  /**
+   * findFirst for a BlocksRequest (`/host=k/core=c` on single-range hosts and single cores)
+   * among `allowed` (a bitset from `mask`): hosts are counted on the intersection's words, and
+   * only the chosen ones' ids are built, never the window's whole free set.
+   */
+  findFirstBlocks(
+    minStart: number,
+    duration: number,
+    req: BlocksRequest,
+    allowed: Uint32Array,
+  ): Fit<Itvs> | null {
+    const { starts, ends, count, each } = req;
+    return this.#scan(minStart, duration, 0, count * each, (i, j) => {
+      if (!this.#intersect(i, j, count * each)) return null;
+      const base = this.slots[i].bits;
+      const acc = this.#acc, stamp = this.#stamp, gen = this.#gen;
+      const last = base.length - 1;
+      const out: number[] = [];
+      let taken = 0;
+      for (let k = 0; k < starts.length && taken < count; k++) {
+        const a = starts[k], b = ends[k];
+        const wa = a >>> 5, wb = Math.min(b >>> 5, last);
+        let n = 0;
+        for (let w = wa; w <= wb && n < each; w++) {
+          n += pop32((stamp[w] === gen ? acc[w] : base[w]) & allowed[w] & rangeMask(w, a, b));
+        }
+        if (n < each) continue;
+        let left = each;
+        for (let w = wa; w <= wb && left > 0; w++) {
+          let x = (stamp[w] === gen ? acc[w] : base[w]) & allowed[w] & rangeMask(w, a, b);
+          if (x === 0) continue;
+          const c = pop32(x);
+          if (c > left) x = lowestBits(x, left);
+          left -= Math.min(c, left);
+          pushWord(out, w, x);
+        }
+        taken++;
+      }
+      return taken === count ? out : null;
+    });
+  }
+
   /** `s` as a bitset of this slot set's width (for findFirstN), built once per set. */
   mask(s: Itvs): Uint32Array {
     let bits = this.#masks.get(s);
@@ -442,6 +485,14 @@ function wordsOf(res: Itvs, words: number): number[] {
     }
   }
   return out;
+}
+
+/** The bits of word `w` standing for ids `a` to `b` (inclusive). */
+function rangeMask(w: number, a: number, b: number): number {
+  const lo = Math.max(a - (w << 5), 0);
+  const hi = Math.min(b - (w << 5), 31);
+  if (lo > hi) return 0;
+  return (hi === 31 ? -1 : (1 << (hi + 1)) - 1) & ~((1 << lo) - 1);
 }
 
 /** The `k` lowest set bits of `x` (k below its count of set bits). */
