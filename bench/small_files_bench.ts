@@ -45,7 +45,8 @@ rows.push([
   "same file, truncated + written",
   cpuMicros((i) => Deno.writeTextFileSync(again, `${i}\n`)),
 ]);
-const bytes = (i: number) => new TextEncoder().encode(`${i}\n`);
+const encoder = new TextEncoder();
+const bytes = (i: number) => encoder.encode(`${i}\n`);
 rows.push([
   "same file, written + cut",
   cpuMicros((i) => {

@@ -14,9 +14,15 @@
 import type { Config } from "../config.ts";
 import type { Queryable, Sql } from "../db/client.ts";
 import { dbNow } from "../db/client.ts";
-import { addEvent, inTransaction } from "../events.ts";
+import { addEvent, fitVarchar, inTransaction } from "../events.ts";
 import { fragJob, FragResult } from "../frag.ts";
-import { type JobState, setJobMessage, setJobsState, setJobState } from "../jobs.ts";
+import {
+  JOB_MESSAGE_MAX,
+  type JobState,
+  setJobMessage,
+  setJobsState,
+  setJobState,
+} from "../jobs.ts";
 import type { Logger } from "../log.ts";
 import type { Notifier } from "../notifier.ts";
 import { InteractiveMessages } from "../protocol.ts";
@@ -192,7 +198,7 @@ export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
   const messages = new Map<number, string>();
   /** Waiting jobs' messages as read this round: one the round leaves as it is is not written. */
   const shown = new Map<number, string>();
-  const isShown = (id: number, text: string) => shown.get(id) === text.slice(0, 255);
+  const isShown = (id: number, text: string) => shown.get(id) === storedMessage(text);
   const stateChanges: StateChange[] = [];
   const notActive: string[] = [];
   let exitCode = 0;
@@ -874,10 +880,15 @@ async function newReservations(
 }
 
 /** Messages of waiting jobs, in one statement; unchanged ones are not rewritten. */
+/** A message as `jobs.message` holds it (what setJobMessage stores too). */
+function storedMessage(text: string): string {
+  return fitVarchar(text, JOB_MESSAGE_MAX);
+}
+
 async function saveMessages(tx: Queryable, messages: Map<number, string>): Promise<void> {
   if (messages.size === 0) return;
   const ids = [...messages.keys()];
-  const texts = ids.map((id) => messages.get(id)!.slice(0, 255));
+  const texts = ids.map((id) => storedMessage(messages.get(id)!));
   await tx`
     UPDATE jobs SET message = x.m
     FROM unnest(${ids}::int[], ${texts}::text[]) AS x(id, m)

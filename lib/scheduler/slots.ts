@@ -318,19 +318,20 @@ export class SlotSet {
       const base = this.slots[i].bits;
       const acc = this.#acc, stamp = this.#stamp, gen = this.#gen;
       const last = base.length - 1;
+      /** Free (throughout the window) and allowed ids of block [a, b] in word w. */
+      const usable = (w: number, a: number, b: number) =>
+        (stamp[w] === gen ? acc[w] : base[w]) & allowed[w] & rangeMask(w, a, b);
       const out: number[] = [];
       let taken = 0;
       for (let k = 0; k < starts.length && taken < count; k++) {
         const a = starts[k], b = ends[k];
         const wa = a >>> 5, wb = Math.min(b >>> 5, last);
         let n = 0;
-        for (let w = wa; w <= wb && n < each; w++) {
-          n += pop32((stamp[w] === gen ? acc[w] : base[w]) & allowed[w] & rangeMask(w, a, b));
-        }
+        for (let w = wa; w <= wb && n < each; w++) n += pop32(usable(w, a, b));
         if (n < each) continue;
         let left = each;
         for (let w = wa; w <= wb && left > 0; w++) {
-          let x = (stamp[w] === gen ? acc[w] : base[w]) & allowed[w] & rangeMask(w, a, b);
+          let x = usable(w, a, b);
           if (x === 0) continue;
           const c = pop32(x);
           if (c > left) x = lowestBits(x, left);
