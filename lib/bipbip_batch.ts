@@ -15,12 +15,30 @@ import { type Job, normaliseJob, RUNNING_LIKE_STATES, setJobsState, sortHosts } 
 import { hasWaitingOarsub } from "./interactive/launch_notify.ts";
 import { encodeOarexecDescriptor, type JobTypes, parseJobTypes } from "./protocol.ts";
 import { RecordingNotifier } from "./notifier.ts";
+import { GroupCommit } from "./group_commit.ts";
 
 /** Runs one invocation's work under the batch's concurrency limit. */
 export type Limit = <T>(fn: () => Promise<T>) => Promise<T>;
 
 /** Reports an invocation done with its exit code (bipbip's: 0, 1 or 2). */
 export type Done = (jobId: number, code: number) => Promise<void>;
+
+/** An end report: `<job_id> <exit> <script exit> <challenge>`. */
+interface EndReport {
+  jobId: number;
+  args: string[];
+}
+
+/**
+ * What the batches of one run share: their common writes go by group commit (the end reports
+ * to one endMany at a time, those that come while it runs together in the next; the Running
+ * states of their launches likewise).
+ */
+interface BatchWriters {
+  /** Returns the reports left to `bipbip()`. */
+  endReports: GroupCommit<EndReport, EndReport[]>;
+  running: StateBatch;
+}
 
 /**
  * `bipbip --stdin` (bipbip_commander's batch worker, lib/commander.ts): one invocation per input
@@ -42,6 +60,20 @@ export async function bipbipLines(
     worst = Math.max(worst, code);
     await done(jobId, code);
   };
+  const endReports = new GroupCommit<EndReport, EndReport[]>(async (all) => {
+    // A job reported twice: the second report goes the one-by-one way, as within a batch.
+    const seen = new Set<number>();
+    const first: EndReport[] = [], again: EndReport[] = [];
+    for (const e of all) {
+      if (seen.has(e.jobId)) again.push(e);
+      else {
+        seen.add(e.jobId);
+        first.push(e);
+      }
+    }
+    return [...await endMany(ctx, first, report), ...again];
+  });
+  const writers: BatchWriters = { endReports, running: new StateBatch(ctx, "Running") };
   const batches = new Set<Promise<void>>();
   let batch: string[][] = [];
   let timer: ReturnType<typeof setTimeout> | null = null;
@@ -50,7 +82,7 @@ export async function bipbipLines(
     timer = null;
     const b = batch;
     batch = [];
-    const p = bipbipBatch(ctx, b, limit, report);
+    const p = bipbipBatch(ctx, b, limit, report, writers);
     batches.add(p);
     p.finally(() => batches.delete(p));
   };
@@ -78,16 +110,18 @@ export async function bipbipLines(
 
 /**
  * Runs every invocation of the batch and reports each one done. Invocations are lists of
- * bipbip's arguments, already checked to be non-empty lists of strings.
+ * bipbip's arguments, already checked to be non-empty lists of strings. `writers` (whose
+ * `done` must be this one) are shared with other batches; by default, the batch's own.
  */
 export async function bipbipBatch(
   ctx: BipbipContext,
   invocations: string[][],
   limit: Limit,
   done: Done,
+  writers?: BatchWriters,
 ): Promise<void> {
   const launches: number[] = [];
-  const ends: { jobId: number; args: string[] }[] = [];
+  const ends: EndReport[] = [];
   const single: string[][] = [];
   const seen = new Set<number>();
   for (const args of invocations) {
@@ -121,10 +155,30 @@ export async function bipbipBatch(
     await Promise.all(rest.map(one));
   };
   await Promise.all([
-    launches.length ? bulk(launches, () => launchMany(ctx, launches, limit, done)) : null,
-    ends.length ? bulk(ends.map((e) => e.jobId), () => endMany(ctx, ends, done)) : null,
+    launches.length
+      ? bulk(launches, () => launchMany(ctx, launches, limit, done, writers?.running))
+      : null,
+    ends.length
+      ? bulk(ends.map((e) => e.jobId), () => handleEnds(ctx, ends, done, writers?.endReports))
+      : null,
   ]);
   for (const args of single) await one(args);
+}
+
+/** The batch's end reports, through the group commit when there is one; returns the rest. */
+async function handleEnds(
+  ctx: BipbipContext,
+  ends: EndReport[],
+  done: Done,
+  endReports?: BatchWriters["endReports"],
+): Promise<string[][]> {
+  let rest: EndReport[];
+  if (endReports === undefined) rest = await endMany(ctx, ends, done);
+  else {
+    const mine = new Set(ends);
+    rest = (await endReports.submit(ends)).filter((e) => mine.has(e));
+  }
+  return rest.map((e) => [String(e.jobId), ...e.args]);
 }
 
 async function runOne(ctx: BipbipContext, args: string[], done: Done): Promise<void> {
@@ -218,6 +272,7 @@ async function launchMany(
   ids: number[],
   limit: Limit,
   done: Done,
+  running = new StateBatch(ctx, "Running"),
 ): Promise<string[][]> {
   const { sql, config, log } = ctx;
   const data = await loadLaunchData(ctx, ids);
@@ -247,7 +302,6 @@ async function launchMany(
   const commonSet = new Set(common);
   const rest = ids.filter((id) => !commonSet.has(id)).map((id) => [String(id)]);
   const launching = new Set(await setJobsState(sql, ctx.notifier, common, "Launching"));
-  const running = new StateBatch(ctx, "Running");
   await Promise.all(common.map((id) =>
     limit(async () => {
       if (!launching.has(id)) {
@@ -287,33 +341,20 @@ async function launchOne(ctx: BipbipContext, d: LaunchData, running: StateBatch)
 }
 
 /**
- * State changes of many jobs that come within a few milliseconds of each other (the
- * rendezvous of a batch's launches), written together by one `setJobsState`.
+ * State changes of many jobs that come one after the other (the rendezvous of a batch's
+ * launches), written together by one `setJobsState` at a time (group commit).
  */
 class StateBatch {
-  #pending: { id: number; settle: (e?: unknown) => void }[] = [];
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  readonly #group: GroupCommit<number, void>;
 
-  constructor(readonly ctx: BipbipContext, readonly state: "Running") {}
-
-  add(id: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ id, settle: (e) => (e === undefined ? resolve() : reject(e)) });
-      this.#timer ??= setTimeout(() => this.#flush(), 2);
+  constructor(readonly ctx: BipbipContext, readonly state: "Running") {
+    this.#group = new GroupCommit(async (ids) => {
+      await setJobsState(ctx.sql, ctx.notifier, ids, state);
     });
   }
 
-  async #flush(): Promise<void> {
-    this.#timer = null;
-    const batch = this.#pending;
-    this.#pending = [];
-    let error: unknown = undefined;
-    try {
-      await setJobsState(this.ctx.sql, this.ctx.notifier, batch.map((p) => p.id), this.state);
-    } catch (e) {
-      error = e ?? new Error("state change failed");
-    }
-    for (const p of batch) p.settle(error);
+  add(id: number): Promise<void> {
+    return this.#group.submit([id]);
   }
 }
 
@@ -321,16 +362,16 @@ class StateBatch {
 // end reports
 
 /**
- * Handles the common end reports of the batch; returns the invocations left to `bipbip()`.
+ * Handles the common end reports of the batch; returns the reports left to `bipbip()`.
  * What `checkEndOfJob` and the finishing sequence do, for every job at once and in ONE
  * transaction (a crash cannot leave a job Finishing without the event that ends it): the
  * jobs go Finishing, get their stop time and exit code, and their end events.
  */
 async function endMany(
   ctx: BipbipContext,
-  ends: { jobId: number; args: string[] }[],
+  ends: EndReport[],
   done: Done,
-): Promise<string[][]> {
+): Promise<EndReport[]> {
   const { sql, config, log } = ctx;
   const idsText = "{" + ends.map((e) => e.jobId).join(",") + "}";
   const rows = await sql<
@@ -354,22 +395,23 @@ async function endMany(
   const dir = config.str("OAREXEC_DIRECTORY");
   const common: { jobId: number; scriptExit: number | null; events: NewEvent[]; term: boolean }[] =
     [];
-  const rest: string[][] = [];
-  for (const { jobId, args } of ends) {
+  const rest: EndReport[] = [];
+  for (const end of ends) {
+    const { jobId, args } = end;
     const row = byId.get(jobId);
     const [exitArg, scriptArg, challenge] = args;
     if (
       perJobSequence || !row || !RUNNING_LIKE_STATES.has(row.state) || !/^\d{1,9}$/.test(exitArg) ||
       row.challenge === null || row.challenge !== challenge
     ) {
-      rest.push([String(jobId), ...args]);
+      rest.push(end);
       continue;
     }
     const hosts = sortHosts([...row.hosts]);
     const r = endOfJobEvents(Number(exitArg), { ...row, job_id: jobId }, hosts, dir);
     if (r.killed) {
       // A besteffort job to resubmit, maybe: bipbip() knows how.
-      rest.push([String(jobId), ...args]);
+      rest.push(end);
       continue;
     }
     const scriptExit = /^\d{1,10}$/.test(scriptArg) ? Number(scriptArg) : null;

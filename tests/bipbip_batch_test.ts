@@ -41,8 +41,13 @@ class FakeLauncher implements Launcher {
 }
 
 interface Case {
-  /** Jobs to create; `end` jobs are Running and get a report, the others are launched. */
-  jobs: (JobFixture & { hosts: string[]; end?: string[] | "bad-challenge" })[];
+  /**
+   * Jobs to create; `end` jobs are Running and get a report (`twice`: the same report again
+   * after the others), the others are launched.
+   */
+  jobs: (JobFixture & { hosts: string[]; end?: string[] | "bad-challenge"; twice?: boolean })[];
+  /** The batch's lines come one per turn of the event loop (a batch each), not all at once. */
+  spaced?: boolean;
   conf?: Record<string, string | number>;
   kind?: "ssh" | "local";
   down?: string[];
@@ -59,6 +64,13 @@ interface Trace {
 
 async function* linesOf(lines: string[]): AsyncGenerator<string> {
   yield* lines;
+}
+
+async function* spacedLinesOf(lines: string[]): AsyncGenerator<string> {
+  for (const line of lines) {
+    yield line;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
 }
 
 async function play(
@@ -91,9 +103,11 @@ async function play(
     else if (f.end) invocations.push([String(jobId), ...f.end, await challengeOf(db.sql, jobId)]);
     else invocations.push([String(jobId)]);
   }
+  invocations.push(...c.jobs.flatMap((f, k) => f.twice ? [invocations[k]] : []));
   const codes: Record<string, number> = {};
   if (batch) {
-    await bipbipLines(ctx, linesOf(invocations.map((a) => JSON.stringify(a))), (id, code) => {
+    const lines = invocations.map((a) => JSON.stringify(a));
+    await bipbipLines(ctx, (c.spaced ? spacedLinesOf : linesOf)(lines), (id, code) => {
       codes[id] = code;
     });
   } else {
@@ -172,6 +186,30 @@ Deno.test("batch ends: the same trace as one bipbip per report", async () => {
     ],
   });
   assertEquals(Object.values(t.codes), [0, 0, 0, 0, 0, 0, 2, 1, 0, 2]);
+});
+
+Deno.test("batch ends, one report per read: gathered while one batch runs, the same trace", async () => {
+  // Each line is a batch of its own; the reports that come while the first batch's end is
+  // being written go together in the next (group commit), a repeated one included.
+  const t = await sameTrace({
+    spaced: true,
+    jobs: [
+      { hosts: ["n1"], end: ["0", "0"] },
+      { hosts: ["n2", "n3"], end: ["0", "256"], twice: true },
+      { hosts: ["n4"], end: ["2", "0"] },
+      { hosts: ["n5"], end: ["0", "0"] },
+      { hosts: ["n6"], end: "bad-challenge" },
+      { hosts: ["n7"], end: ["0", "0"], twice: true },
+    ],
+  });
+  assertEquals(t.jobs.map((j) => (j as { state: string }).state), [
+    "Finishing",
+    "Finishing",
+    "Finishing",
+    "Finishing",
+    "Running",
+    "Finishing",
+  ]);
 });
 
 Deno.test("batch ends with a server epilogue: job by job, the same trace", async () => {
