@@ -166,6 +166,8 @@ Deno.test(
         await Deno.readTextFile(join(rig.work, `OAR.${d.job_id}.stdout`)),
         `${join(rig.tmp, String(d.job_id))} 1:00:00\n`,
       );
+      // Its node, resource and pid files go, the pid file once the report is acknowledged.
+      await waitFor("the job's files to go", () => [...Deno.readDirSync(rig.tmp)].length === 0);
     } finally {
       await listener.close();
     }

@@ -146,7 +146,8 @@ export function writePidFile(
 
 /**
  * Removes what oarexec created for the job (the reference's clean_all). `keepPid` leaves the
- * pid file, which says oarexec is still there until its report is delivered.
+ * pid file, which says oarexec is still there until its report is delivered (removePidFile
+ * then).
  */
 export function removeJobFiles(
   tmp: string,
@@ -164,5 +165,12 @@ export function removeJobFiles(
   // Written by whoever signals the job, never recycled.
   try {
     plainFiles.remove(userSignalFilePath(tmp, jobId));
+  } catch { /* best effort */ }
+}
+
+/** Removes the job's pid file alone (once the end report is delivered). */
+export function removePidFile(tmp: string, jobId: number, files: SmallFiles = plainFiles): void {
+  try {
+    files.remove(pidFilePath(tmp, jobId));
   } catch { /* best effort */ }
 }

@@ -21,6 +21,7 @@ import {
   nodeFilePath,
   plainFiles,
   removeJobFiles,
+  removePidFile,
   resourceFilePath,
   type SmallFiles,
   userSignalFilePath,
@@ -318,7 +319,8 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
 /**
  * The end report (spec §4.5), delivered until the server acknowledges it. While it is on its
  * way the pid file says this oarexec is still there: sarko ends a Running job whose oarexec is
- * gone (lib/stuck_jobs.ts), and this one is not.
+ * gone (lib/stuck_jobs.ts), and this one is not. The caller has removed the job's other
+ * files (removeJobFiles, keeping the pid file).
  */
 export async function reportJobEnd(
   d: OarexecDescriptor,
@@ -341,7 +343,8 @@ export async function reportJobEnd(
     onFailure: (n, error, next) =>
       log.info(`cannot notify the server (attempt ${n}: ${error}); retrying in ${next} ms`),
   });
-  if (reporting) removeJobFiles(d.tmp_directory, d.job_id, { files });
+  // The job's other files are gone already (both callers remove them first).
+  if (reporting) removePidFile(d.tmp_directory, d.job_id, files);
   log.info(delivered ? `reported exit ${code}` : `gave up reporting exit ${code}`);
 }
 
