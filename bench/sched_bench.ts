@@ -8,15 +8,13 @@
  * (OAR_TEST_DATABASE_URL selects the PostgreSQL server, as for the tests;
  * OAR_BENCH_STALE_STATS=1 leaves the tables' statistics as they were before the jobs came).
  */
-import { Config } from "../lib/config.ts";
-import { dbNow, type Sql } from "../lib/db/client.ts";
+import { dbNow } from "../lib/db/client.ts";
 import { moduleLogger } from "../lib/log.ts";
 import { RecordingNotifier } from "../lib/notifier.ts";
 import { metaSchedRound } from "../lib/scheduler/round.ts";
-import { addCluster, referenceQueues } from "../tests/support/sched_fixtures.ts";
 import { createTestDb } from "../tests/support/testdb.ts";
+import { CORES_PER_HOST, setUpQueue } from "./sched_workload.ts";
 
-const CORES_PER_HOST = 16;
 let peakRss = 0, peakHeap = 0;
 function sample() {
   const m = Deno.memoryUsage();
@@ -24,75 +22,11 @@ function sample() {
   peakHeap = Math.max(peakHeap, m.heapUsed);
 }
 
-/** Inserts `n` waiting jobs as oarsub would, set-based (one statement per table). */
-async function insertJobs(sql: Sql, n: number, hosts: number): Promise<void> {
-  const sizes = [1, 1, 2, 4, 4, 8, 16, 32, 64];
-  const walltimes = [600, 1800, 3600, 7200, 14400];
-  const labels: string[] = [], values: number[] = [], orders: number[] = [], walls: number[] = [];
-  const jobOf: number[] = [];
-  for (let i = 0; i < n; i++) {
-    walls.push(walltimes[(i * 7) % walltimes.length]);
-    if (i % 5 === 4) {
-      // /network_address=k/core=c
-      jobOf.push(i, i);
-      labels.push("network_address", "core");
-      values.push(1 + (i % Math.min(4, hosts)), 1 + (i % CORES_PER_HOST));
-      orders.push(0, 1);
-    } else {
-      jobOf.push(i);
-      labels.push("resource_id");
-      values.push(sizes[(i * 13) % sizes.length]);
-      orders.push(0);
-    }
-  }
-  await sql.begin(async (tx) => {
-    const [{ now }] = await tx`SELECT EXTRACT(EPOCH FROM now())::int AS now`;
-    const jobs = await tx<{ job_id: number }[]>`
-      INSERT INTO jobs (job_type, state, reservation, job_user, project, command, queue_name,
-        launching_directory, submission_time, checkpoint_signal)
-      SELECT 'PASSIVE', 'Waiting', 'None', 'u' || (g % 17), 'default', 'sleep 1', 'default',
-        '/tmp', ${now}, 12
-      FROM generate_series(1, ${n}) g ORDER BY g
-      RETURNING job_id`;
-    const ids = jobs.map((j) => Number(j.job_id)).sort((a, b) => a - b);
-    const molds = await tx<{ moldable_id: number; moldable_job_id: number }[]>`
-      INSERT INTO moldable_job_descriptions (moldable_job_id, moldable_walltime)
-      SELECT * FROM unnest(${ids}::int[], ${walls}::int[])
-      RETURNING moldable_id, moldable_job_id`;
-    const moldOf = new Map(molds.map((m) => [Number(m.moldable_job_id), Number(m.moldable_id)]));
-    const groups = await tx<{ res_group_id: number; res_group_moldable_id: number }[]>`
-      INSERT INTO job_resource_groups (res_group_moldable_id, res_group_property)
-      SELECT m, NULL FROM unnest(${ids.map((id) => moldOf.get(id)!)}::int[]) AS m
-      RETURNING res_group_id, res_group_moldable_id`;
-    const groupOf = new Map(
-      groups.map((g) => [Number(g.res_group_moldable_id), Number(g.res_group_id)]),
-    );
-    const gids = jobOf.map((i) => groupOf.get(moldOf.get(ids[i])!)!);
-    await tx`
-      INSERT INTO job_resource_descriptions (res_job_group_id, res_job_resource_type,
-        res_job_value, res_job_order)
-      SELECT * FROM unnest(${gids}::int[], ${labels}::text[], ${values}::int[], ${orders}::int[])`;
-    await tx`
-      INSERT INTO job_state_logs (job_id, job_state, date_start)
-      SELECT id, 'Waiting', ${now} FROM unnest(${ids}::int[]) AS id`;
-  });
-}
-
 async function scenario(jobs: number, cores: number) {
   await using db = await createTestDb();
-  await referenceQueues(db.sql);
-  const hosts = cores / CORES_PER_HOST;
-  await addCluster(db.sql, Array.from({ length: hosts }, (_, i) => `node${i + 1}`), CORES_PER_HOST);
-  await insertJobs(db.sql, jobs, hosts);
   // OAR_BENCH_STALE_STATS=1: no ANALYZE, as just after a burst of submissions, before
   // autovacuum has looked at the tables (plans must not depend on fresh statistics).
-  if (Deno.env.get("OAR_BENCH_STALE_STATS") !== "1") await db.sql`ANALYZE`;
-  const config = new Config({
-    ...Object.fromEntries(db.config.entries()),
-    HIERARCHY_LABELS: "resource_id,network_address,cpu,core",
-    MAX_JOB_PER_QUEUES_GROUP_SCHEDULING_ROUND: Math.max(jobs, 1000),
-    LOG_LEVEL: 1,
-  });
+  const config = await setUpQueue(db, jobs, cores, Deno.env.get("OAR_BENCH_STALE_STATS") !== "1");
   const notifier = new RecordingNotifier();
   const log = moduleLogger("meta_sched");
   const now = await dbNow(db.sql);
