@@ -31,6 +31,11 @@ export const MAX_TIME = 2147483647;
 
 export class Slot {
   #free: Itvs | null = null;
+  /**
+   * No word of `bits` below this one has a set bit (SlotSet.#firstWord moves it up lazily: a
+   * slot's bits are only ever cleared, so a bound found once stays true).
+   */
+  lo = 0;
 
   constructor(
     public b: number,
@@ -162,7 +167,9 @@ export class SlotSet {
     const s = this.slots[i];
     if (t <= s.b || t > s.e) return t <= s.b ? i : i + 1;
     // The new slot equals the one it is cut from; the slot after it keeps its differences.
-    this.slots.splice(i + 1, 0, new Slot(t, s.e, s.bits.slice(), s.n, [], s.ts, s.ph));
+    const copy = new Slot(t, s.e, s.bits.slice(), s.n, [], s.ts, s.ph);
+    copy.lo = s.lo;
+    this.slots.splice(i + 1, 0, copy);
     s.e = t - 1;
     return i + 1;
   }
@@ -314,6 +321,7 @@ export class SlotSet {
   ): Fit<Itvs> | null {
     const { starts, ends, count, each } = req;
     return this.#scan(minStart, duration, 0, count * each, (i, j) => {
+      if (!this.#enoughHostsSampled(req, allowed, i, j)) return null;
       if (!this.#intersect(i, j, count * each)) return null;
       const base = this.slots[i].bits;
       const acc = this.#acc, stamp = this.#stamp, gen = this.#gen;
@@ -342,6 +350,43 @@ export class SlotSet {
       }
       return taken === count ? out : null;
     });
+  }
+
+  /**
+   * Whether `count` hosts keep `each` free allowed ids in the window's first, middle and last
+   * slots together: a necessary condition, and cheap next to the window's whole intersection
+   * (a few words per host, stopping at the count). A window with enough free ids in all, but
+   * not on enough hosts (a fragmented cluster), is common, and ruled out here.
+   */
+  #enoughHostsSampled(req: BlocksRequest, allowed: Uint32Array, i: number, j: number): boolean {
+    const { starts, ends, count, each } = req;
+    const a0 = this.slots[i].bits, a1 = this.slots[(i + j) >> 1].bits, a2 = this.slots[j].bits;
+    const last = a0.length - 1;
+    let hosts = 0;
+    for (
+      let k = firstBlockFrom(ends, this.#firstWord(this.slots[i]) << 5);
+      k < starts.length;
+      k++
+    ) {
+      const a = starts[k], b = ends[k];
+      const wb = Math.min(b >>> 5, last);
+      let n = 0;
+      for (let w = a >>> 5; w <= wb && n < each; w++) {
+        const x = a0[w] & a1[w] & a2[w] & allowed[w];
+        if (x !== 0) n += pop32(x & rangeMask(w, a, b));
+      }
+      if (n >= each && ++hosts >= count) return true;
+    }
+    return false;
+  }
+
+  /** The slot's first word with a free id (none below it); its bitset's length when none. */
+  #firstWord(slot: Slot): number {
+    const bits = slot.bits;
+    let w = slot.lo;
+    while (w < bits.length && bits[w] === 0) w++;
+    slot.lo = w;
+    return w;
   }
 
   /** `s` as a bitset of this slot set's width (for findFirstN), built once per set. */
@@ -473,6 +518,17 @@ export class SlotSet {
     while (s[j].e < end) j++;
     return i === j ? s[i].free : this.#freeAcross(i, j, 0) ?? [];
   }
+}
+
+/** The first block of ascending `ends` ending at or after id `x`. */
+function firstBlockFrom(ends: Int32Array, x: number): number {
+  let lo = 0, hi = ends.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ends[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** The words (ascending, once each) holding the ids of `res`, up to `words`. */
