@@ -291,18 +291,17 @@ export class SlotSet {
   ): Fit<Itvs> | null {
     if (n <= 0) return null;
     return this.#scan(minStart, duration, 0, n, (i, j) => {
+      const lo = this.#firstWord(this.slots[i]);
+      const found = this.#firstIdsWordByWord(i, j, n, allowed, lo);
+      if (found !== undefined) return found;
       if (!this.#intersect(i, j, n)) return null;
       const base = this.slots[i].bits;
       const acc = this.#acc, stamp = this.#stamp, gen = this.#gen;
       const out: number[] = [];
       let got = 0;
-      for (let w = 0; w < base.length && got < n; w++) {
-        let x = (stamp[w] === gen ? acc[w] : base[w]) & allowed[w];
-        if (x === 0) continue;
-        const c = pop32(x);
-        if (got + c > n) x = lowestBits(x, n - got);
-        got += Math.min(c, n - got);
-        pushWord(out, w, x);
+      for (let w = lo; w < base.length && got < n; w++) {
+        const x = (stamp[w] === gen ? acc[w] : base[w]) & allowed[w];
+        if (x !== 0) got += takeLowest(out, w, x, n - got);
       }
       return got === n ? out : null;
     });
@@ -339,12 +338,8 @@ export class SlotSet {
         if (n < each) continue;
         let left = each;
         for (let w = wa; w <= wb && left > 0; w++) {
-          let x = usable(w, a, b);
-          if (x === 0) continue;
-          const c = pop32(x);
-          if (c > left) x = lowestBits(x, left);
-          left -= Math.min(c, left);
-          pushWord(out, w, x);
+          const x = usable(w, a, b);
+          if (x !== 0) left -= takeLowest(out, w, x, left);
         }
         taken++;
       }
@@ -378,6 +373,37 @@ export class SlotSet {
       if (n >= each && ++hosts >= count) return true;
     }
     return false;
+  }
+
+  /**
+   * findFirstN's answer for window [i, j] read word by word: the words free in its first,
+   * middle and last slots together, in order from `lo`, each ANDed through every slot of the
+   * window, until `n` allowed ids are found. Exact (a word's AND is the intersection's word),
+   * and a few words times the window's slots when the first candidates hold (the usual case),
+   * where the whole intersection walks every difference of every slot. Null: fewer than n.
+   * Undefined: more than WORD_BY_WORD candidates were needed, left to the whole intersection.
+   */
+  #firstIdsWordByWord(
+    i: number,
+    j: number,
+    n: number,
+    allowed: Uint32Array,
+    lo: number,
+  ): Itvs | null | undefined {
+    const s = this.slots;
+    const a0 = s[i].bits, a1 = s[(i + j) >> 1].bits, a2 = s[j].bits;
+    const out: number[] = [];
+    let got = 0, tried = 0;
+    for (let w = lo; w < a0.length; w++) {
+      let x = a0[w] & a1[w] & a2[w] & allowed[w];
+      if (x === 0) continue;
+      if (++tried > WORD_BY_WORD) return undefined;
+      for (let k = i + 1; k < j && x !== 0; k++) x &= s[k].bits[w];
+      if (x === 0) continue;
+      got += takeLowest(out, w, x, n - got);
+      if (got === n) return out;
+    }
+    return null;
   }
 
   /** The slot's first word with a free id (none below it); its bitset's length when none. */
@@ -520,6 +546,12 @@ export class SlotSet {
   }
 }
 
+/**
+ * Candidate words findFirstN checks one by one before it intersects the whole window instead:
+ * past this many, the window is crowded and the differences are the cheaper walk.
+ */
+const WORD_BY_WORD = 8;
+
 /** The first block of ascending `ends` ending at or after id `x`. */
 function firstBlockFrom(ends: Int32Array, x: number): number {
   let lo = 0, hi = ends.length;
@@ -550,6 +582,13 @@ function rangeMask(w: number, a: number, b: number): number {
   const hi = Math.min(b - (w << 5), 31);
   if (lo > hi) return 0;
   return (hi === 31 ? -1 : (1 << (hi + 1)) - 1) & ~((1 << lo) - 1);
+}
+
+/** Appends the lowest `left` ids of word `w`'s bits `x` (all if fewer); returns how many. */
+function takeLowest(out: number[], w: number, x: number, left: number): number {
+  const c = pop32(x);
+  pushWord(out, w, c > left ? lowestBits(x, left) : x);
+  return Math.min(c, left);
 }
 
 /** The `k` lowest set bits of `x` (k below its count of set bits). */
