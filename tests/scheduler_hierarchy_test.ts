@@ -94,3 +94,34 @@ function inBlock(b: readonly number[], id: number): boolean {
   for (let i = 0; i < b.length; i += 2) if (b[i] <= id && id <= b[i + 1]) return true;
   return false;
 }
+
+Deno.test("hierarchy: a level's blocks, in one pass for runs as for values in any order", () => {
+  /** The blocks by definition: each value's members as an interval set, by smallest member. */
+  const reference = (values: unknown[]) => {
+    const byValue = new Map<string, number[]>();
+    values.forEach((v, id) => {
+      const key = v === null || v === undefined ? "null" : `v${String(v)}`;
+      byValue.set(key, [...(byValue.get(key) ?? []), id]);
+    });
+    return [...byValue.values()].map((ids) => fromIds(ids)).sort((a, b) => a[0] - b[0]);
+  };
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed % n;
+  };
+  for (let round = 0; round < 200; round++) {
+    // Runs of values (hosts in order), sometimes a value coming back, NULLs, numbers as strings.
+    const values: unknown[] = [];
+    for (let v = 0; values.length < 1 + rand(60); v++) {
+      const value = rand(10) === 0 ? null : rand(4) === 0 ? String(rand(v + 1)) : v;
+      for (let k = 1 + rand(5); k > 0; k--) values.push(value);
+    }
+    const level = buildLevel("x", values);
+    const want = reference(values);
+    assertEquals(level.blocks.map((b) => [...b]), want, `round ${round}`);
+    const simple = want.every((b) => b.length === 2);
+    assertEquals(level.starts && [...level.starts], simple ? want.map((b) => b[0]) : null);
+    assertEquals(level.ends && [...level.ends], simple ? want.map((b) => b[1]) : null);
+  }
+});

@@ -54,10 +54,47 @@ export interface GroupRequest {
 
 /** Builds a level from each resource's value of its label (index = ordered id). */
 export function buildLevel(label: string, values: readonly unknown[]): Level {
+  return levelOfRuns(label, values) ?? levelOfValues(label, values);
+}
+
+/** A value's block key: NULL is a value of its own (every resource is in one block per level). */
+function blockKey(v: unknown): string {
+  return v === null || v === undefined ? "\0null" : String(v);
+}
+
+/**
+ * The usual case, in one pass: resources ordered so that each value's members are one run of
+ * consecutive ids (by host, then cpu, core...). Null when a value comes back after another one.
+ */
+function levelOfRuns(label: string, values: readonly unknown[]): Level | null {
+  const seen = new Set<string>();
+  const starts: number[] = [], ends: number[] = [];
+  let previous: string | null = null;
+  for (let id = 0; id < values.length; id++) {
+    const key = blockKey(values[id]);
+    if (key === previous) {
+      ends[ends.length - 1] = id;
+      continue;
+    }
+    if (seen.has(key)) return null;
+    seen.add(key);
+    previous = key;
+    starts.push(id);
+    ends.push(id);
+  }
+  return {
+    label,
+    blocks: starts.map((a, k) => [a, ends[k]]),
+    starts: Int32Array.from(starts),
+    ends: Int32Array.from(ends),
+  };
+}
+
+/** Any order: members grouped by value, blocks as interval sets ordered by smallest member. */
+function levelOfValues(label: string, values: readonly unknown[]): Level {
   const byValue = new Map<string, number[]>();
   for (let id = 0; id < values.length; id++) {
-    // NULL is a value of its own: every resource belongs to exactly one block per level.
-    const key = values[id] === null || values[id] === undefined ? "\0null" : String(values[id]);
+    const key = blockKey(values[id]);
     const members = byValue.get(key);
     if (members) members.push(id);
     else byValue.set(key, [id]);
