@@ -3,7 +3,7 @@
  * PULL sockets standing in for almighty and bipbip_commander.
  */
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
-import { freePort } from "./support/ports.ts";
+import { bindLoopback, freePort } from "./support/ports.ts";
 import { type Running, spawnEntry, waitFor, writeConf } from "./support/proc.ts";
 import { PullSocket, terminate } from "../lib/zmq.ts";
 import { Config } from "../lib/config.ts";
@@ -18,15 +18,11 @@ interface Rig {
 }
 
 async function startRig(): Promise<Rig> {
-  const [proxyPort, almightyPort, commanderPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
+  const proxyPort = await freePort();
   const almighty = new PullSocket();
-  almighty.bind(`tcp://127.0.0.1:${almightyPort}`);
+  const almightyPort = bindLoopback(almighty);
   const commander = new PullSocket();
-  commander.bind(`tcp://127.0.0.1:${commanderPort}`);
+  const commanderPort = bindLoopback(commander);
   const conf = await writeConf({
     SERVER_HOSTNAME: "127.0.0.1",
     SERVER_PORT: proxyPort,

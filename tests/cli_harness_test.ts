@@ -6,7 +6,7 @@
  */
 import type { EntryName } from "../lib/permissions.ts";
 import { PullSocket, terminate } from "../lib/zmq.ts";
-import { freePort } from "./support/ports.ts";
+import { bindLoopback } from "./support/ports.ts";
 import { runEntry, spawnEntry } from "./support/proc.ts";
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";
 
@@ -19,9 +19,8 @@ export class CliEnv implements AsyncDisposable {
 
   static async create(extra: Record<string, string | number> = {}): Promise<CliEnv> {
     const db = await createTestDb();
-    const port = await freePort();
     const almighty = new PullSocket();
-    almighty.bind(`tcp://127.0.0.1:${port}`);
+    const port = bindLoopback(almighty);
     const conf = await writeConfigFile(db, {
       SERVER_HOSTNAME: "127.0.0.1",
       APPENDICE_SERVER_PORT: port,

@@ -4,7 +4,7 @@
  */
 import { assertEquals } from "./support/assert.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
-import { freePort } from "./support/ports.ts";
+import { bindLoopback } from "./support/ports.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
 import { Config } from "../lib/config.ts";
 import { dbNow } from "../lib/db/client.ts";
@@ -61,10 +61,9 @@ Deno.test("energy: idle hosts are halted, hosts with planned jobs are woken or k
 
 Deno.test("energy: greta receives HALT/WAKEUP, or CHECK when there is nothing to do", async () => {
   assertEquals(gretaMessages({ halt: [], wake: [] }), [{ cmd: "CHECK", nodes: [] }]);
-  const port = await freePort();
   const pull = new PullSocket();
   try {
-    pull.bind(`tcp://127.0.0.1:${port}`);
+    const port = bindLoopback(pull);
     await sendToGreta(
       new Config({ GRETA_SERVER: "127.0.0.1", GRETA_PORT: port }),
       gretaMessages({ halt: ["h1"], wake: ["h3", "h4"] }),

@@ -24,7 +24,7 @@ import {
   ReportListener,
 } from "./support/exec_fixtures.ts";
 import { waitFor } from "./support/proc.ts";
-import { freePort } from "./support/ports.ts";
+import { bindLoopback, freePort } from "./support/ports.ts";
 import { bipbip, type BipbipContext } from "../lib/bipbip.ts";
 import { leon } from "../lib/leon.ts";
 import { LocalLauncher } from "../lib/launch/local.ts";
@@ -306,14 +306,14 @@ Deno.test(
 
 Deno.test("whole chain: proxy, commander queue and bipbip children run a job", opts, async () => {
   await using db = await createTestDb();
-  const [almightyPort, commanderPort] = [await freePort(), await freePort()];
+  const almighty = new PullSocket();
+  const almightyPort = bindLoopback(almighty);
+  const commanderPort = await freePort();
   const rig = await execRig(db, {
     APPENDICE_SERVER_PORT: almightyPort,
     BIPBIP_COMMANDER_SERVER: "127.0.0.1",
     BIPBIP_COMMANDER_PORT: commanderPort,
   });
-  const almighty = new PullSocket();
-  almighty.bind(`tcp://127.0.0.1:${almightyPort}`);
   const received: string[] = [];
   const commander = new Commander({
     max: 4,

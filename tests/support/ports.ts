@@ -11,3 +11,13 @@ export async function freePort(): Promise<number> {
   await Promise.resolve();
   return port;
 }
+
+/**
+ * Binds a ZeroMQ socket to a port the kernel picks on 127.0.0.1 and returns that port. Better
+ * than freePort for a socket the test owns: a port found free can be taken, before the bind, as
+ * the local port of another test's outgoing connection (seen: EADDRINUSE under a full run).
+ */
+export function bindLoopback(socket: { bind(endpoint: string): void; lastEndpoint: string }) {
+  socket.bind("tcp://127.0.0.1:*");
+  return Number(socket.lastEndpoint.slice(socket.lastEndpoint.lastIndexOf(":") + 1));
+}
