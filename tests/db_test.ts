@@ -55,6 +55,17 @@ dbTest("createSchema is idempotent and keeps data", async (db) => {
   assertEquals(q, 3);
 });
 
+dbTest("jobs keeps room on its pages for updates that touch no index (HOT)", async (db) => {
+  const reloptions = async () =>
+    (await db.sql<{ o: string[] | null }[]>`
+      SELECT reloptions AS o FROM pg_class WHERE oid = 'jobs'::regclass`)[0].o;
+  assertEquals(await reloptions(), ["fillfactor=70"]);
+  // A database made before: createSchema sets it.
+  await db.sql`ALTER TABLE jobs RESET (fillfactor)`;
+  await createSchema(db.sql);
+  assertEquals(await reloptions(), ["fillfactor=70"]);
+});
+
 dbTest("concurrent createSchema calls on an empty database all succeed", async (db) => {
   const pools = [0, 1, 2].map(() => connectUrl(db.url, { max: 1 }));
   try {
