@@ -1,5 +1,5 @@
 /**
- * Meta-scheduler benchmark: for 1,000 and 10,000 waiting jobs on ~1,000 (1,008) and 10,000
+ * Meta-scheduler benchmark: for 1,000, 10,000 and 50,000 waiting jobs on ~1,000 (1,008) and 10,000
  * cores (16-core hosts; mixed sizes, shapes and walltimes), on a scratch database:
  *   - the scheduling step alone (Kamelot on the slot set, in memory),
  *   - a whole round (metaSchedRound: Gantt rebuild, scheduling, bulk writes, launches),
@@ -65,7 +65,7 @@ if (Deno.args.length === 2) {
   );
 } else {
   for (const cores of [1008, 10000]) {
-    for (const jobs of [1000, 10000]) await scenario(jobs, cores);
+    for (const jobs of [1000, 10000, 50000]) await scenario(jobs, cores);
   }
 }
 console.log(
