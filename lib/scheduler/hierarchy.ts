@@ -119,8 +119,8 @@ function levelOfValues(label: string, values: readonly unknown[]): Level {
   };
 }
 
-/** First index i with arr[i] >= x. */
-function lowerBound(arr: Int32Array, x: number): number {
+/** First index i with arr[i] >= x (arr ascending). */
+export function lowerBound(arr: Int32Array, x: number): number {
   let lo = 0, hi = arr.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;

@@ -13,7 +13,7 @@
  */
 import { clearItvs, fromItvs, pop32, popcount, pushWord, toItvs, wordsFor } from "./bitset.ts";
 import { difference, intersect, type Itvs, union } from "./intervals.ts";
-import type { BlocksRequest } from "./hierarchy.ts";
+import { type BlocksRequest, lowerBound } from "./hierarchy.ts";
 
 /**
  * How a job may share resources: its timesharing key (timesharing.ts) and the placeholder it
@@ -358,11 +358,9 @@ export class SlotSet {
     const a0 = this.slots[i].bits, a1 = this.slots[(i + j) >> 1].bits, a2 = this.slots[j].bits;
     const last = a0.length - 1;
     let hosts = 0;
-    for (
-      let k = firstBlockFrom(ends, this.#firstWord(this.slots[i]) << 5);
-      k < starts.length;
-      k++
-    ) {
+    // From the first host ending at or after slot i's first free id: none before has any.
+    const first = lowerBound(ends, this.#firstWord(this.slots[i]) << 5);
+    for (let k = first; k < starts.length; k++) {
       const a = starts[k], b = ends[k];
       const wb = Math.min(b >>> 5, last);
       let n = 0;
@@ -551,17 +549,6 @@ export class SlotSet {
  * past this many, the window is crowded and the differences are the cheaper walk.
  */
 const WORD_BY_WORD = 8;
-
-/** The first block of ascending `ends` ending at or after id `x`. */
-function firstBlockFrom(ends: Int32Array, x: number): number {
-  let lo = 0, hi = ends.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (ends[mid] < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /** The words (ascending, once each) holding the ids of `res`, up to `words`. */
 function wordsOf(res: Itvs, words: number): number[] {
