@@ -112,6 +112,11 @@ export function sessionScript(o: SessionScriptOptions): string {
     // Only while oarsub (or the ssh session) is still there: a shell that ends because its
     // oarsub or connection is gone is a lost session, which kills the job.
     ...ANCHOR_ALIVE,
+    // A connection killed closes the shell's input while its process is still exiting, not
+    // yet a zombie: looked at too soon, it passes for alive, and a lost session for a normal
+    // end (seen once in CI). An anchor that is really there waits for this script's exit, so
+    // a moment's grace costs a normal end nothing but the moment.
+    `oar_anchor_alive && sleep 0.1 2>/dev/null`,
     `oar_anchor_alive && [ -f "$oar_session_file" ] \\`,
     `  && printf 'END %s %s\\n' "$$" "$oar_status" 2>/dev/null >>"$oar_session_file"`,
     `exit $oar_status`,
