@@ -10,6 +10,7 @@ import {
 } from "../lib/scheduler/hierarchy.ts";
 import { count, difference, fromIds, range, toIds } from "../lib/scheduler/intervals.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
+import { seededInts } from "./support/random.ts";
 
 /** 4 hosts × 2 cpus × 2 cores; ids in host order (0..15). */
 function cluster(order: "host" | "scattered" = "host"): Hierarchy {
@@ -105,11 +106,7 @@ Deno.test("hierarchy: a level's blocks, in one pass for runs as for values in an
     });
     return [...byValue.values()].map((ids) => fromIds(ids)).sort((a, b) => a[0] - b[0]);
   };
-  let seed = 7;
-  const rand = (n: number) => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed % n;
-  };
+  const rand = seededInts(7);
   for (let round = 0; round < 200; round++) {
     // Runs of values (hosts in order), sometimes a value coming back, NULLs, numbers as strings.
     const values: unknown[] = [];

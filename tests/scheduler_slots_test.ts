@@ -8,6 +8,7 @@ import {
 } from "../lib/scheduler/hierarchy.ts";
 import { takeFirst } from "../lib/scheduler/intervals.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
+import { seededInts } from "./support/random.ts";
 
 const take = (n: number) => (avail: readonly number[]) => takeFirst(avail, n);
 
@@ -55,11 +56,7 @@ Deno.test("slots: freeOver a fixed window", () => {
 });
 
 Deno.test("slots: /host=k/core=c read from bitsets matches the general matcher, at random", () => {
-  let seed = 12345;
-  const rand = (n: number) => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed % n;
-  };
+  const rand = seededInts(12345);
   for (let round = 0; round < 60; round++) {
     // Hosts of 1 to 40 cores (words shared by hosts, hosts over several words), cores
     // numbered across the cluster; a constraint leaving some ids out.
