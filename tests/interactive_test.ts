@@ -18,7 +18,7 @@ import { runInteractiveOarexec } from "../lib/oarexec/interactive.ts";
 import { OarexecLog } from "../lib/oarexec/log.ts";
 import type { Handled } from "../lib/oarexec/run.ts";
 import { psTable } from "../lib/interactive/sessions.ts";
-import { freePort } from "./support/ports.ts";
+import { freePort, REFUSED_ADDRESS } from "./support/ports.ts";
 import { createTestDb } from "./support/testdb.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
 import {
@@ -460,10 +460,10 @@ async function interactiveLaunch(
   const reading = (async () => {
     for await (const l of listener.lines()) heard.push(l);
   })();
-  // Without a listener, the address names a port nobody listens on any more.
+  // Without a listener, the address names a port nobody listens on.
   if (!listen) listener.close();
   await db.sql`UPDATE jobs SET job_type = 'INTERACTIVE', command = '',
-    info_type = ${listener.infoType} WHERE job_id = ${jobId}`;
+    info_type = ${listen ? listener.infoType : REFUSED_ADDRESS} WHERE job_id = ${jobId}`;
   return {
     db,
     ctx,

@@ -23,7 +23,7 @@ import {
 } from "./support/sched_fixtures.ts";
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";
 import { runEntry, waitFor } from "./support/proc.ts";
-import { freePort } from "./support/ports.ts";
+import { freePort, REFUSED_ADDRESS } from "./support/ports.ts";
 
 const log = moduleLogger("meta_sched");
 
@@ -589,13 +589,10 @@ dbTest(
   async (db) => {
     const env = await setup(db);
     const now = await dbNow(db.sql);
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
-    listener.close(); // nobody listens there any more
     const { jobId } = await submitJob(db.sql, {
       resources: 1,
       reservationStart: now + 100,
-      infoType: `127.0.0.1:${port}`,
+      infoType: REFUSED_ADDRESS,
     });
     const r = await env.round({}, now);
     assertEquals(r.exitCode, 2);
@@ -878,11 +875,10 @@ dbTest(
     const env = await setup(db);
     const now = await dbNow(db.sql);
     await submitJob(db.sql, { resources: 5, walltime: 600 });
-    const port = await freePort(); // nobody listens there
     const { jobId } = await submitJob(db.sql, {
       resources: 5,
       jobType: "INTERACTIVE",
-      infoType: `127.0.0.1:${port}`,
+      infoType: REFUSED_ADDRESS,
     });
     await env.round({}, now);
     assertOk(await fragged(db, jobId));

@@ -21,3 +21,10 @@ export function bindLoopback(socket: { bind(endpoint: string): void; lastEndpoin
   socket.bind("tcp://127.0.0.1:*");
   return Number(socket.lastEndpoint.slice(socket.lastEndpoint.lastIndexOf(":") + 1));
 }
+
+/**
+ * An address where nothing listens, for tests of an unreachable oarsub or server. A port freed
+ * by closing a listener will not do under parallel tests: the kernel may hand it to another
+ * test's listener at once (a CI run saw it). Port 1 is privileged and never handed out.
+ */
+export const REFUSED_ADDRESS = "127.0.0.1:1";
