@@ -8,10 +8,10 @@
  * (OAR_TEST_DATABASE_URL selects the PostgreSQL server, as for the tests;
  * OAR_BENCH_STALE_STATS=1 leaves the tables' statistics as they were before the jobs came).
  */
-import { dbNow } from "../lib/db/client.ts";
+import { connectUrl, dbNow } from "../lib/db/client.ts";
 import { moduleLogger } from "../lib/log.ts";
 import { RecordingNotifier } from "../lib/notifier.ts";
-import { metaSchedRound } from "../lib/scheduler/round.ts";
+import { metaSchedRound, ROUND_POOL_SIZE } from "../lib/scheduler/round.ts";
 import { createTestDb } from "../tests/support/testdb.ts";
 import { CORES_PER_HOST, setUpQueue } from "./sched_workload.ts";
 
@@ -22,6 +22,11 @@ function sample() {
   peakHeap = Math.max(peakHeap, m.heapUsed);
 }
 
+function roundPool(url: string) {
+  const sql = connectUrl(url, { max: ROUND_POOL_SIZE, applicationName: "oar-meta_sched" });
+  return { sql, [Symbol.asyncDispose]: () => sql.end() };
+}
+
 async function scenario(jobs: number, cores: number) {
   await using db = await createTestDb();
   // OAR_BENCH_STALE_STATS=1: no ANALYZE, as just after a burst of submissions, before
@@ -30,13 +35,16 @@ async function scenario(jobs: number, cores: number) {
   const notifier = new RecordingNotifier();
   const log = moduleLogger("meta_sched");
   const now = await dbNow(db.sql);
+  // The rounds get a pool of their own, the size meta_sched gives them.
+  await using pool = roundPool(db.url);
+  const sql = pool.sql;
   sample();
   let t = performance.now();
-  const r1 = await metaSchedRound({ sql: db.sql, config, log, notifier, now });
+  const r1 = await metaSchedRound({ sql, config, log, notifier, now });
   const first = performance.now() - t;
   sample();
   t = performance.now();
-  const r2 = await metaSchedRound({ sql: db.sql, config, log, notifier, now: now + 1 });
+  const r2 = await metaSchedRound({ sql, config, log, notifier, now: now + 1 });
   const second = performance.now() - t;
   sample();
   const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM gantt_jobs_predictions`;

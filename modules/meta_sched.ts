@@ -7,7 +7,7 @@
 import { dbNow } from "../lib/db/client.ts";
 import { energyDecisions, energySavingEnabled, gretaMessages, sendToGreta } from "../lib/energy.ts";
 import { runOneShot } from "../lib/oneshot.ts";
-import { metaSchedRound } from "../lib/scheduler/round.ts";
+import { metaSchedRound, ROUND_POOL_SIZE } from "../lib/scheduler/round.ts";
 import { makeLauncher } from "../lib/launch/launcher.ts";
 import { launcherSignaller } from "../lib/oarexec_signal.ts";
 
@@ -34,7 +34,7 @@ export async function main(_args: string[]): Promise<number> {
       await sendToGreta(config, gretaMessages(decisions), log);
     }
     return report.exitCode;
-  }, { poolSize: 5 });
+  }, { poolSize: ROUND_POOL_SIZE });
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
