@@ -191,34 +191,3 @@ dbTest("a client needs exactly dbPermissionFlags to reach the database", async (
     assertStringIncludes(fewer.text, "NotCapable");
   }
 });
-
-dbTest(
-  "a pool fetches the array types once; its later connections parse arrays all the same",
-  async (db) => {
-    const pool = connectUrl(db.url, { max: 3 });
-    const fetches: number[] = [];
-    // postgres.js reports every query it sends to `debug`, the pg_type fetch included.
-    (pool.options as unknown as { debug: unknown }).debug = (conn: number, query: string) => {
-      if (query.includes("pg_catalog.pg_type")) fetches.push(conn);
-    };
-    try {
-      // The first connection fetches; the two others open afterwards, all busy at once.
-      assertEquals((await pool`SELECT ARRAY[1, 2] AS a`)[0].a, [1, 2]);
-      const rows = await Promise.all(
-        [0, 1, 2].map((i) =>
-          pool`SELECT pg_sleep(0.05), ARRAY[${i}::int, 7] AS a, ARRAY['x', 'y"z'] AS t,
-        pg_backend_pid() AS pid`
-        ),
-      );
-      assertEquals(
-        new Set(rows.map((r) => r[0].pid)).size,
-        3,
-      );
-      assertEquals(rows.map((r) => r[0].a), [[0, 7], [1, 7], [2, 7]]);
-      assertEquals(rows.map((r) => r[0].t), [["x", 'y"z'], ["x", 'y"z'], ["x", 'y"z']]);
-      assertEquals(fetches.length, 1);
-    } finally {
-      await pool.end();
-    }
-  },
-);

@@ -33,7 +33,7 @@ export interface ConnectOptions {
 /** A client for an explicit target. */
 export function connectTarget(t: DbTarget, opts: ConnectOptions = {}): Sql {
   const password = t.password;
-  const sql = postgres({
+  return postgres({
     host: isSocketDir(t.host) ? "localhost" : t.host,
     port: t.port,
     // postgres.js would derive this itself from a host containing "/", but only after reading
@@ -75,30 +75,6 @@ export function connectTarget(t: DbTarget, opts: ConnectOptions = {}): Sql {
     // Idempotent DDL ("already exists, skipping") and the like would otherwise go to stdout.
     onnotice: () => {},
   } as postgres.Options<Record<string, postgres.PostgresType>>) as unknown as Sql;
-  fetchArrayTypesOnce(sql);
-  return sql;
-}
-
-/**
- * postgres.js reads the array types from pg_type on every new connection of a pool, though the
- * parsers it registers are shared by the whole pool. A pool's later connections skip it once the
- * first one has fetched them: each fetch costs a round trip and ~1.3 ms of a fresh backend's
- * CPU (catalog lookups), and meta_sched opens 4 connections a round. postgres.js reads the
- * `fetch_types` option again each time a connection opens (connection.js `connected`), so a
- * getter on the pool's options decides it then. Connections that open while the first fetch is
- * under way fetch too, as before.
- */
-function fetchArrayTypesOnce(sql: Sql): void {
-  const options = sql.options as unknown as {
-    fetch_types: boolean;
-    shared?: { typeArrayMap?: Record<string, unknown> };
-  };
-  const map = options.shared?.typeArrayMap;
-  if (map === undefined || options.fetch_types !== true) return;
-  Object.defineProperty(options, "fetch_types", {
-    get: () => Object.keys(map).length === 0,
-    configurable: true,
-  });
 }
 
 /** A client for the database a configuration names. */
