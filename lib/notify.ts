@@ -48,9 +48,14 @@ export class ZmqNotifier implements Notifier {
     this.#send("commander", encodeCommanderMessage(msg));
   }
 
+  /** Waits until every message sent so far was handed to libzmq (which sends it on its own). */
+  async settle(): Promise<void> {
+    await Promise.all(this.#pending);
+  }
+
   /** Waits until every queued message was handed to libzmq and flushed (within the linger). */
   async close(): Promise<void> {
-    await Promise.all(this.#pending);
+    await this.settle();
     this.#almighty?.close();
     this.#commander?.close();
     this.#almighty = this.#commander = null;

@@ -6,7 +6,9 @@
  * clear message, as OAR's uncaught exceptions are.
  *
  * With OAR_STANDBY=1 the module gets ready (code loaded, configuration read, database connected)
- * and then waits for almighty's go, which takes its start-up off the scheduling cycle.
+ * and then waits for almighty's go, which takes its start-up off the scheduling cycle. It answers
+ * each go with the run's exit code on its stdout and waits for the next one, so that almighty
+ * may give it further runs (lib/almighty/standby.ts says when); the end of its input ends it.
  */
 import type { Config } from "./config.ts";
 import { startModule } from "./module_start.ts";
@@ -15,24 +17,28 @@ import type { Logger } from "./log.ts";
 import { ZmqNotifier } from "./notify.ts";
 import type { Notifier } from "./notifier.ts";
 import { envGet } from "./env.ts";
+import { encodeStandbyDone, LineSplitter, STANDBY_GO } from "./protocol.ts";
 
-/**
- * A standby waits for `go` on its stdin; end of input without it means it is not needed
- * (almighty stopped, or replaced a standby grown old): it leaves without doing anything.
- */
-async function goReceived(): Promise<boolean> {
-  const decoder = new TextDecoder();
-  const buf = new Uint8Array(64);
-  let text = "";
-  try {
-    for (;;) {
-      const n = await Deno.stdin.read(buf);
-      if (n === null) return false;
-      text += decoder.decode(buf.subarray(0, n), { stream: true });
-      if (text.includes("\n")) return text.startsWith("go\n");
+/** Lines of the standby's stdin, one at a time (almighty's `go`s). */
+class InputLines {
+  readonly #splitter = new LineSplitter(256);
+  readonly #lines: string[] = [];
+  readonly #buf = new Uint8Array(256);
+  #ended = false;
+
+  /** The next line; null at the end of input. */
+  async next(): Promise<string | null> {
+    while (this.#lines.length === 0 && !this.#ended) {
+      let n: number | null = null;
+      try {
+        n = await Deno.stdin.read(this.#buf);
+      } catch { /* closed */ }
+      if (n === null) {
+        this.#ended = true;
+        this.#lines.push(...this.#splitter.end());
+      } else this.#lines.push(...this.#splitter.push(this.#buf.subarray(0, n)).lines);
     }
-  } catch {
-    return false;
+    return this.#lines.shift() ?? null;
   }
 }
 
@@ -53,26 +59,56 @@ export async function runOneShot(
   const { config, log } = started;
   const sql = connect(config, { max: opts.poolSize ?? 2, applicationName: `oar-${name}` });
   const notifier = new ZmqNotifier(config, log);
+  const ctx = { config, sql, log, notifier };
   try {
-    if (envGet("OAR_STANDBY") === "1") {
-      // Started ahead by almighty (lib/almighty/standby.ts): be ready, then wait for the go.
-      await sql`SELECT 1`.catch(() => {});
-      if (!(await goReceived())) return 0;
+    if (envGet("OAR_STANDBY") !== "1") return (await runOnce(name, ctx, body)).code;
+    // Started ahead by almighty (lib/almighty/standby.ts): be ready, then run at each go.
+    await sql`SELECT 1`.catch(() => {});
+    const input = new InputLines();
+    let code = 0;
+    while ((await input.next()) === STANDBY_GO) {
+      const run = await runOnce(name, ctx, body);
+      code = run.code;
+      // What the run sent is handed to libzmq before almighty hears that it is over.
+      await notifier.settle();
+      // After a failure the process is not trusted with another run: the next one starts afresh.
+      if (!tellAlmighty(encodeStandbyDone(code, run.failed)) || run.failed) break;
     }
-    return await body({ config, sql, log, notifier });
+    return code;
+  } finally {
+    await sql.end({ timeout: 5 }).catch(() => {});
+    await notifier.close();
+  }
+}
+
+/** Writes a line to almighty (our stdout); false when almighty is gone. */
+function tellAlmighty(line: string): boolean {
+  try {
+    Deno.stdout.writeSync(new TextEncoder().encode(line));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One run of the body; a failure is exit 1, logged with where the database was looked for. */
+async function runOnce(
+  name: string,
+  ctx: ModuleContext,
+  body: (ctx: ModuleContext) => Promise<number>,
+): Promise<{ code: number; failed: boolean }> {
+  try {
+    return { code: await body(ctx), failed: false };
   } catch (e) {
     const err = e as Error;
     const where = /ECONNREFUSED|ENOENT|connect/i.test(String(err?.message))
-      ? ` (database ${describeTarget(dbTarget(config))})`
+      ? ` (database ${describeTarget(dbTarget(ctx.config))})`
       : "";
-    log.error("{name} failed{where}: {error}", {
+    ctx.log.error("{name} failed{where}: {error}", {
       name,
       where,
       error: err?.stack ?? String(e),
     });
-    return 1;
-  } finally {
-    await sql.end({ timeout: 5 }).catch(() => {});
-    await notifier.close();
+    return { code: 1, failed: true };
   }
 }

@@ -573,6 +573,33 @@ export function parseAgentExit(line: string): number | null {
 }
 
 // ---------------------------------------------------------------------------------------------
+// almighty and the one-shot modules it keeps ready (lib/almighty/standby.ts, lib/oneshot.ts):
+// almighty writes `go` on the module's stdin for each run; the module writes the run's exit code
+// as a `done` line on its stdout, then waits for the next `go` or for the end of its input.
+
+/** Starts one run of a standby module. */
+export const STANDBY_GO = "go";
+
+export function encodeStandbyGo(): string {
+  return `${STANDBY_GO}\n`;
+}
+
+/**
+ * A standby module's answer to a `go`: the exit code of the run, and `last` when the process
+ * leaves after it (it failed) instead of waiting for another `go`.
+ */
+export function encodeStandbyDone(code: number, last = false): string {
+  return `OAR_STANDBY_DONE ${code}${last ? " last" : ""}\n`;
+}
+
+/** A `done` line's code and whether its process takes more runs, else null (other output). */
+export function parseStandbyDone(line: string): { code: number; more: boolean } | null {
+  const m = /^OAR_STANDBY_DONE (\d{1,3})( last)?$/.exec(line);
+  if (!m || Number(m[1]) > 255) return null;
+  return { code: Number(m[1]), more: m[2] === undefined };
+}
+
+// ---------------------------------------------------------------------------------------------
 // acknowledged oarexec reports (issue 11): oarexec keeps its report's connection open until the
 // proxy writes `OK`; the proxy tags the commander message with a random token, and
 // bipbip_commander sends `OARACK_<token>` to SERVER_PORT once bipbip has handled the report.

@@ -12,7 +12,6 @@ import { bindEndpoint } from "../lib/endpoints.ts";
 import { setupLogging } from "../lib/log.ts";
 import { whenParentExits } from "../lib/parent_watch.ts";
 import { encodeAlmightyMessage } from "../lib/protocol.ts";
-import { exitCodeOf } from "../lib/signals.ts";
 import { moduleCommand } from "../lib/spawn.ts";
 import { StandbyPool } from "../lib/almighty/standby.ts";
 import { PullSocket, terminate } from "../lib/zmq.ts";
@@ -99,28 +98,25 @@ async function runModule(
   standbys: StandbyPool,
   stop: AbortSignal,
 ): Promise<number> {
-  let child: Deno.ChildProcess;
-  try {
-    child = standbys.start(module);
-  } catch {
-    return 127;
-  }
+  let child: Deno.ChildProcess | null = null;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const onStop = () => {
     timer = setTimeout(() => {
       try {
-        child.kill("SIGTERM");
+        child?.kill("SIGTERM");
       } catch { /* gone */ }
     }, STOP_GRACE_MS);
   };
   if (stop.aborted) onStop();
   else stop.addEventListener("abort", onStop, { once: true });
-  const status = await child.status;
-  clearTimeout(timer);
-  stop.removeEventListener("abort", onStop);
-  // Started now, it is ready by the next run (the automaton runs one module at a time).
-  if (!stop.aborted) standbys.prepare(module);
-  return exitCodeOf(status);
+  try {
+    return await standbys.run(module, (c) => (child = c));
+  } catch {
+    return 127; // cannot be started
+  } finally {
+    clearTimeout(timer);
+    stop.removeEventListener("abort", onStop);
+  }
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -5,6 +5,8 @@ import {
   encodeCommanderMessage,
   encodeGretaMessage,
   encodeOarexecReport,
+  encodeStandbyDone,
+  encodeStandbyGo,
   LineSplitter,
   parseAlmightyMessage,
   parseCommanderMessage,
@@ -14,7 +16,9 @@ import {
   parseLegacyLine,
   parseOarexecArgs,
   parseOarexecDescriptor,
+  parseStandbyDone,
   pyJson,
+  STANDBY_GO,
 } from "../lib/protocol.ts";
 
 Deno.test("encoders are byte-compatible with OAR 3 (Python json.dumps layout)", () => {
@@ -249,5 +253,29 @@ Deno.test("property: random and mutated bytes never make a parser throw", () => 
         );
       }
     }
+  }
+});
+
+Deno.test("standby lines: go, and done with the run's code and whether more runs follow", () => {
+  assertEquals(encodeStandbyGo(), `${STANDBY_GO}\n`);
+  for (const [code, last] of [[0, false], [1, false], [2, true], [255, true]] as const) {
+    const line = encodeStandbyDone(code, last);
+    assertEquals(line.endsWith("\n"), true);
+    assertEquals(parseStandbyDone(line.trimEnd()), { code, more: !last });
+  }
+  // Anything else the module prints is not an answer.
+  for (
+    const other of [
+      "",
+      "go",
+      "OAR_STANDBY_DONE",
+      "OAR_STANDBY_DONE 256",
+      "OAR_STANDBY_DONE -1",
+      "OAR_STANDBY_DONE 1 last more",
+      " OAR_STANDBY_DONE 0",
+      "OAR_STANDBY_DONE 0x1",
+    ]
+  ) {
+    assertEquals(parseStandbyDone(other), null, other);
   }
 });

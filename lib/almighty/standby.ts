@@ -1,71 +1,178 @@
 /**
- * One-shot modules started ahead of need. A module's start-up (loading its code, reading the
- * configuration, connecting to the database: ~100 ms of a ~250 ms meta_sched run on our
- * machines) sat on every scheduling cycle. The busiest modules are therefore started as soon as
- * their previous run ended, with OAR_STANDBY=1: they get ready and wait for `go` on stdin
- * (lib/oneshot.ts). Almighty's contract with them is unchanged: one process per run, its exit
- * code the result.
+ * One-shot modules kept ready by almighty. A module's start-up (the Deno runtime, postgres.js
+ * and our code loaded, the configuration read, the database connected: ~60 of the ~100 ms of
+ * CPU of an idle meta_sched run, and PostgreSQL's ~4 ms for each new backend and again its
+ * catalog look-ups for each statement) sat on every scheduling cycle, and almighty runs
+ * meta_sched then node_change_state at every cycle.
  *
- * A standby older than its maximum age is replaced by a fresh start (it read the configuration
- * when it started); one that died while waiting is replaced too. Closing its stdin dismisses it.
+ * The busiest modules therefore run with OAR_STANDBY=1 (lib/oneshot.ts): ready ahead, they run
+ * at each `go` written on their stdin and answer with the run's exit code on their stdout
+ * (lib/protocol.ts), which almighty takes exactly as it takes a process's exit code. A process
+ * serves further runs until it is MAX_AGE_MS old (it read the configuration when it started) or
+ * has served MAX_RUNS, or a run failed; then it is dismissed (its stdin closed) and a fresh one
+ * gets ready at once for the next run. One that died, at any time, counts as a failed start: its
+ * exit status is the run's code, as for a process started for that run alone.
+ *
+ * The other modules (sarko, finaud, leon) start a process per run.
  */
 import type { Config } from "../config.ts";
 import { moduleCommand } from "../spawn.ts";
+import { encodeStandbyGo, LineSplitter, parseStandbyDone } from "../protocol.ts";
+import { exitCodeOf } from "../signals.ts";
 import type { OneShotModule } from "./automaton.ts";
 
 /** Run often enough to be worth a waiting process each. */
 export const STANDBY_MODULES: readonly OneShotModule[] = ["meta_sched", "node_change_state"];
 const DEFAULT_MAX_AGE_MS = 120_000;
+/** Bounds what one process may accumulate (memory, a leak we do not know of) over its runs. */
+const DEFAULT_MAX_RUNS = 200;
 
-interface Standby {
-  child: Deno.ChildProcess;
-  since: number;
-  exited: boolean;
+/** A module process started with OAR_STANDBY=1, and what almighty knows of it. */
+class Standby {
+  readonly since: number;
+  runs = 0;
+  exited = false;
+  readonly #lines: string[] = [];
+  readonly #splitter = new LineSplitter();
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+
+  constructor(readonly child: Deno.ChildProcess, now: number) {
+    this.since = now;
+    this.#reader = child.stdout.getReader();
+    this.#writer = child.stdin.getWriter();
+    child.status.then(() => (this.exited = true), () => (this.exited = true));
+  }
+
+  /** false when it can no longer be told (it is gone). */
+  go(): boolean {
+    if (this.exited) return false;
+    try {
+      this.#writer.write(new TextEncoder().encode(encodeStandbyGo())).catch(() => {});
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The code of the run under way: its `done` line's, or, when the process ends without one, its
+   * exit status. `more`: the process waits for another run. Other output of the module is passed
+   * on to almighty's.
+   */
+  async result(): Promise<{ code: number; more: boolean }> {
+    for (;;) {
+      const line = this.#lines.shift() ?? await this.#nextLine();
+      if (line === null) return { code: exitCodeOf(await this.child.status), more: false };
+      const done = parseStandbyDone(line);
+      if (done !== null) return done;
+      console.log(line);
+    }
+  }
+
+  async #nextLine(): Promise<string | null> {
+    while (this.#lines.length === 0) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await this.#reader.read();
+      } catch {
+        return null;
+      }
+      if (chunk.done) {
+        this.#lines.push(...this.#splitter.end());
+        return this.#lines.shift() ?? null;
+      }
+      this.#lines.push(...this.#splitter.push(chunk.value).lines);
+    }
+    return this.#lines.shift()!;
+  }
+
+  /** Closes its input (it leaves) and waits for it to be gone. */
+  async dismiss(): Promise<void> {
+    await this.#writer.close().catch(() => {});
+    await this.#reader.cancel().catch(() => {});
+    await this.child.status.catch(() => {});
+  }
+}
+
+export interface StandbyLimits {
+  maxAgeMs?: number;
+  maxRuns?: number;
 }
 
 export class StandbyPool {
   readonly #ready = new Map<OneShotModule, Standby>();
   readonly #dismissed = new Set<Promise<unknown>>();
+  readonly maxAgeMs: number;
+  readonly maxRuns: number;
   #stopped = false;
 
   constructor(
     readonly config: Config,
     readonly modules: readonly OneShotModule[] = STANDBY_MODULES,
-    readonly maxAgeMs = DEFAULT_MAX_AGE_MS,
+    limits: StandbyLimits = {},
     readonly now: () => number = Date.now,
-  ) {}
-
-  /** A process running `module` now: its standby when a usable one waits, else a new one. */
-  start(module: OneShotModule): Deno.ChildProcess {
-    const s = this.#ready.get(module);
-    this.#ready.delete(module);
-    if (s && !s.exited && this.now() - s.since <= this.maxAgeMs && this.#go(s.child)) {
-      return s.child;
-    }
-    if (s) this.#dismiss(s.child);
-    return this.#spawn(module, false);
+  ) {
+    this.maxAgeMs = limits.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
+    this.maxRuns = limits.maxRuns ?? DEFAULT_MAX_RUNS;
   }
 
-  /** After a run of `module`: its next run starts getting ready. */
-  prepare(module: OneShotModule): void {
-    if (this.#stopped || !this.modules.includes(module) || this.#ready.has(module)) return;
-    let child: Deno.ChildProcess;
-    try {
-      child = this.#spawn(module, true);
-    } catch {
-      return; // the next run starts the usual way, and says what is wrong
+  /**
+   * Runs `module` once and returns its exit code. `onChild` learns the process doing the run
+   * (so that a stop may signal it).
+   */
+  async run(module: OneShotModule, onChild: (c: Deno.ChildProcess) => void = () => {}) {
+    if (!this.modules.includes(module)) {
+      const child = this.#spawn(module, false);
+      onChild(child);
+      return exitCodeOf(await child.status);
     }
-    const s: Standby = { child, since: this.now(), exited: false };
-    child.status.then(() => (s.exited = true), () => (s.exited = true));
-    this.#ready.set(module, s);
+    let s = this.#ready.get(module);
+    this.#ready.delete(module);
+    if (s && !this.#usable(s)) {
+      this.#dismiss(s);
+      s = undefined;
+    }
+    if (!s || !s.go()) {
+      // None ready (the first run, or the last one failed): one started now runs at once.
+      s = new Standby(this.#spawn(module, true), this.now());
+      s.go();
+    }
+    onChild(s.child);
+    s.runs++;
+    const { code, more } = await s.result();
+    if (more && !this.#stopped) this.#ready.set(module, s);
+    else this.#dismiss(s);
+    // A process past its limits is replaced now, while the cycle goes on without it.
+    if (!this.#stopped && !this.#usable(this.#ready.get(module))) this.prepare(module);
+    return code;
+  }
+
+  /** A process for the next run of `module` gets ready, unless one is. */
+  prepare(module: OneShotModule): void {
+    if (this.#stopped || !this.modules.includes(module)) return;
+    const s = this.#ready.get(module);
+    if (s && this.#usable(s)) return;
+    if (s) this.#dismiss(s);
+    this.#ready.delete(module);
+    try {
+      this.#ready.set(module, new Standby(this.#spawn(module, true), this.now()));
+    } catch {
+      // The next run starts one and says what is wrong.
+    }
   }
 
   /** Dismisses every standby and waits for them to leave. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const s of this.#ready.values()) this.#dismiss(s.child);
+    for (const s of this.#ready.values()) this.#dismiss(s);
     this.#ready.clear();
     await Promise.all(this.#dismissed);
+  }
+
+  #usable(s: Standby | undefined): s is Standby {
+    return s !== undefined && !s.exited && this.now() - s.since <= this.maxAgeMs &&
+      s.runs < this.maxRuns;
   }
 
   #spawn(module: OneShotModule, standby: boolean): Deno.ChildProcess {
@@ -74,27 +181,13 @@ export class StandbyPool {
       args: cmd.args,
       env: standby ? { ...cmd.env, OAR_STANDBY: "1" } : cmd.env,
       stdin: standby ? "piped" : "null",
-      stdout: "inherit",
+      stdout: standby ? "piped" : "inherit",
       stderr: "inherit",
     }).spawn();
   }
 
-  /** false when the standby can no longer be told (it is gone). */
-  #go(child: Deno.ChildProcess): boolean {
-    try {
-      const w = child.stdin.getWriter();
-      w.write(new TextEncoder().encode("go\n")).then(() => w.close()).catch(() => {});
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  #dismiss(child: Deno.ChildProcess): void {
-    const left = (async () => {
-      await child.stdin.close().catch(() => {});
-      await child.status;
-    })().catch(() => {});
+  #dismiss(s: Standby): void {
+    const left = s.dismiss().catch(() => {});
     this.#dismissed.add(left);
     left.finally(() => this.#dismissed.delete(left));
   }
