@@ -134,6 +134,13 @@ Deno.test("standby: replaced after its runs, after a failure, and when it died",
     const d = await run(pool);
     assertEquals(d.code, 0);
     assertOk(d.pid !== c.child.pid);
+
+    // oar.conf written since the standby started (it read the old one): a fresh process.
+    const conf = pool.config.source;
+    await Deno.writeTextFile(conf, await Deno.readTextFile(conf));
+    const e = await run(pool);
+    assertEquals(e.code, 0);
+    assertOk(e.pid !== d.pid);
   } finally {
     await pool.stop();
   }

@@ -8,10 +8,11 @@
  * The busiest modules therefore run with OAR_STANDBY=1 (lib/oneshot.ts): ready ahead, they run
  * at each `go` written on their stdin and answer with the run's exit code on their stdout
  * (lib/protocol.ts), which almighty takes exactly as it takes a process's exit code. A process
- * serves further runs until it is MAX_AGE_MS old (it read the configuration when it started) or
- * has served MAX_RUNS, or a run failed; then it is dismissed (its stdin closed) and a fresh one
- * gets ready at once for the next run. One that died, at any time, counts as a failed start: its
- * exit status is the run's code, as for a process started for that run alone.
+ * serves further runs until it is 2 minutes old or has served 200 runs, or a run failed, or
+ * oar.conf was written since it started (it read the configuration then); then it is dismissed
+ * (its stdin closed) and a fresh one gets ready at once for the next run. One that died, at any
+ * time, counts as a failed start: its exit status is the run's code, as for a process started
+ * for that run alone.
  *
  * The other modules (sarko, finaud, leon) start a process per run.
  */
@@ -29,7 +30,10 @@ const DEFAULT_MAX_RUNS = 200;
 
 /** A module process started with OAR_STANDBY=1, and what almighty knows of it. */
 class Standby {
+  /** On the pool's clock (its maximum age). */
   readonly since: number;
+  /** Wall clock, to compare with oar.conf's modification time. */
+  readonly startedAt = Date.now();
   runs = 0;
   exited = false;
   readonly #lines: string[] = [];
@@ -172,7 +176,18 @@ export class StandbyPool {
 
   #usable(s: Standby | undefined): s is Standby {
     return s !== undefined && !s.exited && this.now() - s.since <= this.maxAgeMs &&
-      s.runs < this.maxRuns;
+      s.runs < this.maxRuns && !this.#configChangedSince(s.startedAt);
+  }
+
+  /** Whether oar.conf was written after `t` (ms since the epoch): a standby read the old one. */
+  #configChangedSince(t: number): boolean {
+    if (!this.config.source) return false;
+    try {
+      const mtime = Deno.statSync(this.config.source).mtime;
+      return mtime !== null && mtime.getTime() >= t;
+    } catch {
+      return false; // unreadable now: the module will say so when it starts
+    }
   }
 
   #spawn(module: OneShotModule, standby: boolean): Deno.ChildProcess {
