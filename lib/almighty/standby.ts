@@ -133,11 +133,11 @@ export class StandbyPool {
     }
     let s = this.#ready.get(module);
     this.#ready.delete(module);
-    if (s && !this.#usable(s)) {
+    if (s && (!this.#usable(s) || !s.go())) {
       this.#dismiss(s);
       s = undefined;
     }
-    if (!s || !s.go()) {
+    if (!s) {
       // None ready (the first run, or the last one failed): one started now runs at once.
       s = new Standby(this.#spawn(module, true), this.now());
       s.go();
