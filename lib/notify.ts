@@ -48,14 +48,12 @@ export class ZmqNotifier implements Notifier {
     this.#send("commander", encodeCommanderMessage(msg));
   }
 
-  /** Waits until every message sent so far was handed to libzmq (which sends it on its own). */
-  async settle(): Promise<void> {
-    await Promise.all(this.#pending);
-  }
-
-  /** Waits until every queued message was handed to libzmq and flushed (within the linger). */
+  /**
+   * Waits until every queued message was handed to libzmq and flushed (within the linger). The
+   * notifier may be used again: the sockets are opened anew on the next send.
+   */
   async close(): Promise<void> {
-    await this.settle();
+    await Promise.all(this.#pending);
     this.#almighty?.close();
     this.#commander?.close();
     this.#almighty = this.#commander = null;

@@ -6,9 +6,10 @@
  * clear message, as OAR's uncaught exceptions are.
  *
  * With OAR_STANDBY=1 the module gets ready (code loaded, configuration read, database connected)
- * and then waits for almighty's go, which takes its start-up off the scheduling cycle. It answers
- * each go with the run's exit code on its stdout and waits for the next one, so that almighty
- * may give it further runs (lib/almighty/standby.ts says when); the end of its input ends it.
+ * and then waits for almighty's go, which takes its start-up off the scheduling cycle. It
+ * acknowledges each go, answers it with the run's exit code on its stdout and waits for the next
+ * one, so that almighty may give it further runs (lib/almighty/standby.ts says when); the end of
+ * its input ends it.
  */
 import type { Config } from "./config.ts";
 import { startModule } from "./module_start.ts";
@@ -17,7 +18,7 @@ import type { Logger } from "./log.ts";
 import { ZmqNotifier } from "./notify.ts";
 import type { Notifier } from "./notifier.ts";
 import { envGet } from "./env.ts";
-import { encodeStandbyDone, LineSplitter, STANDBY_GO } from "./protocol.ts";
+import { encodeStandbyDone, encodeStandbyRunning, LineSplitter, STANDBY_GO } from "./protocol.ts";
 
 /** Lines of the standby's stdin, one at a time (almighty's `go`s). */
 class InputLines {
@@ -67,10 +68,14 @@ export async function runOneShot(
     const input = new InputLines();
     let code = 0;
     while ((await input.next()) === STANDBY_GO) {
+      // Taken: from now on, should this process die, almighty knows the run was under way.
+      if (!tellAlmighty(encodeStandbyRunning())) break;
       const run = await runOnce(name, ctx, body);
       code = run.code;
-      // What the run sent is handed to libzmq before almighty hears that it is over.
-      await notifier.settle();
+      // As at a process's exit: what the run sent is flushed (within the linger), and what could
+      // not be is dropped rather than sent late, after another run (the sockets come back on the
+      // next send).
+      await notifier.close();
       // After a failure the process is not trusted with another run: the next one starts afresh.
       if (!tellAlmighty(encodeStandbyDone(code, run.failed)) || run.failed) break;
     }

@@ -71,6 +71,7 @@ export async function main(_args: string[]): Promise<number> {
   }
 
   const standbys = new StandbyPool(config);
+  stop.signal.addEventListener("abort", () => standbys.stopping(), { once: true });
   const code = await runLoop(
     {
       receive: (timeoutMs, signal) =>

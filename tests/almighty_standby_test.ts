@@ -128,12 +128,15 @@ Deno.test("standby: replaced after its runs, after a failure, and when it died",
     assertEquals(b.pid, a.pid);
     assertOk(c.child.pid !== a.pid); // two runs served: a fresh process took the third
 
-    // Killed while it waits for its next go: the next run is done by a fresh process.
+    // Killed while it waits for its next go, the run asked for at once (before or after its
+    // death is seen): a fresh process does it, and the killed one's status is no run's code.
+    const { jobId } = await insertJob(db.sql, { state: "Terminated" });
+    await addEvent(db.sql, { type: "SWITCH_INTO_TERMINATE_STATE", jobId, description: "t" });
     c.child.kill("SIGKILL");
-    await c.child.status;
     const d = await run(pool);
     assertEquals(d.code, 0);
     assertOk(d.pid !== c.child.pid);
+    assertEquals(await unchecked(db.sql, jobId), 0);
 
     // oar.conf written since the standby started (it read the old one): a fresh process.
     const conf = pool.config.source;

@@ -7,6 +7,7 @@ import {
   encodeOarexecReport,
   encodeStandbyDone,
   encodeStandbyGo,
+  encodeStandbyRunning,
   LineSplitter,
   parseAlmightyMessage,
   parseCommanderMessage,
@@ -16,7 +17,7 @@ import {
   parseLegacyLine,
   parseOarexecArgs,
   parseOarexecDescriptor,
-  parseStandbyDone,
+  parseStandbyLine,
   pyJson,
   STANDBY_GO,
 } from "../lib/protocol.ts";
@@ -256,14 +257,24 @@ Deno.test("property: random and mutated bytes never make a parser throw", () => 
   }
 });
 
-Deno.test("standby lines: go, and done with the run's code and whether more runs follow", () => {
+Deno.test("standby lines: go, running, and done with the run's exit code and whether more follow", () => {
   assertEquals(encodeStandbyGo(), `${STANDBY_GO}\n`);
+  // Each line starts on a line of its own, whatever the module printed before without a newline.
+  const lines = (text: string) => text.split("\n").filter((l) => l !== "");
+  assertEquals(encodeStandbyRunning().startsWith("\n"), true);
+  assertEquals(lines(encodeStandbyRunning()).map(parseStandbyLine), [{ kind: "running" }]);
   for (const [code, last] of [[0, false], [1, false], [2, true], [255, true]] as const) {
-    const line = encodeStandbyDone(code, last);
-    assertEquals(line.endsWith("\n"), true);
-    assertEquals(parseStandbyDone(line.trimEnd()), { code, more: !last });
+    const text = encodeStandbyDone(code, last);
+    assertEquals(text.startsWith("\n") && text.endsWith("\n"), true);
+    assertEquals(lines(text).map(parseStandbyLine), [{ kind: "done", code, more: !last }]);
   }
-  // Anything else the module prints is not an answer.
+  // What a process exit would have made of a code out of range; 1 for no integer at all.
+  for (const [code, exit] of [[256, 0], [257, 1], [-1, 255], [NaN, 1], [1.5, 1]]) {
+    assertEquals(lines(encodeStandbyDone(code)).map(parseStandbyLine), [
+      { kind: "done", code: exit, more: true },
+    ]);
+  }
+  // Anything else the module prints is not a standby line.
   for (
     const other of [
       "",
@@ -273,9 +284,11 @@ Deno.test("standby lines: go, and done with the run's code and whether more runs
       "OAR_STANDBY_DONE -1",
       "OAR_STANDBY_DONE 1 last more",
       " OAR_STANDBY_DONE 0",
+      "progressOAR_STANDBY_DONE 0",
       "OAR_STANDBY_DONE 0x1",
+      "OAR_STANDBY_RUNNING 1",
     ]
   ) {
-    assertEquals(parseStandbyDone(other), null, other);
+    assertEquals(parseStandbyLine(other), null, other);
   }
 });

@@ -6,19 +6,20 @@
  * meta_sched then node_change_state at every cycle.
  *
  * The busiest modules therefore run with OAR_STANDBY=1 (lib/oneshot.ts): ready ahead, they run
- * at each `go` written on their stdin and answer with the run's exit code on their stdout
- * (lib/protocol.ts), which almighty takes exactly as it takes a process's exit code. A process
- * serves further runs until it is 2 minutes old or has served 200 runs, or a run failed, or
- * oar.conf was written since it started (it read the configuration then); then it is dismissed
- * (its stdin closed) and a fresh one gets ready at once for the next run. One that died, at any
- * time, counts as a failed start: its exit status is the run's code, as for a process started
- * for that run alone.
+ * at each `go` written on their stdin, acknowledge it, and answer with the run's exit code on
+ * their stdout (lib/protocol.ts), which almighty takes exactly as it takes a process's exit code.
+ * A process serves further runs until it is 2 minutes old or has served 200 runs, or a run
+ * failed, or oar.conf changed since it started (it read the configuration then); then it is
+ * dismissed (its stdin closed) and a fresh one gets ready at once for the next run. One found
+ * dead before it acknowledged a go did not run: a fresh process does the run. One that dies
+ * during a run gives its exit status as the run's code, as a process started for that run alone
+ * would.
  *
  * The other modules (sarko, finaud, leon) start a process per run.
  */
 import type { Config } from "../config.ts";
 import { moduleCommand } from "../spawn.ts";
-import { encodeStandbyGo, LineSplitter, parseStandbyDone } from "../protocol.ts";
+import { encodeStandbyGo, LineSplitter, parseStandbyLine } from "../protocol.ts";
 import { exitCodeOf } from "../signals.ts";
 import type { OneShotModule } from "./automaton.ts";
 
@@ -32,8 +33,8 @@ const DEFAULT_MAX_RUNS = 200;
 class Standby {
   /** On the pool's clock (its maximum age). */
   readonly since: number;
-  /** Wall clock, to compare with oar.conf's modification time. */
-  readonly startedAt = Date.now();
+  /** oar.conf as the process found it when it started (configStamp). */
+  configStamp: string | null = null;
   runs = 0;
   exited = false;
   readonly #lines: string[] = [];
@@ -60,17 +61,22 @@ class Standby {
   }
 
   /**
-   * The code of the run under way: its `done` line's, or, when the process ends without one, its
-   * exit status. `more`: the process waits for another run. Other output of the module is passed
-   * on to almighty's.
+   * How the run under way ended: its `done` line's code, or, when the process ends without one,
+   * its exit status. `more`: the process waits for another run. `taken`: the process
+   * acknowledged the go (false: it was gone before, and did not run). Other output of the module
+   * is passed on to almighty's.
    */
-  async result(): Promise<{ code: number; more: boolean }> {
+  async result(): Promise<{ code: number; more: boolean; taken: boolean }> {
+    let taken = false;
     for (;;) {
       const line = this.#lines.shift() ?? await this.#nextLine();
-      if (line === null) return { code: exitCodeOf(await this.child.status), more: false };
-      const done = parseStandbyDone(line);
-      if (done !== null) return done;
-      console.log(line);
+      if (line === null) {
+        return { code: exitCodeOf(await this.child.status), more: false, taken };
+      }
+      const msg = parseStandbyLine(line);
+      if (msg?.kind === "running") taken = true;
+      else if (msg?.kind === "done") return { code: msg.code, more: msg.more, taken: true };
+      else if (line !== "") console.log(line);
     }
   }
 
@@ -137,16 +143,29 @@ export class StandbyPool {
       this.#dismiss(s);
       s = undefined;
     }
-    if (!s) {
-      // None ready (the first run, or the last one failed): one started now runs at once.
-      s = new Standby(this.#spawn(module, true), this.now());
-      s.go();
+    let outcome: { code: number; more: boolean; taken: boolean } | null = null;
+    if (s) {
+      onChild(s.child);
+      s.runs++;
+      outcome = await s.result();
+      if (!outcome.taken) {
+        // It died while it waited (killed, out of memory): its exit status is no run's code.
+        this.#dismiss(s);
+        outcome = null;
+      }
     }
-    onChild(s.child);
-    s.runs++;
-    const { code, more } = await s.result();
-    if (more && !this.#stopped) this.#ready.set(module, s);
-    else this.#dismiss(s);
+    if (outcome === null) {
+      // None ready (the first run, a failed or a dead one): one started now runs at once, and
+      // should it not even start, its exit status is the code, as for any process.
+      s = this.#standby(module);
+      s.go();
+      onChild(s.child);
+      s.runs++;
+      outcome = await s.result();
+    }
+    const { code, more } = outcome;
+    if (more && !this.#stopped) this.#ready.set(module, s!);
+    else this.#dismiss(s!);
     // A process past its limits is replaced now, while the cycle goes on without it.
     if (!this.#stopped && !this.#usable(this.#ready.get(module))) this.prepare(module);
     return code;
@@ -160,10 +179,15 @@ export class StandbyPool {
     if (s) this.#dismiss(s);
     this.#ready.delete(module);
     try {
-      this.#ready.set(module, new Standby(this.#spawn(module, true), this.now()));
+      this.#ready.set(module, this.#standby(module));
     } catch {
       // The next run starts one and says what is wrong.
     }
+  }
+
+  /** Almighty is stopping: no process is started ahead any more. */
+  stopping(): void {
+    this.#stopped = true;
   }
 
   /** Dismisses every standby and waits for them to leave. */
@@ -176,18 +200,30 @@ export class StandbyPool {
 
   #usable(s: Standby | undefined): s is Standby {
     return s !== undefined && !s.exited && this.now() - s.since <= this.maxAgeMs &&
-      s.runs < this.maxRuns && !this.#configChangedSince(s.startedAt);
+      s.runs < this.maxRuns && s.configStamp === this.#configStamp();
   }
 
-  /** Whether oar.conf was written after `t` (ms since the epoch): a standby read the old one. */
-  #configChangedSince(t: number): boolean {
-    if (!this.config.source) return false;
+  /**
+   * oar.conf's modification time and size: when they change, a standby read the old file. (Not
+   * compared with the clock: a file dated in the future would make every standby look stale.)
+   */
+  #configStamp(): string | null {
+    if (!this.config.source) return null;
     try {
-      const mtime = Deno.statSync(this.config.source).mtime;
-      return mtime !== null && mtime.getTime() >= t;
+      const st = Deno.statSync(this.config.source);
+      return `${st.mtime?.getTime()}:${st.size}`;
     } catch {
-      return false; // unreadable now: the module will say so when it starts
+      return null; // unreadable now: the module will say so when it starts
     }
+  }
+
+  /** A standby of `module`, started now. */
+  #standby(module: OneShotModule): Standby {
+    // Read before the spawn: an oar.conf written meanwhile makes the stamps differ.
+    const stamp = this.#configStamp();
+    const s = new Standby(this.#spawn(module, true), this.now());
+    s.configStamp = stamp;
+    return s;
   }
 
   #spawn(module: OneShotModule, standby: boolean): Deno.ChildProcess {
