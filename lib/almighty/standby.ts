@@ -143,25 +143,23 @@ export class StandbyPool {
       this.#dismiss(s);
       s = undefined;
     }
-    let outcome: { code: number; more: boolean; taken: boolean } | null = null;
-    if (s) {
+    const runOn = (s: Standby) => {
       onChild(s.child);
       s.runs++;
-      outcome = await s.result();
-      if (!outcome.taken) {
-        // It died while it waited (killed, out of memory): its exit status is no run's code.
-        this.#dismiss(s);
-        outcome = null;
-      }
+      return s.result();
+    };
+    let outcome = s ? await runOn(s) : null;
+    if (s && outcome && !outcome.taken) {
+      // It died while it waited (killed, out of memory): its exit status is no run's code.
+      this.#dismiss(s);
+      outcome = null;
     }
     if (outcome === null) {
       // None ready (the first run, a failed or a dead one): one started now runs at once, and
       // should it not even start, its exit status is the code, as for any process.
       s = this.#standby(module);
       s.go();
-      onChild(s.child);
-      s.runs++;
-      outcome = await s.result();
+      outcome = await runOn(s);
     }
     const { code, more } = outcome;
     if (more && !this.#stopped) this.#ready.set(module, s!);
