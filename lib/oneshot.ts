@@ -18,30 +18,7 @@ import type { Logger } from "./log.ts";
 import { ZmqNotifier } from "./notify.ts";
 import type { Notifier } from "./notifier.ts";
 import { envGet } from "./env.ts";
-import { encodeStandbyDone, encodeStandbyRunning, LineSplitter, STANDBY_GO } from "./protocol.ts";
-
-/** Lines of the standby's stdin, one at a time (almighty's `go`s). */
-class InputLines {
-  readonly #splitter = new LineSplitter(256);
-  readonly #lines: string[] = [];
-  readonly #buf = new Uint8Array(256);
-  #ended = false;
-
-  /** The next line; null at the end of input. */
-  async next(): Promise<string | null> {
-    while (this.#lines.length === 0 && !this.#ended) {
-      let n: number | null = null;
-      try {
-        n = await Deno.stdin.read(this.#buf);
-      } catch { /* closed */ }
-      if (n === null) {
-        this.#ended = true;
-        this.#lines.push(...this.#splitter.end());
-      } else this.#lines.push(...this.#splitter.push(this.#buf.subarray(0, n)).lines);
-    }
-    return this.#lines.shift() ?? null;
-  }
-}
+import { encodeStandbyDone, encodeStandbyRunning, readLines, STANDBY_GO } from "./protocol.ts";
 
 export interface ModuleContext {
   config: Config;
@@ -65,9 +42,9 @@ export async function runOneShot(
     if (envGet("OAR_STANDBY") !== "1") return (await runOnce(name, ctx, body)).code;
     // Started ahead by almighty (lib/almighty/standby.ts): be ready, then run at each go.
     await sql`SELECT 1`.catch(() => {});
-    const input = new InputLines();
+    const input = readLines(Deno.stdin.readable);
     let code = 0;
-    while ((await input.next()) === STANDBY_GO) {
+    while ((await input.next()).value === STANDBY_GO) {
       // Taken: from now on, should this process die, almighty knows the run was under way.
       if (!tellAlmighty(encodeStandbyRunning())) break;
       const run = await runOnce(name, ctx, body);

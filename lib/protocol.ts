@@ -357,6 +357,21 @@ export class LineSplitter {
   }
 }
 
+/**
+ * The lines of a byte stream (a child's stdout, our stdin), split as LineSplitter does; lines
+ * longer than `maxLine` are skipped. Ends with the stream; returning early cancels it.
+ */
+export async function* readLines(
+  stream: ReadableStream<Uint8Array>,
+  maxLine = MAX_LINE,
+): AsyncGenerator<string> {
+  const splitter = new LineSplitter(maxLine);
+  try {
+    for await (const chunk of stream) yield* splitter.push(chunk).lines;
+  } catch { /* the stream broke: what was read is all there is */ }
+  yield* splitter.end();
+}
+
 // ---------------------------------------------------------------------------------------------
 // interactive notifications (written to oarsub's socket, `info_type` = host:port)
 

@@ -9,6 +9,7 @@ import { bipbipLines } from "../lib/bipbip_batch.ts";
 import { makeLauncher } from "../lib/launch/launcher.ts";
 import { runOneShot } from "../lib/oneshot.ts";
 import { pingchecker } from "../lib/pingchecker.ts";
+import { MAX_MESSAGE_BYTES, readLines } from "../lib/protocol.ts";
 
 export async function main(args: string[]): Promise<number> {
   return await runOneShot("bipbip", async (ctx) => {
@@ -22,31 +23,23 @@ export async function main(args: string[]): Promise<number> {
       ctx.sql`SELECT 1`.catch(() => {});
       const out = new TextEncoder();
       let writing = Promise.resolve();
-      const code = await bipbipLines(bctx, stdinLines(), (id, c) => {
-        const line = out.encode(`done ${id} ${c}\n`);
-        writing = writing.then(async () => {
-          let n = 0;
-          while (n < line.length) n += await Deno.stdout.write(line.subarray(n));
-        }).catch(() => {});
-        return writing;
-      });
+      const code = await bipbipLines(
+        bctx,
+        readLines(Deno.stdin.readable, MAX_MESSAGE_BYTES),
+        (id, c) => {
+          const line = out.encode(`done ${id} ${c}\n`);
+          writing = writing.then(async () => {
+            let n = 0;
+            while (n < line.length) n += await Deno.stdout.write(line.subarray(n));
+          }).catch(() => {});
+          return writing;
+        },
+      );
       await writing;
       return code;
     }
     return await bipbip(bctx, args);
   }, { poolSize: args[0] === "--stdin" ? 6 : 2 });
-}
-
-async function* stdinLines(): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of Deno.stdin.readable) {
-    pending += decoder.decode(chunk, { stream: true });
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
-    yield* lines;
-  }
-  if (pending !== "") yield pending;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -19,6 +19,7 @@ import {
   parseOarexecDescriptor,
   parseStandbyLine,
   pyJson,
+  readLines,
   STANDBY_GO,
 } from "../lib/protocol.ts";
 
@@ -291,4 +292,12 @@ Deno.test("standby lines: go, running, and done with the run's exit code and whe
   ) {
     assertEquals(parseStandbyLine(other), null, other);
   }
+});
+
+Deno.test("readLines: lines across chunks, the last without its newline, overlong ones skipped", async () => {
+  const chunks = ["go\nOAR_STAN", "DBY_DONE 0\n", "x".repeat(40), "\nlast"];
+  const stream = ReadableStream.from(chunks.map((c) => new TextEncoder().encode(c)));
+  const got: string[] = [];
+  for await (const l of readLines(stream, 16)) got.push(l);
+  assertEquals(got, ["go", "OAR_STANDBY_DONE 0", "last"]);
 });

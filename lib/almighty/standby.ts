@@ -19,7 +19,7 @@
  */
 import type { Config } from "../config.ts";
 import { moduleCommand } from "../spawn.ts";
-import { encodeStandbyGo, LineSplitter, parseStandbyLine } from "../protocol.ts";
+import { encodeStandbyGo, parseStandbyLine, readLines } from "../protocol.ts";
 import { exitCodeOf } from "../signals.ts";
 import type { OneShotModule } from "./automaton.ts";
 
@@ -33,18 +33,19 @@ const DEFAULT_MAX_RUNS = 200;
 class Standby {
   /** On the pool's clock (its maximum age). */
   readonly since: number;
-  /** oar.conf as the process found it when it started (configStamp). */
-  configStamp: string | null = null;
   runs = 0;
   exited = false;
-  readonly #lines: string[] = [];
-  readonly #splitter = new LineSplitter();
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #lines: AsyncGenerator<string>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
 
-  constructor(readonly child: Deno.ChildProcess, now: number) {
+  constructor(
+    readonly child: Deno.ChildProcess,
+    now: number,
+    /** oar.conf as it was when the process started (StandbyPool's configStamp). */
+    readonly configStamp: string | null,
+  ) {
     this.since = now;
-    this.#reader = child.stdout.getReader();
+    this.#lines = readLines(child.stdout);
     this.#writer = child.stdin.getWriter();
     child.status.then(() => (this.exited = true), () => (this.exited = true));
   }
@@ -69,38 +70,21 @@ class Standby {
   async result(): Promise<{ code: number; more: boolean; taken: boolean }> {
     let taken = false;
     for (;;) {
-      const line = this.#lines.shift() ?? await this.#nextLine();
-      if (line === null) {
-        return { code: exitCodeOf(await this.child.status), more: false, taken };
-      }
-      const msg = parseStandbyLine(line);
+      const next = await this.#lines.next();
+      if (next.done) return { code: exitCodeOf(await this.child.status), more: false, taken };
+      const msg = parseStandbyLine(next.value);
       if (msg?.kind === "running") taken = true;
       else if (msg?.kind === "done") return { code: msg.code, more: msg.more, taken: true };
-      else if (line !== "") console.log(line);
+      else if (next.value !== "") console.log(next.value);
     }
-  }
-
-  async #nextLine(): Promise<string | null> {
-    while (this.#lines.length === 0) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
-      try {
-        chunk = await this.#reader.read();
-      } catch {
-        return null;
-      }
-      if (chunk.done) {
-        this.#lines.push(...this.#splitter.end());
-        return this.#lines.shift() ?? null;
-      }
-      this.#lines.push(...this.#splitter.push(chunk.value).lines);
-    }
-    return this.#lines.shift()!;
   }
 
   /** Closes its input (it leaves) and waits for it to be gone. */
   async dismiss(): Promise<void> {
     await this.#writer.close().catch(() => {});
-    await this.#reader.cancel().catch(() => {});
+    // Its output is let go: read from (then the reader cancels it) or never read.
+    await this.#lines.return(undefined).catch(() => {});
+    await this.child.stdout.cancel().catch(() => {});
     await this.child.status.catch(() => {});
   }
 }
@@ -219,9 +203,7 @@ export class StandbyPool {
   #standby(module: OneShotModule): Standby {
     // Read before the spawn: an oar.conf written meanwhile makes the stamps differ.
     const stamp = this.#configStamp();
-    const s = new Standby(this.#spawn(module, true), this.now());
-    s.configStamp = stamp;
-    return s;
+    return new Standby(this.#spawn(module, true), this.now(), stamp);
   }
 
   #spawn(module: OneShotModule, standby: boolean): Deno.ChildProcess {
