@@ -9,7 +9,7 @@
  *
  * Linux only; elsewhere the snapshots are empty and nothing is reported.
  */
-import { isEntryName } from "../lib/permissions.ts";
+import { isEntryName } from "../lib/permissions/mod.ts";
 
 /** One process as /proc shows it; times in ms. */
 export interface ProcSample {
@@ -79,9 +79,9 @@ export function roleOf(
 ): string {
   if (p.pid === benchPid) return "bench (submission, polling)";
   if (p.comm === "postgres" || p.comm === "postmaster") return "PostgreSQL";
-  // The entry file (modules/x.ts, cli/x.ts) or the artifact (OARDIR/x) among the arguments.
+  // The entry file (modules/x/main.ts, cli/x/main.ts) or the artifact (OARDIR/x) among the arguments.
   const entry = p.cmdline.split(" ").slice(1).filter((arg) => !arg.startsWith("-"))
-    .map((arg) => /(?:^|\/)([\w-]+?)(?:\.ts|\.js)?$/.exec(arg)?.[1])
+    .map((arg) => /(?:^|\/)([\w-]+?)(?:\/main)?(?:\.ts|\.js)?$/.exec(arg)?.[1])
     .find((name) => name !== undefined && isEntryName(name));
   if (entry) return entry + (/\s--serve\b/.test(p.cmdline) ? " agent" : "");
   return p.comm;

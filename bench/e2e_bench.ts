@@ -32,11 +32,11 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { type EmbeddedPg, ensureEmbeddedPostgres } from "../lib/db/embedded.ts";
+import { type EmbeddedPg, ensureEmbeddedPostgres } from "../tools/embedded/postgres.ts";
 import { connectUrl, type Sql } from "../lib/db/client.ts";
-import { embeddedConfig, prepareEmbeddedDatabase, renderConfig } from "../lib/embedded_setup.ts";
-import { readConfigFile } from "../lib/config.ts";
-import { ZmqNotifier } from "../lib/notify.ts";
+import { embeddedConfig, prepareEmbeddedDatabase, renderConfig } from "../tools/embedded/setup.ts";
+import { readConfigFile } from "../lib/runtime/config.ts";
+import { ZmqNotifier } from "../lib/transport/zmq_notifier.ts";
 import { resourceColumns } from "../lib/properties/columns.ts";
 import { parseResourceRequest } from "../lib/submission/resource_request.ts";
 import { type JobRequest, submitJobs } from "../lib/submission/submit.ts";
@@ -45,12 +45,12 @@ import { osUserName } from "../lib/cli/identity.ts";
 import pLimit from "p-limit";
 import { cpuByRole, formatBreakdown, snapshot } from "./cpu_breakdown.ts";
 import { freePortBase } from "../tests/support/server.ts";
-import { clusterDown, type ClusterInfo, clusterUp } from "../lib/cluster/netns.ts";
+import { clusterDown, type ClusterInfo, clusterUp } from "../tools/cluster/netns.ts";
 import {
   appendClusterBlock,
   clusterConfig,
   registerClusterResources,
-} from "../lib/cluster/server.ts";
+} from "../tools/cluster/server.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 

@@ -9,12 +9,16 @@
  *   deno task bench:kamelot [jobs=10000] [cores=10000] [--runs 7]
  */
 import { parseArgs } from "node:util";
-import { moduleLogger } from "../lib/log.ts";
-import { FilterCache } from "../lib/scheduler/filters.ts";
-import { type Placement, type SchedJob, scheduleJobs } from "../lib/scheduler/kamelot.ts";
-import { filtersOf, loadWaitingJobs, toSchedJob } from "../lib/scheduler/requests.ts";
-import { loadResourceSet } from "../lib/scheduler/resource_set.ts";
-import { SlotSet } from "../lib/scheduler/slots.ts";
+import { moduleLogger } from "../lib/runtime/log.ts";
+import { FilterCache } from "../modules/meta_sched/kamelot/filters.ts";
+import {
+  type Placement,
+  type SchedJob,
+  scheduleJobs,
+} from "../modules/meta_sched/kamelot/kamelot.ts";
+import { filtersOf, loadWaitingJobs, toSchedJob } from "../modules/meta_sched/kamelot/requests.ts";
+import { loadResourceSet } from "../modules/meta_sched/kamelot/resource_set.ts";
+import { SlotSet } from "../modules/meta_sched/kamelot/slots.ts";
 import { createTestDb } from "../tests/support/testdb.ts";
 import { CORES_PER_HOST, setUpQueue } from "./sched_workload.ts";
 

@@ -9,9 +9,9 @@
  * OAR_BENCH_STALE_STATS=1 leaves the tables' statistics as they were before the jobs came).
  */
 import { connectUrl, dbNow } from "../lib/db/client.ts";
-import { moduleLogger } from "../lib/log.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
-import { metaSchedRound, ROUND_POOL_SIZE } from "../lib/scheduler/round.ts";
+import { moduleLogger } from "../lib/runtime/log.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
+import { metaSchedRound, ROUND_POOL_SIZE } from "../modules/meta_sched/round.ts";
 import { createTestDb } from "../tests/support/testdb.ts";
 import { CORES_PER_HOST, setUpQueue } from "./sched_workload.ts";
 

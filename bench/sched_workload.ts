@@ -2,7 +2,7 @@
  * The synthetic queue of the scheduler benchmarks (bench:sched, bench:kamelot): waiting jobs of
  * mixed sizes, shapes and walltimes, inserted as oarsub would, on 16-core hosts.
  */
-import { Config } from "../lib/config.ts";
+import { Config } from "../lib/runtime/config.ts";
 import type { Sql } from "../lib/db/client.ts";
 import { addCluster, referenceQueues } from "../tests/support/sched_fixtures.ts";
 import type { TestDb } from "../tests/support/testdb.ts";

@@ -1,6 +1,6 @@
 /**
  * What a small file costs on this machine: CPU (user + kernel) per file for creating, rewriting,
- * renaming and removing, and for the agent's recycled job files (lib/oarexec/recycled_files.ts)
+ * renaming and removing, and for the agent's recycled job files (modules/oarexec/recycled_files.ts)
  * against plain ones. Run in the directory to measure (default: a temporary directory).
  *
  *   deno task bench:files [--dir DIR] [--files N]
@@ -8,8 +8,8 @@
 import { parseArgs } from "node:util";
 import { cpuUsage } from "node:process";
 import { join } from "node:path";
-import { plainFiles, type SmallFiles } from "../lib/oarexec/job_files.ts";
-import { RecycledFiles } from "../lib/oarexec/recycled_files.ts";
+import { plainFiles, type SmallFiles } from "../lib/exec/job_files.ts";
+import { RecycledFiles } from "../modules/oarexec/recycled_files.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

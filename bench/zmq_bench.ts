@@ -1,12 +1,12 @@
 /**
- * lib/zmq.ts throughput and latency, over TCP loopback:
+ * lib/transport/zmq.ts throughput and latency, over TCP loopback:
  *   deno run --allow-ffi=/usr/lib/x86_64-linux-gnu/libzmq.so.5 --allow-run bench/zmq_bench.ts \
  *     [bulkCount=100000] [roundTrips=2000]
  * (`-A` works as well). Prints `name value` lines: bulk messages/s through one PUSH→PULL pair,
  * then round-trip latency through two pairs (PUSH→PULL there, PUSH→PULL back) with the echo
  * side in another Deno process, then with it in this process (same event loop).
  */
-import { LIBZMQ_PATH, PullSocket, PushSocket, terminate } from "../lib/zmq.ts";
+import { LIBZMQ_PATH, PullSocket, PushSocket, terminate } from "../lib/transport/zmq.ts";
 
 const MSG = JSON.stringify({ cmd: "Qsub", job_id: 123456 });
 

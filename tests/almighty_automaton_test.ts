@@ -10,7 +10,7 @@ import {
   type OneShotModule,
   step,
   timeUpdate,
-} from "../lib/almighty/automaton.ts";
+} from "../modules/almighty/automaton.ts";
 
 const at = (state: AlmightyState, extra: Partial<Automaton> = {}): Automaton => ({
   ...initialAutomaton(),

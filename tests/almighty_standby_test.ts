@@ -1,5 +1,5 @@
 /**
- * One-shot modules kept ready by almighty (lib/almighty/standby.ts), as real processes on a
+ * One-shot modules kept ready by almighty (modules/almighty/standby.ts), as real processes on a
  * real database: a standby does nothing until its go, then runs exactly like a fresh start and
  * reports the run's exit code; the same process serves the next runs until it is too old, has
  * served its runs, failed or died; a dismissed one leaves without doing anything.
@@ -9,9 +9,9 @@ import { waitFor } from "./support/proc.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
 import { writeConfigFile } from "./support/testdb.ts";
-import { readConfigFile } from "../lib/config.ts";
-import { addEvent } from "../lib/events.ts";
-import { type StandbyLimits, StandbyPool } from "../lib/almighty/standby.ts";
+import { readConfigFile } from "../lib/runtime/config.ts";
+import { addEvent } from "../lib/job/events.ts";
+import { type StandbyLimits, StandbyPool } from "../modules/almighty/standby.ts";
 import type { Queryable } from "../lib/db/client.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };

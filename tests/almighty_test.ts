@@ -5,7 +5,7 @@
 import { assertEquals, assertOk } from "./support/assert.ts";
 import { freePort } from "./support/ports.ts";
 import { spawnEntry, waitFor, writeConf } from "./support/proc.ts";
-import { PushSocket, terminate } from "../lib/zmq.ts";
+import { PushSocket, terminate } from "../lib/transport/zmq.ts";
 
 const ONE_SHOT = ["meta_sched", "sarko", "finaud", "leon", "node_change_state"];
 const COMPANIONS = ["appendice_proxy", "bipbip_commander", "greta"];
@@ -190,8 +190,8 @@ Deno.test("almighty killed with SIGKILL: its real companions stop by themselves"
 });
 
 Deno.test("almighty loop: a deferred scheduling request wakes the loop when it becomes allowed", async () => {
-  const { runLoop } = await import("../lib/almighty/loop.ts");
-  const { DEFAULT_SETTINGS } = await import("../lib/almighty/automaton.ts");
+  const { runLoop } = await import("../modules/almighty/loop.ts");
+  const { DEFAULT_SETTINGS } = await import("../modules/almighty/automaton.ts");
   let clock = 1000;
   const timeouts: number[] = [];
   const runs: string[] = [];
@@ -234,8 +234,8 @@ Deno.test("almighty loop: a deferred scheduling request wakes the loop when it b
 });
 
 Deno.test("almighty loop: a burst of commands waiting in the socket collapses into one run each", async () => {
-  const { runLoop } = await import("../lib/almighty/loop.ts");
-  const { DEFAULT_SETTINGS } = await import("../lib/almighty/automaton.ts");
+  const { runLoop } = await import("../modules/almighty/loop.ts");
+  const { DEFAULT_SETTINGS } = await import("../modules/almighty/automaton.ts");
   let clock = 1000;
   const runs: string[] = [];
   // Eighteen ChState and two Qsub sent while almighty was busy: all are in the socket at once.

@@ -5,9 +5,9 @@
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import { bindLoopback, freePort } from "./support/ports.ts";
 import { type Running, spawnEntry, waitFor, writeConf } from "./support/proc.ts";
-import { PullSocket, terminate } from "../lib/zmq.ts";
-import { Config } from "../lib/config.ts";
-import { denoRunArgs } from "../lib/permissions.ts";
+import { PullSocket, terminate } from "../lib/transport/zmq.ts";
+import { Config } from "../lib/runtime/config.ts";
+import { denoRunArgs } from "../lib/permissions/mod.ts";
 
 interface Rig {
   proxyPort: number;

@@ -1,5 +1,5 @@
 /**
- * bipbip's batch path (lib/bipbip_batch.ts) against its one-job path: the same jobs, launched
+ * bipbip's batch path (modules/bipbip/batch.ts) against its one-job path: the same jobs, launched
  * and ended once through `bipbip()` one by one and once as one `bipbip --stdin` batch, on two
  * databases, must leave the same trace: states and their log, exit codes, events with their
  * hosts, what oarexec was given, exit codes of the invocations, almighty's notifications.
@@ -8,15 +8,15 @@ import { assertEquals, assertOk } from "./support/assert.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
 import { insertJob, insertResources, type JobFixture } from "./support/fixtures.ts";
 import { challengeOf } from "./support/exec_fixtures.ts";
-import { bipbip, type BipbipContext } from "../lib/bipbip.ts";
-import { bipbipLines } from "../lib/bipbip_batch.ts";
-import { Config } from "../lib/config.ts";
-import { setupLogging } from "../lib/log.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
+import { bipbip, type BipbipContext } from "../modules/bipbip/bipbip.ts";
+import { bipbipLines } from "../modules/bipbip/batch.ts";
+import { Config } from "../lib/runtime/config.ts";
+import { setupLogging } from "../lib/runtime/log.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
 import type { Launcher, LaunchResult } from "../lib/launch/launcher.ts";
-import { parseOarexecDescriptor } from "../lib/protocol.ts";
-import { runNodeChangeState } from "../lib/node_change_state.ts";
-import type { OarexecSignaller } from "../lib/oarexec_signal.ts";
+import { parseOarexecDescriptor } from "../lib/protocol/mod.ts";
+import { runNodeChangeState } from "../modules/node_change_state/node_change_state.ts";
+import type { OarexecSignaller } from "../lib/launch/oarexec_signal.ts";
 
 /** oarexec stand-in: no rendezvous on `broken` (oarexec's exit 7), else a rendezvous. */
 class FakeLauncher implements Launcher {

@@ -8,16 +8,16 @@ import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.t
 import { createTestDb, type TestDb } from "./support/testdb.ts";
 import { insertJob, insertResources, type JobFixture } from "./support/fixtures.ts";
 import { challengeOf, eventTypes, jobState } from "./support/exec_fixtures.ts";
-import { bipbip, type BipbipContext } from "../lib/bipbip.ts";
-import { bipbipLines } from "../lib/bipbip_batch.ts";
-import { Config } from "../lib/config.ts";
-import { setupLogging } from "../lib/log.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
+import { bipbip, type BipbipContext } from "../modules/bipbip/bipbip.ts";
+import { bipbipLines } from "../modules/bipbip/batch.ts";
+import { Config } from "../lib/runtime/config.ts";
+import { setupLogging } from "../lib/runtime/log.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
 import type { Launcher, LaunchResult } from "../lib/launch/launcher.ts";
-import { addEvent, jobEvents } from "../lib/events.ts";
-import { endOfJobEvents } from "../lib/job_end.ts";
-import { getJob } from "../lib/jobs.ts";
-import { parseOarexecDescriptor } from "../lib/protocol.ts";
+import { addEvent, jobEvents } from "../lib/job/events.ts";
+import { endOfJobEvents } from "../lib/job/end.ts";
+import { getJob } from "../lib/job/jobs.ts";
+import { parseOarexecDescriptor } from "../lib/protocol/mod.ts";
 
 class RecordingLauncher implements Launcher {
   readonly kind: "ssh" | "local";

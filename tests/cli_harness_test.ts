@@ -4,8 +4,8 @@
  * can be checked and commands never wait on an absent peer. Commands run as real child
  * processes with their own permission flags (runEntry).
  */
-import type { EntryName } from "../lib/permissions.ts";
-import { PullSocket, terminate } from "../lib/zmq.ts";
+import type { EntryName } from "../lib/permissions/mod.ts";
+import { PullSocket, terminate } from "../lib/transport/zmq.ts";
 import { bindLoopback } from "./support/ports.ts";
 import { runEntry, spawnEntry } from "./support/proc.ts";
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";

@@ -312,7 +312,7 @@ Deno.test("oarsub --wait blocks until the job ends and exits with its exit code"
 // oarsub -I waiting for its job: the notifications drive it (here the test sends them).
 
 /**
- * oarsub -I as a child. It runs with every permission until lib/permissions.ts grants oarsub
+ * oarsub -I as a child. It runs with every permission until lib/permissions/mod.ts grants oarsub
  * its listening socket and shell (tests/interactive_test.ts then goes through `deno task`).
  */
 function interactiveOarsub(env: CliEnv, args: string[]) {
@@ -321,7 +321,7 @@ function interactiveOarsub(env: CliEnv, args: string[]) {
       "run",
       "--quiet",
       "--allow-all",
-      new URL("../cli/oarsub.ts", import.meta.url).pathname,
+      new URL("../cli/oarsub/main.ts", import.meta.url).pathname,
       ...args,
     ],
     env: { OARCONFFILE: env.conf, NO_COLOR: "1" },

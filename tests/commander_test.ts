@@ -3,8 +3,12 @@
  * leon, logging when they start and end).
  */
 import { assertEquals, assertOk } from "./support/assert.ts";
-import { Commander, processSpawner, processWorkerSpawner } from "../lib/commander.ts";
-import type { CommanderMessage } from "../lib/protocol.ts";
+import {
+  Commander,
+  processSpawner,
+  processWorkerSpawner,
+} from "../modules/bipbip_commander/commander.ts";
+import type { CommanderMessage } from "../lib/protocol/mod.ts";
 
 /** A spawner running `sh -c` that logs "start <job>" / "end <job>" around a sleep. */
 function scriptSpawner(log: string, sleep: number) {

@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "./support/assert.ts";
-import { Config, ConfigError, DEFAULTS, loadConfig, parseOarConf } from "../lib/config.ts";
+import { Config, ConfigError, DEFAULTS, loadConfig, parseOarConf } from "../lib/runtime/config.ts";
 
 Deno.test("oar.conf: comments, quotes, numbers, whitespace", () => {
   const v = parseOarConf(

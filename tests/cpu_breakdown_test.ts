@@ -34,11 +34,11 @@ Deno.test("cpu breakdown: /proc/<pid>/stat parsed, a command name with spaces an
 Deno.test("cpu breakdown: roles from the entry file, PostgreSQL, the bench", () => {
   const p = (pid: number, comm: string, cmdline: string) => ({ pid, comm, cmdline });
   assertEquals(
-    roleOf(p(5, "deno", "/usr/bin/deno run -A /srv/oar/modules/meta_sched.ts"), 1),
+    roleOf(p(5, "deno", "/usr/bin/deno run -A /srv/oar/modules/meta_sched/main.ts"), 1),
     "meta_sched",
   );
   assertEquals(
-    roleOf(p(5, "deno", "deno run --allow-all /srv/oar/modules/oarexec.ts --serve"), 1),
+    roleOf(p(5, "deno", "deno run --allow-all /srv/oar/modules/oarexec/main.ts --serve"), 1),
     "oarexec agent",
   );
   assertEquals(roleOf(p(5, "deno", "deno run /opt/dist/bipbip.js 7"), 1), "bipbip");
@@ -72,16 +72,16 @@ Deno.test("cpu breakdown: deltas of the living, reaped children, reused pids, th
     children,
   }];
   const before = new Map([
-    proc(10, "deno run modules/almighty.ts", 100, 50, 1000),
-    proc(20, "deno run modules/oarexec.ts --serve", 200, 300, 400),
-    proc(30, "deno run modules/leon.ts", 300, 70, 0), // ends during the phase
-    proc(40, "deno run modules/sarko.ts", 400, 90, 0), // its pid is reused
+    proc(10, "deno run modules/almighty/main.ts", 100, 50, 1000),
+    proc(20, "deno run modules/oarexec/main.ts --serve", 200, 300, 400),
+    proc(30, "deno run modules/leon/main.ts", 300, 70, 0), // ends during the phase
+    proc(40, "deno run modules/sarko/main.ts", 400, 90, 0), // its pid is reused
   ]);
   const after = new Map([
-    proc(10, "deno run modules/almighty.ts", 100, 80, 6000),
-    proc(20, "deno run modules/oarexec.ts --serve", 200, 900, 3400),
-    proc(40, "deno run modules/finaud.ts", 900, 40, 0),
-    proc(50, "deno run modules/meta_sched.ts", 950, 120, 0), // a standby started meanwhile
+    proc(10, "deno run modules/almighty/main.ts", 100, 80, 6000),
+    proc(20, "deno run modules/oarexec/main.ts --serve", 200, 900, 3400),
+    proc(40, "deno run modules/finaud/main.ts", 900, 40, 0),
+    proc(50, "deno run modules/meta_sched/main.ts", 950, 120, 0), // a standby started meanwhile
   ]);
   const byRole = cpuByRole(before, after, 1, 10_000);
   assertEquals(Object.fromEntries(byRole), {

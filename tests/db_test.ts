@@ -5,8 +5,8 @@
 import { join } from "node:path";
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
-import { Config } from "../lib/config.ts";
-import { projectRoot } from "../lib/paths.ts";
+import { Config } from "../lib/runtime/config.ts";
+import { projectRoot } from "../lib/runtime/paths.ts";
 import { connectUrl, dbNow, dbPermissionFlags, parseDbUrl } from "../lib/db/client.ts";
 import { checkSchema, createSchema, dropSchema } from "../lib/db/schema.ts";
 

@@ -3,8 +3,8 @@
  * source tree beside them.
  */
 import { assertEquals, assertStringIncludes } from "./support/assert.ts";
-import { permissionsDoc, sampleOarConf } from "../lib/deploy_docs.ts";
-import { DEFAULTS, parseOarConf } from "../lib/config.ts";
+import { permissionsDoc, sampleOarConf } from "../tools/deploy_docs.ts";
+import { DEFAULTS, parseOarConf } from "../lib/runtime/config.ts";
 import { bakedHeader } from "../tools/compile.ts";
 import { freePort } from "./support/ports.ts";
 import { waitFor } from "./support/proc.ts";
@@ -20,7 +20,7 @@ Deno.test("deploy/oar.conf lists every key with its default, as the code has the
   for (const [k, d] of Object.entries(DEFAULTS)) assertEquals(values.get(k), d.value, k);
 });
 
-Deno.test("deploy/PERMISSIONS.md matches lib/permissions.ts", async () => {
+Deno.test("deploy/PERMISSIONS.md matches lib/permissions/mod.ts", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/PERMISSIONS.md`, permissionsDoc());

@@ -7,7 +7,11 @@ import { assertEquals, assertOk, assertRejects, assertStringIncludes } from "./s
 import { waitFor } from "./support/proc.ts";
 import { freePort } from "./support/ports.ts";
 import { connectUrl } from "../lib/db/client.ts";
-import { type EmbeddedPg, ensureEmbeddedPostgres, findPgBinDir } from "../lib/db/embedded.ts";
+import {
+  type EmbeddedPg,
+  ensureEmbeddedPostgres,
+  findPgBinDir,
+} from "../tools/embedded/postgres.ts";
 
 /** Pids of live processes whose working directory is `dataDir` (postmaster and backends). */
 function processesOf(dataDir: string): number[] {

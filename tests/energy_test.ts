@@ -6,11 +6,11 @@ import { assertEquals } from "./support/assert.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
 import { bindLoopback } from "./support/ports.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
-import { Config } from "../lib/config.ts";
+import { Config } from "../lib/runtime/config.ts";
 import { dbNow } from "../lib/db/client.ts";
-import { energyDecisions, gretaMessages, sendToGreta } from "../lib/energy.ts";
-import { addEvent } from "../lib/events.ts";
-import { PullSocket, terminate } from "../lib/zmq.ts";
+import { energyDecisions, gretaMessages, sendToGreta } from "../modules/meta_sched/energy.ts";
+import { addEvent } from "../lib/job/events.ts";
+import { PullSocket, terminate } from "../lib/transport/zmq.ts";
 
 const CONF = {
   ENERGY_SAVING_MODE: "metascheduler_decision_making",

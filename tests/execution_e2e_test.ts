@@ -25,22 +25,22 @@ import {
 } from "./support/exec_fixtures.ts";
 import { waitFor } from "./support/proc.ts";
 import { bindLoopback, freePort } from "./support/ports.ts";
-import { bipbip, type BipbipContext } from "../lib/bipbip.ts";
-import { leon } from "../lib/leon.ts";
+import { bipbip, type BipbipContext } from "../modules/bipbip/bipbip.ts";
+import { leon } from "../modules/leon/leon.ts";
 import { LocalLauncher } from "../lib/launch/local.ts";
 import { startSshd } from "./support/sshd.ts";
-import { AGENT_SOCKET_NAME } from "../lib/oarexec/agent_path.ts";
-import { isSpareDirectory } from "../lib/oarexec/recycled_files.ts";
+import { AGENT_SOCKET_NAME } from "../lib/exec/agent_path.ts";
+import { isSpareDirectory } from "../modules/oarexec/recycled_files.ts";
 import { makeLauncher } from "../lib/launch/launcher.ts";
-import { pingchecker } from "../lib/pingchecker.ts";
-import { runNodeChangeState } from "../lib/node_change_state.ts";
-import { launcherSignaller } from "../lib/oarexec_signal.ts";
-import { fragJob, fragState } from "../lib/frag.ts";
-import { getJob } from "../lib/jobs.ts";
-import { parseCommanderMessage, parseLegacyLine } from "../lib/protocol.ts";
-import { AppendiceProxy } from "../lib/proxy.ts";
-import { Commander, processSpawner } from "../lib/commander.ts";
-import { PullSocket, terminate } from "../lib/zmq.ts";
+import { pingchecker } from "../lib/resource/pingchecker.ts";
+import { runNodeChangeState } from "../modules/node_change_state/node_change_state.ts";
+import { launcherSignaller } from "../lib/launch/oarexec_signal.ts";
+import { fragJob, fragState } from "../lib/job/frag.ts";
+import { getJob } from "../lib/job/jobs.ts";
+import { parseCommanderMessage, parseLegacyLine } from "../lib/protocol/mod.ts";
+import { AppendiceProxy } from "../modules/appendice_proxy/proxy.ts";
+import { Commander, processSpawner } from "../modules/bipbip_commander/commander.ts";
+import { PullSocket, terminate } from "../lib/transport/zmq.ts";
 
 function ctxFor(rig: ExecRig): BipbipContext {
   return {

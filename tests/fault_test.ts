@@ -119,7 +119,7 @@ Deno.test("faults: almighty SIGKILLed while jobs run; a new start on the same va
     const pid = await daemonPid(server.varDir, "almighty");
     assertOk(pid !== undefined && kill(pid), "almighty was killed");
     // start stops the database once almighty is gone; the companions follow almighty
-    // (lib/parent_watch.ts). Only the detached oarexecs of the running jobs remain.
+    // (lib/runtime/parent_watch.ts). Only the detached oarexecs of the running jobs remain.
     await serverGone(server);
     const t0 = performance.now();
     await server.start();

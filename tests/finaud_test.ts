@@ -6,12 +6,12 @@
 import { assertEquals, assertOk } from "./support/assert.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
-import { Config } from "../lib/config.ts";
-import { jobEvents } from "../lib/events.ts";
-import { runFinaud } from "../lib/finaud.ts";
-import { moduleLogger } from "../lib/log.ts";
-import { pingchecker, pingMethod, type PingOutcome, sshPort } from "../lib/pingchecker.ts";
-import { getResource } from "../lib/resources.ts";
+import { Config } from "../lib/runtime/config.ts";
+import { jobEvents } from "../lib/job/events.ts";
+import { runFinaud } from "../modules/finaud/finaud.ts";
+import { moduleLogger } from "../lib/runtime/log.ts";
+import { pingchecker, pingMethod, type PingOutcome, sshPort } from "../lib/resource/pingchecker.ts";
+import { getResource } from "../lib/resource/resources.ts";
 
 const HOSTS = ["localhost0", "localhost1", "localhost2", "localhost3", "localhost4"];
 

@@ -9,7 +9,7 @@
 import { assertEquals, assertOk } from "./support/assert.ts";
 import { daemonPid, Rng, testSeed } from "./support/fault_helpers.ts";
 import { TestServer } from "./support/server.ts";
-import { PushSocket, terminate } from "../lib/zmq.ts";
+import { PushSocket, terminate } from "../lib/transport/zmq.ts";
 
 /** Job ids no test job can reach: the server is fresh, ids start at 1. */
 const GHOST_IDS = [0, 999_999, 1_000_000, 2_147_483_647];

@@ -13,11 +13,11 @@ import {
   type KeepAlive,
   type KeepAliveError,
   parseKeepAlive,
-} from "../lib/greta/config.ts";
-import { WindowForker } from "../lib/greta/forker.ts";
-import { Greta } from "../lib/greta/greta.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
-import { PushSocket, terminate } from "../lib/zmq.ts";
+} from "../modules/greta/config.ts";
+import { WindowForker } from "../modules/greta/forker.ts";
+import { Greta } from "../modules/greta/greta.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
+import { PushSocket, terminate } from "../lib/transport/zmq.ts";
 
 Deno.test("greta config: timeouts and keep-alive (test_fill_timeouts, test_get_timeout, keepalive)", () => {
   assertEquals([...fillTimeouts("10").table], [[1, 10]]);

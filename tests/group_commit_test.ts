@@ -1,5 +1,5 @@
 import { assertEquals, assertRejects } from "./support/assert.ts";
-import { GroupCommit } from "../lib/group_commit.ts";
+import { GroupCommit } from "../modules/bipbip/group_commit.ts";
 
 /** A handler whose batches finish when the test says so. */
 function gatedHandler() {

@@ -4,7 +4,7 @@
  * remote command line locally, as the node's login shell would).
  */
 import { assertEquals } from "./support/assert.ts";
-import { Config } from "../lib/config.ts";
+import { Config } from "../lib/runtime/config.ts";
 import { heldJobsScript, localHeldJobs, parseHeldJobs } from "../lib/launch/held_jobs.ts";
 import { LocalLauncher } from "../lib/launch/local.ts";
 import { SshLauncher } from "../lib/launch/ssh.ts";

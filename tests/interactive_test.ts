@@ -11,13 +11,13 @@
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./support/assert.ts";
 import { waitFor } from "./support/proc.ts";
 import { TestServer } from "./support/server.ts";
-import { Config } from "../lib/config.ts";
-import { permissionFlags } from "../lib/permissions.ts";
-import type { OarexecDescriptor } from "../lib/protocol.ts";
-import { runInteractiveOarexec } from "../lib/oarexec/interactive.ts";
-import { OarexecLog } from "../lib/oarexec/log.ts";
-import type { Handled } from "../lib/oarexec/run.ts";
-import { psTable } from "../lib/interactive/sessions.ts";
+import { Config } from "../lib/runtime/config.ts";
+import { permissionFlags } from "../lib/permissions/mod.ts";
+import type { OarexecDescriptor } from "../lib/protocol/mod.ts";
+import { runInteractiveOarexec } from "../modules/oarexec/interactive.ts";
+import { OarexecLog } from "../lib/exec/log.ts";
+import type { Handled } from "../lib/exec/run.ts";
+import { psTable } from "../lib/exec/sessions.ts";
 import { freePort, REFUSED_ADDRESS } from "./support/ports.ts";
 import { createTestDb } from "./support/testdb.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
@@ -30,18 +30,18 @@ import {
   testDescriptor,
 } from "./support/exec_fixtures.ts";
 import { makeLauncher } from "../lib/launch/launcher.ts";
-import { bipbip, type BipbipContext } from "../lib/bipbip.ts";
-import { setupLogging } from "../lib/log.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
+import { bipbip, type BipbipContext } from "../modules/bipbip/bipbip.ts";
+import { setupLogging } from "../lib/runtime/log.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
 import type { Launcher, LaunchResult } from "../lib/launch/launcher.ts";
-import { NotificationListener } from "../lib/interactive/listener.ts";
+import { NotificationListener } from "../cli/oarsub/listener.ts";
 import { startSshd } from "./support/sshd.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
 /**
  * `deno task oarsub` once oarsub's permission flags let it listen; until then the entry runs
- * with every permission (the flags are lib/permissions.ts's business, not this test's).
+ * with every permission (the flags are lib/permissions/mod.ts's business, not this test's).
  */
 const VIA_TASK = (() => {
   const flags = permissionFlags("oarsub", new Config());
@@ -67,7 +67,7 @@ interface Oarsub {
 function oarsub(server: TestServer, args: string[]): Oarsub {
   const cmd = VIA_TASK
     ? [Deno.execPath(), "task", "--quiet", "oarsub", ...args]
-    : [Deno.execPath(), "run", "--quiet", "--allow-all", `${root}cli/oarsub.ts`, ...args];
+    : [Deno.execPath(), "run", "--quiet", "--allow-all", `${root}cli/oarsub/main.ts`, ...args];
   const child = new Deno.Command("setsid", {
     args: cmd,
     cwd: root,
@@ -537,7 +537,7 @@ Deno.test("bipbip, interactive job: no rendezvous ⇒ oarsub told, the job is en
 function interactiveSession(confPath: string, jobId: number) {
   const code = `
     import { runCli } from "${root}lib/cli/frame.ts";
-    import { connectJob } from "${root}lib/interactive/oarsub.ts";
+    import { connectJob } from "${root}cli/oarsub/interactive.ts";
     Deno.exit(await runCli("oarsub", "", (ctx) => connectJob(ctx, ${jobId}, "root", "START")));
   `;
   return new Deno.Command("setsid", {
@@ -564,7 +564,7 @@ Deno.test({
       OPENSSH_CMD: `/usr/bin/ssh -p ${sshd.port} -i ${sshd.key} -oStrictHostKeyChecking=no ` +
         `-oUserKnownHostsFile=/dev/null -oLogLevel=ERROR`,
       OAREXEC_REMOTE_CMD: `OARCONFFILE=${nodeConf} ${Deno.execPath()} run --quiet --allow-all ` +
-        `${root}modules/oarexec.ts`,
+        `${root}modules/oarexec/main.ts`,
     });
     await Deno.copyFile(rig.confPath, nodeConf);
     const reports = new ReportListener(rig.port);

@@ -1,5 +1,5 @@
 /**
- * setJobsState (lib/jobs.ts): the bulk form of setJobState must leave exactly what setJobState
+ * setJobsState (lib/job/jobs.ts): the bulk form of setJobState must leave exactly what setJobState
  * leaves, job by job. Each case runs on twin jobs: one changed by setJobState, the other by
  * setJobsState, and their rows are compared.
  */
@@ -7,8 +7,8 @@ import { assertEquals, assertOk } from "./support/assert.ts";
 import { createTestDb } from "./support/testdb.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
 import type { Sql } from "../lib/db/client.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
-import { type JobState, setJobsState, setJobState } from "../lib/jobs.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
+import { type JobState, setJobsState, setJobState } from "../lib/job/jobs.ts";
 
 /** What a state change leaves for one job, without ids and clock values. */
 async function footprint(sql: Sql, jobId: number) {

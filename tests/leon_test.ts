@@ -8,13 +8,13 @@ import { assertEquals, assertOk } from "./support/assert.ts";
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";
 import { insertJob, insertResources, type JobFixture } from "./support/fixtures.ts";
 import { alive, entryArgs, eventTypes, jobState } from "./support/exec_fixtures.ts";
-import { leon, type LeonContext } from "../lib/leon.ts";
-import { Config, readConfigFile } from "../lib/config.ts";
-import { setupLogging } from "../lib/log.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
+import { leon, type LeonContext } from "../modules/leon/leon.ts";
+import { Config, readConfigFile } from "../lib/runtime/config.ts";
+import { setupLogging } from "../lib/runtime/log.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
 import type { Launcher, LaunchResult } from "../lib/launch/launcher.ts";
 import { LocalLauncher } from "../lib/launch/local.ts";
-import { fragJob, fragState, setFragState } from "../lib/frag.ts";
+import { fragJob, fragState, setFragState } from "../lib/job/frag.ts";
 
 class SignalRecorder implements Launcher {
   readonly kind = "local" as const;

@@ -1,6 +1,6 @@
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
-import { Config } from "../lib/config.ts";
-import { logLevelFor, setupLogging } from "../lib/log.ts";
+import { Config } from "../lib/runtime/config.ts";
+import { logLevelFor, setupLogging } from "../lib/runtime/log.ts";
 
 Deno.test("LOG_LEVEL maps OAR's 1-3 to logtape levels", () => {
   assertEquals(logLevelFor(1), "error");

@@ -4,13 +4,13 @@
  * hierarchy and property constraints, moldables, reservations, besteffort preemption,
  * dependencies, bad filters, and the oarsub notifications over real TCP.
  */
-import { Config } from "../lib/config.ts";
+import { Config } from "../lib/runtime/config.ts";
 import { dbNow } from "../lib/db/client.ts";
-import { moduleLogger } from "../lib/log.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
-import { metaSchedRound, type RoundReport } from "../lib/scheduler/round.ts";
-import { sqlTime } from "../lib/scheduler/oarsub_notify.ts";
-import { timesharingKey } from "../lib/scheduler/timesharing.ts";
+import { moduleLogger } from "../lib/runtime/log.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
+import { metaSchedRound, type RoundReport } from "../modules/meta_sched/round.ts";
+import { sqlTime } from "../modules/meta_sched/oarsub_notify.ts";
+import { timesharingKey } from "../modules/meta_sched/kamelot/timesharing.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import {
   addAccounting,

@@ -6,15 +6,15 @@
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import { insertJob, insertResources, type JobFixture } from "./support/fixtures.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
-import { addEvent, jobEvents } from "../lib/events.ts";
-import { fragState } from "../lib/frag.ts";
-import { getJob, type JobState } from "../lib/jobs.ts";
-import { moduleLogger } from "../lib/log.ts";
-import { runNodeChangeState } from "../lib/node_change_state.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
+import { addEvent, jobEvents } from "../lib/job/events.ts";
+import { fragState } from "../lib/job/frag.ts";
+import { getJob, type JobState } from "../lib/job/jobs.ts";
+import { moduleLogger } from "../lib/runtime/log.ts";
+import { runNodeChangeState } from "../modules/node_change_state/node_change_state.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
 import { RecordingSignaller } from "./support/signaller.ts";
-import { getResource } from "../lib/resources.ts";
-import { resubmitJob } from "../lib/resubmit.ts";
+import { getResource } from "../lib/resource/resources.ts";
+import { resubmitJob } from "../lib/job/resubmit.ts";
 
 interface Run {
   code: number;

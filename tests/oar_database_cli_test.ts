@@ -1,6 +1,6 @@
 /**
  * oar-database as admins run it: a child process with exactly its permission flags
- * (lib/permissions.ts) and an oar.conf pointing at a test database.
+ * (lib/permissions/mod.ts) and an oar.conf pointing at a test database.
  */
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";

@@ -14,10 +14,10 @@ import {
   ReportListener,
 } from "./support/exec_fixtures.ts";
 import { waitFor } from "./support/proc.ts";
-import { bipbip } from "../lib/bipbip.ts";
+import { bipbip } from "../modules/bipbip/bipbip.ts";
 import { LocalLauncher } from "../lib/launch/local.ts";
-import { leon } from "../lib/leon.ts";
-import { fragJob } from "../lib/frag.ts";
+import { leon } from "../modules/leon/leon.ts";
+import { fragJob } from "../lib/job/frag.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 

@@ -1,5 +1,5 @@
 /**
- * The local launcher's resident oarexec agent (lib/oarexec/agent.ts) as real processes: one
+ * The local launcher's resident oarexec agent (modules/oarexec/agent.ts) as real processes: one
  * agent runs several jobs, each reports on its own, signals reach only their job, the agent
  * leaves once idle, a stale socket does not stop it, garbage does not stop it, and a launcher
  * that cannot start it falls back to a per-job oarexec.
@@ -19,9 +19,9 @@ import {
 import { waitFor } from "./support/proc.ts";
 import { LocalLauncher } from "../lib/launch/local.ts";
 import { agentJobs } from "../lib/launch/agent_client.ts";
-import { agentSocketPath } from "../lib/oarexec/agent_path.ts";
-import { isSpareDirectory } from "../lib/oarexec/recycled_files.ts";
-import { encodeOarexecDescriptor } from "../lib/protocol.ts";
+import { agentSocketPath } from "../lib/exec/agent_path.ts";
+import { isSpareDirectory } from "../modules/oarexec/recycled_files.ts";
+import { encodeOarexecDescriptor } from "../lib/protocol/mod.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 

@@ -15,11 +15,11 @@ import {
   testDescriptor,
 } from "./support/exec_fixtures.ts";
 import { waitFor } from "./support/proc.ts";
-import { denoRunArgs } from "../lib/permissions.ts";
-import { encodeOarexecDescriptor, type OarexecDescriptor } from "../lib/protocol.ts";
-import { finalExitCode, signalName, waitStatus } from "../lib/oarexec/exit_codes.ts";
-import { nodeFileLines, resourceFileLines } from "../lib/oarexec/job_files.ts";
-import { walltimeText } from "../lib/oarexec/run.ts";
+import { denoRunArgs } from "../lib/permissions/mod.ts";
+import { encodeOarexecDescriptor, type OarexecDescriptor } from "../lib/protocol/mod.ts";
+import { finalExitCode, signalName, waitStatus } from "../lib/exec/exit_codes.ts";
+import { nodeFileLines, resourceFileLines } from "../lib/exec/job_files.ts";
+import { walltimeText } from "../lib/exec/run.ts";
 import { awaitRendezvous } from "../lib/launch/rendezvous.ts";
 
 const RDV = "oarexec is initialized and ready to do the job\n";
@@ -284,7 +284,7 @@ Deno.test("oarexec: a PASSIVE job's oarsub -C sessions end with it", opts, async
   const d = descriptor(rig, {
     command: `while [ ! -e ${gate} ]; do sleep 0.05; done`,
   });
-  // As the session wrapper does it (lib/interactive/shell.ts): the session records itself in
+  // As the session wrapper does it (cli/oarsub/shell.ts): the session records itself in
   // the job's session file, then runs its shell.
   const file = join(rig.tmp, `oarsub_connections_${d.job_id}`);
   let connection: Deno.ChildProcess | null = null;

@@ -1,12 +1,12 @@
 /**
- * The shared state-changing operations (lib/events.ts, jobs.ts, frag.ts, resources.ts) on a
+ * The shared state-changing operations (lib/job/events.ts, jobs.ts, frag.ts, resources.ts) on a
  * real PostgreSQL database, one database per test.
  */
 import { assertEquals, assertOk, assertRejects } from "./support/assert.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
 import { connectUrl, type Sql } from "../lib/db/client.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
 import {
   addEvent,
   checkEvent,
@@ -15,7 +15,7 @@ import {
   eventHostnames,
   jobEvents,
   toCheckEvents,
-} from "../lib/events.ts";
+} from "../lib/job/events.ts";
 import {
   getJob,
   getJobTypes,
@@ -27,7 +27,7 @@ import {
   setJobState,
   setRunningDate,
   suspendedDuration,
-} from "../lib/jobs.ts";
+} from "../lib/job/jobs.ts";
 import {
   fragDate,
   fragJob,
@@ -36,7 +36,7 @@ import {
   jobsToKill,
   setFragState,
   timerArmedJobs,
-} from "../lib/frag.ts";
+} from "../lib/job/frag.ts";
 import {
   addResource,
   getResource,
@@ -46,7 +46,7 @@ import {
   setResourceNextState,
   setResourceState,
   STATE_NUM,
-} from "../lib/resources.ts";
+} from "../lib/resource/resources.ts";
 
 /** Runs `fn` on a fresh database, dropped afterwards whatever happens. */
 function dbTest(name: string, fn: (db: TestDb) => Promise<void>) {

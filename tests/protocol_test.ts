@@ -21,7 +21,7 @@ import {
   pyJson,
   readLines,
   STANDBY_GO,
-} from "../lib/protocol.ts";
+} from "../lib/protocol/mod.ts";
 
 Deno.test("encoders are byte-compatible with OAR 3 (Python json.dumps layout)", () => {
   assertEquals(encodeAlmightyMessage({ cmd: "Qsub" }), '{"cmd": "Qsub"}');

@@ -1,11 +1,11 @@
 /**
- * The agent's recycled job files (lib/oarexec/recycled_files.ts): a removed file comes back as
+ * The agent's recycled job files (modules/oarexec/recycled_files.ts): a removed file comes back as
  * the next one written, with only its new content; links and others' files are never reused;
  * the spares are bounded and cleaned up.
  */
 import { join } from "node:path";
 import { assertEquals, assertOk } from "./support/assert.ts";
-import { RecycledFiles, sweepSpares } from "../lib/oarexec/recycled_files.ts";
+import { RecycledFiles, sweepSpares } from "../modules/oarexec/recycled_files.ts";
 
 function names(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();

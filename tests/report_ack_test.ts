@@ -7,16 +7,21 @@
  */
 import { assertEquals, assertOk } from "./support/assert.ts";
 import { waitFor } from "./support/proc.ts";
-import { deliverReport } from "../lib/oarexec/report.ts";
-import { AppendiceProxy } from "../lib/proxy.ts";
-import { AckSender, Commander, processSpawner, processWorkerSpawner } from "../lib/commander.ts";
+import { deliverReport } from "../lib/transport/report.ts";
+import { AppendiceProxy } from "../modules/appendice_proxy/proxy.ts";
+import {
+  AckSender,
+  Commander,
+  processSpawner,
+  processWorkerSpawner,
+} from "../modules/bipbip_commander/commander.ts";
 import {
   type CommanderMessage,
   encodeAckLine,
   isAckToken,
   newAckToken,
   parseCommanderMessage,
-} from "../lib/protocol.ts";
+} from "../lib/protocol/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

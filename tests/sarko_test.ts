@@ -6,15 +6,15 @@
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
-import { Config } from "../lib/config.ts";
-import { jobEvents } from "../lib/events.ts";
-import { fragState } from "../lib/frag.ts";
-import { moduleLogger } from "../lib/log.ts";
-import { withModuleLock } from "../lib/module_lock.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
+import { Config } from "../lib/runtime/config.ts";
+import { jobEvents } from "../lib/job/events.ts";
+import { fragState } from "../lib/job/frag.ts";
+import { moduleLogger } from "../lib/runtime/log.ts";
+import { withModuleLock } from "../lib/runtime/module_lock.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
 import { RecordingSignaller } from "./support/signaller.ts";
-import { getResource } from "../lib/resources.ts";
-import { leonDelays, runSarko } from "../lib/sarko.ts";
+import { getResource } from "../lib/resource/resources.ts";
+import { leonDelays, runSarko } from "../modules/sarko/sarko.ts";
 
 interface Run {
   code: number;

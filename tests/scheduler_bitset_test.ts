@@ -2,7 +2,7 @@
  * The slot set's bitsets must be an exact stand-in for interval sets: conversions, removal, and
  * window searches checked against a plain interval-set reference on random data.
  */
-import { clearItvs, fromItvs, popcount, toItvs } from "../lib/scheduler/bitset.ts";
+import { clearItvs, fromItvs, popcount, toItvs } from "../modules/meta_sched/kamelot/bitset.ts";
 import {
   count,
   difference,
@@ -11,9 +11,9 @@ import {
   type Itvs,
   range,
   takeFirst,
-} from "../lib/scheduler/intervals.ts";
-import { MAX_TIME, SlotSet } from "../lib/scheduler/slots.ts";
-import { buildLevel, matchGroups, singleCount } from "../lib/scheduler/hierarchy.ts";
+} from "../modules/meta_sched/kamelot/intervals.ts";
+import { MAX_TIME, SlotSet } from "../modules/meta_sched/kamelot/slots.ts";
+import { buildLevel, matchGroups, singleCount } from "../modules/meta_sched/kamelot/hierarchy.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
 
 function rng(seed: number): () => number {

@@ -4,10 +4,10 @@
  * `_visu` copies equal to them after every round, repaired when they were not.
  */
 import { dbNow } from "../lib/db/client.ts";
-import { moduleLogger } from "../lib/log.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
-import { diffGantt, emptyDelta, type GanttMap } from "../lib/scheduler/gantt.ts";
-import { metaSchedRound } from "../lib/scheduler/round.ts";
+import { moduleLogger } from "../lib/runtime/log.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
+import { diffGantt, emptyDelta, type GanttMap } from "../modules/meta_sched/kamelot/gantt.ts";
+import { metaSchedRound } from "../modules/meta_sched/round.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
 import { addCluster, referenceQueues, roundRunner, submitJob } from "./support/sched_fixtures.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";

@@ -7,8 +7,14 @@ import {
   type Level,
   matchGroup,
   matchGroups,
-} from "../lib/scheduler/hierarchy.ts";
-import { count, difference, fromIds, range, toIds } from "../lib/scheduler/intervals.ts";
+} from "../modules/meta_sched/kamelot/hierarchy.ts";
+import {
+  count,
+  difference,
+  fromIds,
+  range,
+  toIds,
+} from "../modules/meta_sched/kamelot/intervals.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
 import { seededInts } from "./support/random.ts";
 

@@ -14,7 +14,7 @@ import {
   takeFirst,
   toIds,
   union,
-} from "../lib/scheduler/intervals.ts";
+} from "../modules/meta_sched/kamelot/intervals.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
 
 Deno.test("intervals: normalisation merges overlapping and adjacent ranges", () => {

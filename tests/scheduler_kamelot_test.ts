@@ -1,7 +1,15 @@
-import { buildLevel, type GroupRequest, type Hierarchy } from "../lib/scheduler/hierarchy.ts";
-import { count, overlaps, range } from "../lib/scheduler/intervals.ts";
-import { type Placement, type SchedJob, scheduleJobs } from "../lib/scheduler/kamelot.ts";
-import { SlotSet } from "../lib/scheduler/slots.ts";
+import {
+  buildLevel,
+  type GroupRequest,
+  type Hierarchy,
+} from "../modules/meta_sched/kamelot/hierarchy.ts";
+import { count, overlaps, range } from "../modules/meta_sched/kamelot/intervals.ts";
+import {
+  type Placement,
+  type SchedJob,
+  scheduleJobs,
+} from "../modules/meta_sched/kamelot/kamelot.ts";
+import { SlotSet } from "../modules/meta_sched/kamelot/slots.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
 
 function hierarchy(hosts: number, cores: number): Hierarchy {

@@ -2,7 +2,7 @@
  * Fairsharing karma (JOB_PRIORITY=FAIRSHARE): the targets' syntax, OAR's formula on known
  * numbers, the ordering, and the accounting sums on a real database (window and queue limits).
  */
-import { Config } from "../lib/config.ts";
+import { Config } from "../lib/runtime/config.ts";
 import {
   type Consumption,
   fairshareSettings,
@@ -11,7 +11,7 @@ import {
   loadConsumption,
   parseTargets,
   sortByKarma,
-} from "../lib/scheduler/karma.ts";
+} from "../modules/meta_sched/kamelot/karma.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
 import { addAccounting } from "./support/sched_fixtures.ts";
 import { createTestDb } from "./support/testdb.ts";

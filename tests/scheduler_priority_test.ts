@@ -6,10 +6,10 @@
  * FIFO order. Platform as the reference's scheduler tests: resources on host `localhost`,
  * queues default (prio 3) and besteffort (prio 0), security time 60 s.
  */
-import { Config } from "../lib/config.ts";
+import { Config } from "../lib/runtime/config.ts";
 import { dbNow } from "../lib/db/client.ts";
-import { type Logger, moduleLogger } from "../lib/log.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
+import { type Logger, moduleLogger } from "../lib/runtime/log.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
 import {
   ageFactor,
   defaultPrioritySettings,
@@ -27,8 +27,8 @@ import {
   shapeFactor,
   sortByPriority,
   typeNumber,
-} from "../lib/scheduler/priority.ts";
-import type { RoundReport } from "../lib/scheduler/round.ts";
+} from "../modules/meta_sched/kamelot/priority.ts";
+import type { RoundReport } from "../modules/meta_sched/round.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import {
   addAccounting,

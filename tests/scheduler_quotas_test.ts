@@ -1,16 +1,30 @@
 /**
- * Scheduling quotas (lib/scheduler/quotas.ts): the file's rules, their matching and counting,
+ * Scheduling quotas (modules/meta_sched/kamelot/quotas.ts): the file's rules, their matching and counting,
  * OAR 3's own scenarios (tests/kao/test_quotas.py) on Kamelot in memory, a property test over
  * random workloads (DECISIONS #95/#100: the search ends, the counters stay within the limits),
  * and meta-scheduler rounds on a real database (quotas_load.ts, round.ts).
  */
-import { Config, readConfigFile } from "../lib/config.ts";
+import { Config, readConfigFile } from "../lib/runtime/config.ts";
 import { dbNow } from "../lib/db/client.ts";
-import { moduleLogger } from "../lib/log.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
-import { buildLevel, type GroupRequest, type Hierarchy } from "../lib/scheduler/hierarchy.ts";
-import { count, type Itvs, overlaps, range, takeFirst } from "../lib/scheduler/intervals.ts";
-import { type Placement, type SchedJob, scheduleJobs } from "../lib/scheduler/kamelot.ts";
+import { moduleLogger } from "../lib/runtime/log.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
+import {
+  buildLevel,
+  type GroupRequest,
+  type Hierarchy,
+} from "../modules/meta_sched/kamelot/hierarchy.ts";
+import {
+  count,
+  type Itvs,
+  overlaps,
+  range,
+  takeFirst,
+} from "../modules/meta_sched/kamelot/intervals.ts";
+import {
+  type Placement,
+  type SchedJob,
+  scheduleJobs,
+} from "../modules/meta_sched/kamelot/kamelot.ts";
 import {
   parseQuotasFile,
   type QuotaJob,
@@ -18,14 +32,14 @@ import {
   Quotas,
   Timeline,
   UNLIMITED,
-} from "../lib/scheduler/quotas.ts";
-import type { RoundReport } from "../lib/scheduler/round.ts";
+} from "../modules/meta_sched/kamelot/quotas.ts";
+import type { RoundReport } from "../modules/meta_sched/round.ts";
 import {
   localDate,
   periodicalIntervals,
   type QuotaCalendar,
-} from "../lib/scheduler/quotas_calendar.ts";
-import { SlotSet } from "../lib/scheduler/slots.ts";
+} from "../modules/meta_sched/kamelot/quotas_calendar.ts";
+import { SlotSet } from "../modules/meta_sched/kamelot/slots.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./support/assert.ts";
 import {
   addCluster,

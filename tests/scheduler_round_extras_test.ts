@@ -4,11 +4,11 @@
  * reference's test_db_metasched.py: 5 resources on host `localhost`, queues default (prio 3)
  * and besteffort (prio 0), security time 60 s.
  */
-import { Config } from "../lib/config.ts";
+import { Config } from "../lib/runtime/config.ts";
 import { dbNow } from "../lib/db/client.ts";
-import { moduleLogger } from "../lib/log.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
-import type { RoundReport } from "../lib/scheduler/round.ts";
+import { moduleLogger } from "../lib/runtime/log.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
+import type { RoundReport } from "../modules/meta_sched/round.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import {
   addAccounting,

@@ -1,12 +1,12 @@
-import { fromRanges, range } from "../lib/scheduler/intervals.ts";
-import { MAX_TIME, SlotSet } from "../lib/scheduler/slots.ts";
+import { fromRanges, range } from "../modules/meta_sched/kamelot/intervals.ts";
+import { MAX_TIME, SlotSet } from "../modules/meta_sched/kamelot/slots.ts";
 import {
   blocksRequest,
   buildLevel,
   matchGroups,
   minResources,
-} from "../lib/scheduler/hierarchy.ts";
-import { takeFirst } from "../lib/scheduler/intervals.ts";
+} from "../modules/meta_sched/kamelot/hierarchy.ts";
+import { takeFirst } from "../modules/meta_sched/kamelot/intervals.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
 import { seededInts } from "./support/random.ts";
 

@@ -1,5 +1,5 @@
 /** Timesharing keys: who may share with whom (`timesharing=user|*,name|*`). */
-import { timesharingKey } from "../lib/scheduler/timesharing.ts";
+import { timesharingKey } from "../modules/meta_sched/kamelot/timesharing.ts";
 import { assertEquals, assertOk } from "./support/assert.ts";
 
 Deno.test("timesharing: keys are equal exactly for jobs allowed to share", () => {

@@ -8,12 +8,12 @@ import { assertEquals, assertStringIncludes } from "./support/assert.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
 import { createTestDb, type TestDb } from "./support/testdb.ts";
 import { dbNow } from "../lib/db/client.ts";
-import { jobEvents } from "../lib/events.ts";
-import { fragState } from "../lib/frag.ts";
-import { moduleLogger } from "../lib/log.ts";
-import { RecordingNotifier } from "../lib/notifier.ts";
-import { runSarko } from "../lib/sarko.ts";
-import { finishingLimit, launchingLimit, STUCK_JOB_EVENT } from "../lib/stuck_jobs.ts";
+import { jobEvents } from "../lib/job/events.ts";
+import { fragState } from "../lib/job/frag.ts";
+import { moduleLogger } from "../lib/runtime/log.ts";
+import { RecordingNotifier } from "../lib/transport/notifier.ts";
+import { runSarko } from "../modules/sarko/sarko.ts";
+import { finishingLimit, launchingLimit, STUCK_JOB_EVENT } from "../modules/sarko/stuck_jobs.ts";
 import { localHeldJobs } from "../lib/launch/held_jobs.ts";
 
 async function sarko(db: TestDb, now: number) {

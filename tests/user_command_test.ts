@@ -1,13 +1,13 @@
 /**
- * The user's command as a real process (lib/oarexec/user_command.ts): in a session of its own,
+ * The user's command as a real process (lib/exec/user_command.ts): in a session of its own,
  * in its launching directory, its output appended to the job's files; the wrapper's failures
  * told apart from the command's.
  */
 import { join } from "node:path";
 import { assertEquals, assertOk } from "./support/assert.ts";
-import { lookupAccount } from "../lib/oarexec/passwd.ts";
-import { startUserCommand } from "../lib/oarexec/user_command.ts";
-import { sessionMembers } from "../lib/oarexec/process_tree.ts";
+import { lookupAccount } from "../lib/exec/passwd.ts";
+import { startUserCommand } from "../lib/exec/user_command.ts";
+import { sessionMembers } from "../lib/exec/process_tree.ts";
 import { waitFor } from "./support/proc.ts";
 
 async function me() {

@@ -9,14 +9,14 @@ import { insertJob, insertResources } from "./support/fixtures.ts";
 import { freePort } from "./support/ports.ts";
 import { runEntry, waitFor } from "./support/proc.ts";
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";
-import { Config } from "../lib/config.ts";
+import { Config } from "../lib/runtime/config.ts";
 import { dbNow } from "../lib/db/client.ts";
-import { jobEvents } from "../lib/events.ts";
-import { fragState } from "../lib/frag.ts";
-import { getJob } from "../lib/jobs.ts";
+import { jobEvents } from "../lib/job/events.ts";
+import { fragState } from "../lib/job/frag.ts";
+import { getJob } from "../lib/job/jobs.ts";
 import { makeLauncher } from "../lib/launch/launcher.ts";
-import { launcherSignaller, oarexecPidFile } from "../lib/oarexec_signal.ts";
-import { getResource } from "../lib/resources.ts";
+import { launcherSignaller, oarexecPidFile } from "../lib/launch/oarexec_signal.ts";
+import { getResource } from "../lib/resource/resources.ts";
 
 async function tempDir(db: TestDb): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "oar-watchdogs-" });

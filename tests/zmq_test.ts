@@ -1,12 +1,19 @@
 import pLimit from "p-limit";
-import { LIBZMQ_PATH, PullSocket, PushSocket, terminate, version, ZmqError } from "../lib/zmq.ts";
+import {
+  LIBZMQ_PATH,
+  PullSocket,
+  PushSocket,
+  terminate,
+  version,
+  ZmqError,
+} from "../lib/transport/zmq.ts";
 import { assertEquals, assertOk, assertRejects, assertThrows } from "./support/assert.ts";
 import { freePort } from "./support/ports.ts";
 
 const PYTHON = "/usr/bin/python3";
 const decoder = new TextDecoder();
 
-/** Exactly the flags lib/zmq.ts documents; the env flag only matters when the path is overridden. */
+/** Exactly the flags lib/transport/zmq.ts documents; the env flag only matters when the path is overridden. */
 function childFlags(): string[] {
   const flags = [`--allow-ffi=${LIBZMQ_PATH}`];
   if (Deno.env.get("OAR_LIBZMQ")) flags.push("--allow-env=OAR_LIBZMQ");

@@ -1,6 +1,6 @@
 /**
  * `deno task cluster:up` / `cluster:down`: a cluster of compute hosts on this machine (network
- * namespaces, each with its own sshd on port 6667; lib/cluster/netns.ts), for trying the ssh
+ * namespaces, each with its own sshd on port 6667; tools/cluster/netns.ts), for trying the ssh
  * launcher and multi-host jobs without real nodes. Needs root and iproute2.
  *
  *   up   [--hosts N] [--cores C] [--dir D] [--conf FILE [--register]]
@@ -13,23 +13,23 @@
  *        removes everything the cluster in D made: sshds, job processes, namespaces, links.
  */
 import { parseArgs } from "node:util";
-import { readConfigFile } from "../lib/config.ts";
+import { readConfigFile } from "../lib/runtime/config.ts";
 import { connect } from "../lib/db/client.ts";
-import { joinPath, varDir } from "../lib/paths.ts";
+import { joinPath, varDir } from "../lib/runtime/paths.ts";
 import {
   clusterDown,
   clusterUp,
   readCluster,
   saveCluster,
   unavailableReason,
-} from "../lib/cluster/netns.ts";
+} from "./cluster/netns.ts";
 import {
   appendClusterBlock,
   clusterConfig,
   confLines,
   registerClusterResources,
   removeClusterBlock,
-} from "../lib/cluster/server.ts";
+} from "./cluster/server.ts";
 
 const USAGE =
   `usage: deno task cluster:up [--hosts N] [--cores C] [--dir D] [--conf FILE [--register]]

@@ -1,6 +1,6 @@
 /**
  * `deno task compile`: one self-contained artifact per module and command in dist/, with the
- * entry's permission flags (lib/permissions.ts, under the configuration in force) baked in.
+ * entry's permission flags (lib/permissions/mod.ts, under the configuration in force) baked in.
  *
  * - With DENORT_BIN (the denort runtime, which our machines cannot download): `deno compile`.
  * - Otherwise: `deno bundle` into one JavaScript file, every npm dependency inlined, behind a
@@ -12,9 +12,9 @@
  */
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { ConfigError, loadConfig } from "../lib/config.ts";
-import { ALL_ENTRIES, type EntryName, entrySpec, permissionFlags } from "../lib/permissions.ts";
-import { projectRoot } from "../lib/paths.ts";
+import { ConfigError, loadConfig } from "../lib/runtime/config.ts";
+import { ALL_ENTRIES, type EntryName, entrySpec, permissionFlags } from "../lib/permissions/mod.ts";
+import { projectRoot } from "../lib/runtime/paths.ts";
 import pLimit from "p-limit";
 
 export async function main(args: string[]): Promise<number> {

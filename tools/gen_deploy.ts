@@ -1,7 +1,7 @@
 /** `deno task gen:deploy`: rewrites deploy/oar.conf and deploy/PERMISSIONS.md from the code. */
 import { join } from "node:path";
-import { permissionsDoc, sampleOarConf } from "../lib/deploy_docs.ts";
-import { projectRoot } from "../lib/paths.ts";
+import { permissionsDoc, sampleOarConf } from "./deploy_docs.ts";
+import { projectRoot } from "../lib/runtime/paths.ts";
 
 await Deno.mkdir(join(projectRoot, "deploy"), { recursive: true });
 await Deno.writeTextFile(join(projectRoot, "deploy/oar.conf"), sampleOarConf());

@@ -1,12 +1,12 @@
 /**
  * `deno task <module|command> [args]`: runs one entry with exactly its permission flags from
- * lib/permissions.ts, under the configuration in force, and exits with its exit code.
+ * lib/permissions/mod.ts, under the configuration in force, and exits with its exit code.
  *
  * Usage: deno run <launcher flags> tools/run.ts <name> [args...]
  */
-import { ConfigError, loadConfig } from "../lib/config.ts";
-import { ALL_ENTRIES, denoRunArgs, isEntryName } from "../lib/permissions.ts";
-import { exitCodeOf } from "../lib/signals.ts";
+import { ConfigError, loadConfig } from "../lib/runtime/config.ts";
+import { ALL_ENTRIES, denoRunArgs, isEntryName } from "../lib/permissions/mod.ts";
+import { exitCodeOf } from "../lib/runtime/signals.ts";
 
 export async function main(args: string[]): Promise<number> {
   const [name, ...rest] = args;

@@ -8,17 +8,17 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { findConfigFile, readConfigFile } from "../lib/config.ts";
-import { ensureEmbeddedPostgres } from "../lib/db/embedded.ts";
+import { findConfigFile, readConfigFile } from "../lib/runtime/config.ts";
+import { ensureEmbeddedPostgres } from "./embedded/postgres.ts";
 import {
   DEFAULT_CLUSTER,
   embeddedConfig,
   prepareEmbeddedDatabase,
   renderConfig,
-} from "../lib/embedded_setup.ts";
-import { embeddedConfigFile, varDir } from "../lib/paths.ts";
-import { exitCodeOf } from "../lib/signals.ts";
-import { moduleCommand } from "../lib/spawn.ts";
+} from "./embedded/setup.ts";
+import { embeddedConfigFile, varDir } from "../lib/runtime/paths.ts";
+import { exitCodeOf } from "../lib/runtime/signals.ts";
+import { moduleCommand } from "../lib/runtime/spawn.ts";
 
 const USAGE = "usage: deno task start [--hosts N] [--cores N] [--port-base N]";
 
@@ -108,7 +108,7 @@ export async function main(args: string[]): Promise<number> {
   const cmd = moduleCommand("almighty", config);
   const almighty = new Deno.Command(cmd.program, {
     args: cmd.args,
-    // OAR_SUPERVISED + a stdin pipe: almighty stops if this process dies (lib/parent_watch.ts).
+    // OAR_SUPERVISED + a stdin pipe: almighty stops if this process dies (lib/runtime/parent_watch.ts).
     env: { ...cmd.env, OARCONFFILE: confPath, OAR_SUPERVISED: "1" },
     stdin: "piped",
     stdout: "inherit",

@@ -4,11 +4,11 @@
  * `#WARNING:` lines on stderr, results on stdout). Whatever goes wrong ends as a message and an
  * exit code, never as a stack trace.
  */
-import { type Config, ConfigError, loadConfig } from "../config.ts";
+import { type Config, ConfigError, loadConfig } from "../runtime/config.ts";
 import { connect, dbTarget, describeTarget, type Sql } from "../db/client.ts";
-import { type Logger, setupLogging } from "../log.ts";
-import { ZmqNotifier } from "../notify.ts";
-import type { Notifier } from "../notifier.ts";
+import { type Logger, setupLogging } from "../runtime/log.ts";
+import { ZmqNotifier } from "../transport/zmq_notifier.ts";
+import type { Notifier } from "../transport/notifier.ts";
 import { PropertyError } from "../properties/expr.ts";
 import { IdentityError } from "./identity.ts";
 

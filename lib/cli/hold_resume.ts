@@ -4,8 +4,8 @@
  * (spec §12.2 hold_job/resume_job; DECISIONS §7). Codes: -1 no such job, -2 not the owner,
  * -3 wrong state, -4 -r or a Suspended job reserved to root/oar (USERS_ALLOWED_HOLD_RESUME=no).
  */
-import { insertEvent } from "../events.ts";
-import { getJob, getJobTypes } from "../jobs.ts";
+import { insertEvent } from "../job/events.ts";
+import { getJob, getJobTypes } from "../job/jobs.ts";
 import { parse } from "./args.ts";
 import { type CliContext, CliError, printError, runCli } from "./frame.ts";
 import { actingUser, isAdmin } from "./identity.ts";

@@ -3,7 +3,7 @@
  * OARDO_USER, which oardodo sets for commands it runs on someone's behalf, is honoured only when
  * the real user is root or oar: anyone else could set it to act as another user.
  */
-import { envGet } from "../env.ts";
+import { envGet } from "../runtime/env.ts";
 
 /** Users allowed to act on anyone's jobs and to act as another user. */
 export const ADMIN_USERS: ReadonlySet<string> = new Set(["root", "oar"]);

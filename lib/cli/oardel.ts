@@ -6,9 +6,9 @@
  */
 import { dbNow } from "../db/client.ts";
 import type { Queryable } from "../db/client.ts";
-import { insertEvent, inTransaction } from "../events.ts";
-import { fragJob, FragResult } from "../frag.ts";
-import { getJob, getJobTypes } from "../jobs.ts";
+import { insertEvent, inTransaction } from "../job/events.ts";
+import { fragJob, FragResult } from "../job/frag.ts";
+import { getJob, getJobTypes } from "../job/jobs.ts";
 import { intOption, parse } from "./args.ts";
 import {
   type CliContext,

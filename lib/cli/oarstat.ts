@@ -4,8 +4,8 @@
  */
 import type { Queryable } from "../db/client.ts";
 import { dbNow } from "../db/client.ts";
-import type { Job } from "../jobs.ts";
-import { normaliseJob, UNFINISHED_STATES } from "../jobs.ts";
+import type { Job } from "../job/jobs.ts";
+import { normaliseJob, UNFINISHED_STATES } from "../job/jobs.ts";
 import { jobColumns } from "../properties/columns.ts";
 import { type Param, parseExpression, toParameterised } from "../properties/expr.ts";
 import { formatTimedelta } from "../submission/walltime.ts";

@@ -4,10 +4,10 @@
  * send the job's checkpoint signal; URG makes it send the user's signal, written first to
  * `USER_SIGNAL_<id>`. Events CHECKPOINT_SUCCESS/ERROR or SIGNAL_SUCCESS/ERROR record each.
  */
-import { insertEvent } from "../events.ts";
-import { getJob } from "../jobs.ts";
+import { insertEvent } from "../job/events.ts";
+import { getJob } from "../job/jobs.ts";
 import { makeLauncher } from "../launch/launcher.ts";
-import { headHost } from "../checkpoint.ts";
+import { headHost } from "../job/checkpoint.ts";
 import type { CliContext } from "./frame.ts";
 import { printError, printWarning } from "./frame.ts";
 import { isAdmin } from "./identity.ts";

@@ -7,7 +7,7 @@
  * no `--allow-env` beyond the two variables postgres.js reads unconditionally (POSTGRES_JS_ENV).
  */
 import postgres from "postgres";
-import type { Config } from "../config.ts";
+import type { Config } from "../runtime/config.ts";
 import { type DbTarget, dbTarget, isSocketDir, parseDbUrl, socketPath } from "./target.ts";
 
 export * from "./target.ts";

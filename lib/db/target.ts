@@ -1,9 +1,9 @@
 /**
  * Where the configuration says the database is, and the Deno permissions a client needs to reach
  * it. Apart from the client itself (lib/db/client.ts), so that computing a module's flags
- * (lib/permissions.ts, hence every `deno task`) does not load the PostgreSQL driver.
+ * (lib/permissions/mod.ts, hence every `deno task`) does not load the PostgreSQL driver.
  */
-import type { Config } from "../config.ts";
+import type { Config } from "../runtime/config.ts";
 
 /** Where a configuration points: enough to connect and to name the server in messages. */
 export interface DbTarget {

@@ -1,11 +1,11 @@
 /**
- * The local launcher's side of the oarexec agent (lib/oarexec/agent.ts): connect to its socket,
+ * The local launcher's side of the oarexec agent (modules/oarexec/agent.ts): connect to its socket,
  * starting the agent when none listens, and make one request per connection.
  */
-import type { Config } from "../config.ts";
-import { type AgentRequest, encodeAgentRequest, parseAgentExit } from "../protocol.ts";
-import { agentSocketPath } from "../oarexec/agent_path.ts";
-import { spawnDetachedOarexec } from "../spawn.ts";
+import type { Config } from "../runtime/config.ts";
+import { type AgentRequest, encodeAgentRequest, parseAgentExit } from "../protocol/mod.ts";
+import { agentSocketPath } from "../exec/agent_path.ts";
+import { spawnDetachedOarexec } from "../runtime/spawn.ts";
 import type { LaunchResult } from "./launcher.ts";
 
 const MAX_OUTPUT = 8192;

@@ -3,7 +3,7 @@
  * with its node's reboot, never reports, and its job would stay Running until its walltime.)
  * The test is the one `signal_oarexec` relies on (spec §12.1): the job's pid file
  * `OAREXEC_DIRECTORY/<OAREXEC_PID_FILE_NAME><id>` exists and names a live process. oarexec keeps
- * that file until its report has been acknowledged (lib/oarexec/run.ts), and the local agent,
+ * that file until its report has been acknowledged (lib/exec/run.ts), and the local agent,
  * which runs several jobs, writes its own pid in each job's file.
  *
  * One shell script answers for all the jobs of a host, a line `<id> alive` or `<id> gone` each,
@@ -11,7 +11,7 @@
  * launcher through `sh`. No `END`, a failed command, a timeout: no answer (null), never "gone".
  */
 import { join } from "node:path";
-import type { Config } from "../config.ts";
+import type { Config } from "../runtime/config.ts";
 import { shellQuote } from "./signal_script.ts";
 
 /** job id → its oarexec is alive (true) or gone (false). */

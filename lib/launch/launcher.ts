@@ -3,8 +3,8 @@
  * `ssh` launcher (OPENSSH_CMD to real nodes) or the `local` one (oarexec as a child on this
  * host, for single-host clusters whose nodes are names of this host). OAREXEC_LAUNCHER picks.
  */
-import type { Config } from "../config.ts";
-import type { Logger } from "../log.ts";
+import type { Config } from "../runtime/config.ts";
+import type { Logger } from "../runtime/log.ts";
 import type { HeldJobs } from "./held_jobs.ts";
 import { LocalLauncher } from "./local.ts";
 import { SshLauncher } from "./ssh.ts";
@@ -61,7 +61,7 @@ export function makeLauncher(config: Config, log?: Logger): Launcher {
 
 /**
  * The ssh launcher, except for OAREXEC_LOCAL_HOSTS, which get the local one. Its kind is ssh:
- * the node check runs (and passes local hosts, lib/pingchecker.ts) and reports name this host.
+ * the node check runs (and passes local hosts, lib/resource/pingchecker.ts) and reports name this host.
  */
 export class PerHostLauncher implements Launcher {
   readonly kind = "ssh" as const;

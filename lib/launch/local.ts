@@ -4,9 +4,9 @@
  * bipbip exits). Node names are names of this host: there is nothing to ping.
  */
 import { type HeldJobs, localHeldJobs } from "./held_jobs.ts";
-import type { Config } from "../config.ts";
-import type { Logger } from "../log.ts";
-import { spawnDetachedOarexec } from "../spawn.ts";
+import type { Config } from "../runtime/config.ts";
+import type { Logger } from "../runtime/log.ts";
+import { spawnDetachedOarexec } from "../runtime/spawn.ts";
 import type { Launcher, LaunchResult, SignalOptions } from "./launcher.ts";
 import { awaitRendezvous } from "./rendezvous.ts";
 import { signalOarexecScript } from "./signal_script.ts";
@@ -31,7 +31,7 @@ export class LocalLauncher implements Launcher {
 
   constructor(readonly config: Config, readonly log?: Logger) {}
 
-  /** OAREXEC_LOCAL_AGENT: jobs go to the resident oarexec agent (lib/oarexec/agent.ts). */
+  /** OAREXEC_LOCAL_AGENT: jobs go to the resident oarexec agent (modules/oarexec/agent.ts). */
   get usesAgent(): boolean {
     return this.config.bool("OAREXEC_LOCAL_AGENT");
   }

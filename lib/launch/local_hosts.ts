@@ -3,7 +3,7 @@
  * through the local launcher (a server that is also a compute node, or a cluster mixing
  * both). With OAREXEC_LAUNCHER=local every host is local and this list is not needed.
  */
-import type { Config } from "../config.ts";
+import type { Config } from "../runtime/config.ts";
 
 export function localHosts(config: Config): ReadonlySet<string> {
   return new Set(config.str("OAREXEC_LOCAL_HOSTS").split(/[\s,]+/).filter((h) => h !== ""));

@@ -6,7 +6,7 @@
  * a path with a space must still work.
  */
 import { join } from "node:path";
-import type { Config } from "../config.ts";
+import type { Config } from "../runtime/config.ts";
 
 export function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;

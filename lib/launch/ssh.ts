@@ -4,8 +4,8 @@
  * head node, and the remote command OAREXEC_REMOTE_CMD (default `oarexec`: the node's
  * oarexec artifact on its PATH). The descriptor goes on stdin as for the local launcher.
  */
-import type { Config } from "../config.ts";
-import type { Logger } from "../log.ts";
+import type { Config } from "../runtime/config.ts";
+import type { Logger } from "../runtime/log.ts";
 import type { Launcher, LaunchResult, SignalOptions } from "./launcher.ts";
 import { type HeldJobs, heldJobsScript, outputOf, parseHeldJobs } from "./held_jobs.ts";
 import { runSignal } from "./local.ts";

@@ -10,8 +10,8 @@
 import { ADMIN_USERS } from "../cli/identity.ts";
 import type { Queryable, Sql } from "../db/client.ts";
 import { dbNow } from "../db/client.ts";
-import { fitVarchar } from "../events.ts";
-import { JOB_MESSAGE_MAX } from "../jobs.ts";
+import { fitVarchar } from "../job/events.ts";
+import { JOB_MESSAGE_MAX } from "../job/jobs.ts";
 import { andAll, type Expr, mentionsColumn, parseExpression, toSql } from "../properties/expr.ts";
 import type { ColumnSet } from "../properties/expr.ts";
 import { type Dependency, SubmissionError } from "./checks.ts";
@@ -124,7 +124,7 @@ export function defaultRules(req: JobRequest): { queue: string; types: string[] 
   if (queue === "admin" && !ADMIN_USERS.has(req.user)) {
     throw new SubmissionError("only oar or root can submit jobs in the admin queue", -2);
   }
-  // Quotas exempt a no_quotas job (lib/scheduler/quotas.ts): only an admin may ask for that.
+  // Quotas exempt a no_quotas job (modules/meta_sched/kamelot/quotas.ts): only an admin may ask for that.
   if (
     types.some((t) => t === "no_quotas" || t.startsWith("no_quotas=")) && !ADMIN_USERS.has(req.user)
   ) {

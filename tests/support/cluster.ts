@@ -4,7 +4,7 @@
  * place of the embedded default's node1..nodeN. Disposal stops the server and removes the
  * cluster, whatever happened in between.
  */
-import { readConfigFile } from "../../lib/config.ts";
+import { readConfigFile } from "../../lib/runtime/config.ts";
 import { connect } from "../../lib/db/client.ts";
 import {
   clusterDown,
@@ -15,8 +15,8 @@ import {
   leftovers,
   startSshd,
   unavailableReason,
-} from "../../lib/cluster/netns.ts";
-import { clusterConfig, registerClusterResources } from "../../lib/cluster/server.ts";
+} from "../../tools/cluster/netns.ts";
+import { clusterConfig, registerClusterResources } from "../../tools/cluster/server.ts";
 import { waitFor } from "./proc.ts";
 import { TestServer } from "./server.ts";
 

@@ -5,19 +5,19 @@
  * a test leaves behind.
  */
 import { join } from "node:path";
-import { readConfigFile } from "../../lib/config.ts";
-import type { Config } from "../../lib/config.ts";
+import { readConfigFile } from "../../lib/runtime/config.ts";
+import type { Config } from "../../lib/runtime/config.ts";
 import type { Queryable } from "../../lib/db/client.ts";
-import { setupLogging } from "../../lib/log.ts";
-import type { Logger } from "../../lib/log.ts";
-import { RecordingNotifier } from "../../lib/notifier.ts";
-import { denoRunArgs, type EntryName } from "../../lib/permissions.ts";
-import { LineSplitter, type OarexecDescriptor } from "../../lib/protocol.ts";
+import { setupLogging } from "../../lib/runtime/log.ts";
+import type { Logger } from "../../lib/runtime/log.ts";
+import { RecordingNotifier } from "../../lib/transport/notifier.ts";
+import { denoRunArgs, type EntryName } from "../../lib/permissions/mod.ts";
+import { LineSplitter, type OarexecDescriptor } from "../../lib/protocol/mod.ts";
 import { insertJob, insertResources, type JobFixture } from "./fixtures.ts";
 import { freePort } from "./ports.ts";
 import { type TestDb, writeConfigFile } from "./testdb.ts";
 import { waitFor } from "./proc.ts";
-import { agentSocketPath } from "../../lib/oarexec/agent_path.ts";
+import { agentSocketPath } from "../../lib/exec/agent_path.ts";
 
 /** Collects the lines sent to it, like the appendice proxy would receive them. */
 export class ReportListener {

@@ -3,11 +3,11 @@
  * can be replayed from its printed seed), the pids of the server's daemons found by their
  * command line, and the database of a running TestServer.
  */
-import { readConfigFile } from "../../lib/config.ts";
+import { readConfigFile } from "../../lib/runtime/config.ts";
 import { connect, type Sql } from "../../lib/db/client.ts";
-import { ensureEmbeddedPostgres } from "../../lib/db/embedded.ts";
+import { ensureEmbeddedPostgres } from "../../tools/embedded/postgres.ts";
 import type { TestServer } from "./server.ts";
-import { ERROR_EVENTS } from "../../lib/node_change_state.ts";
+import { ERROR_EVENTS } from "../../modules/node_change_state/node_change_state.ts";
 import { waitFor } from "./proc.ts";
 
 /** mulberry32: small, fast, deterministic for a seed; not for anything but tests. */
@@ -49,7 +49,7 @@ export async function modulePids(varDir: string, module: string): Promise<number
   const out = await new Deno.Command("pgrep", { args: ["-af", varDir], stdout: "piped" })
     .output();
   return new TextDecoder().decode(out.stdout).split("\n")
-    .filter((l) => l.includes(`/modules/${module}.ts`))
+    .filter((l) => l.includes(`/modules/${module}/main.ts`))
     .map((l) => Number(l.split(" ")[0]))
     .filter((p) => Number.isInteger(p) && p > 0);
 }
@@ -180,7 +180,7 @@ export async function jobsWithEvent(sql: Sql, ids: number[], type: string): Prom
 }
 
 /**
- * After almighty was killed: its companions followed it (lib/parent_watch.ts), and the old
+ * After almighty was killed: its companions followed it (lib/runtime/parent_watch.ts), and the old
  * start is gone with its database, so that a new start does not find them.
  */
 export async function serverGone(server: TestServer): Promise<void> {

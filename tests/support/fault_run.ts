@@ -30,7 +30,7 @@ import { dbNow, type Sql } from "../../lib/db/client.ts";
 export const FINAL_DEADLINE_MS = 90_000;
 /**
  * sarko's stuck-job limits are 2×TIMEOUT_SSH (+ SERVER_PROLOGUE_EPILOGUE_TIMEOUT for Finishing)
- * plus a fixed 60 s margin (lib/stuck_jobs.ts). A job still in Launching/Finishing this long
+ * plus a fixed 60 s margin (modules/sarko/stuck_jobs.ts). A job still in Launching/Finishing this long
  * after entering it is past every limit the modules enforce (2 s here), so it can only be stuck:
  * its open state log row is moved back by the margin, which is what waiting for it would do.
  */

@@ -4,9 +4,9 @@
  * fixtures can carry hostile user strings too.
  */
 import type { Queryable } from "../../lib/db/client.ts";
-import { inTransaction } from "../../lib/events.ts";
-import type { JobState } from "../../lib/jobs.ts";
-import { STATE_NUM } from "../../lib/resources.ts";
+import { inTransaction } from "../../lib/job/events.ts";
+import type { JobState } from "../../lib/job/jobs.ts";
+import { STATE_NUM } from "../../lib/resource/resources.ts";
 
 export interface JobFixture {
   user?: string;

@@ -1,9 +1,9 @@
 /**
  * Runs our modules and commands as real child processes, each with exactly its permission flags
- * (lib/permissions.ts) and a given oar.conf, and makes sure every one is stopped at the end.
+ * (lib/permissions/mod.ts) and a given oar.conf, and makes sure every one is stopped at the end.
  */
-import { type ConfigValue, readConfigFile } from "../../lib/config.ts";
-import { denoRunArgs, type EntryName } from "../../lib/permissions.ts";
+import { type ConfigValue, readConfigFile } from "../../lib/runtime/config.ts";
+import { denoRunArgs, type EntryName } from "../../lib/permissions/mod.ts";
 
 export interface Running {
   child: Deno.ChildProcess;

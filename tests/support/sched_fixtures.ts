@@ -3,14 +3,14 @@
  * properties, moldables, resource groups and descriptions, types, dependencies, challenge,
  * first state log), and clusters of resources with hierarchy columns.
  */
-import type { Config } from "../../lib/config.ts";
+import type { Config } from "../../lib/runtime/config.ts";
 import type { Queryable, Sql } from "../../lib/db/client.ts";
-import { type Logger, moduleLogger } from "../../lib/log.ts";
-import { type Notifier, RecordingNotifier } from "../../lib/notifier.ts";
-import { metaSchedRound, type RoundReport } from "../../lib/scheduler/round.ts";
-import { inTransaction } from "../../lib/events.ts";
-import type { JobState } from "../../lib/jobs.ts";
-import { STATE_NUM } from "../../lib/resources.ts";
+import { type Logger, moduleLogger } from "../../lib/runtime/log.ts";
+import { type Notifier, RecordingNotifier } from "../../lib/transport/notifier.ts";
+import { metaSchedRound, type RoundReport } from "../../modules/meta_sched/round.ts";
+import { inTransaction } from "../../lib/job/events.ts";
+import type { JobState } from "../../lib/job/jobs.ts";
+import { STATE_NUM } from "../../lib/resource/resources.ts";
 
 export interface GroupSpec {
   /** res_group_property (null: none, i.e. type = 'default'). */

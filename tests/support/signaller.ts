@@ -3,7 +3,7 @@
  * records what would be signalled and answers with `error` (null: delivered). The real
  * signallers over both launchers are tested in tests/watchdogs_cli_test.ts.
  */
-import type { OarexecSignal, OarexecSignaller } from "../../lib/oarexec_signal.ts";
+import type { OarexecSignal, OarexecSignaller } from "../../lib/launch/oarexec_signal.ts";
 
 export class RecordingSignaller implements OarexecSignaller {
   readonly calls: [string, number, OarexecSignal][] = [];

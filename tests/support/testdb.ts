@@ -14,7 +14,7 @@
  * leaves a socket open behind it.
  */
 import { join } from "node:path";
-import { Config } from "../../lib/config.ts";
+import { Config } from "../../lib/runtime/config.ts";
 import {
   connectTarget,
   type DbTarget,
@@ -23,7 +23,7 @@ import {
   targetUrl,
 } from "../../lib/db/client.ts";
 import { createSchema } from "../../lib/db/schema.ts";
-import { startThrowawayPostgres } from "../../lib/db/embedded.ts";
+import { startThrowawayPostgres } from "../../tools/embedded/postgres.ts";
 
 /** One test's database. `await using db = await createTestDb()` drops it at the end. */
 export class TestDb implements AsyncDisposable {

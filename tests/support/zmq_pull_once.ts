@@ -2,7 +2,7 @@
  * Child process for tests/zmq_test.ts: binds a PULL socket on <endpoint>, prints the first
  * message it receives, exits 0; exits 1 if none arrives within <timeoutMs>.
  */
-import { PullSocket, terminate } from "../../lib/zmq.ts";
+import { PullSocket, terminate } from "../../lib/transport/zmq.ts";
 
 const [endpoint, timeoutMs] = Deno.args;
 const pull = new PullSocket();

@@ -4,7 +4,7 @@
  * terminate(). When this module's isolate ends, Deno unloads libzmq while the process lives on;
  * without the module's unload hook that thread then runs unmapped code and the process dies.
  */
-import { PushSocket } from "../../lib/zmq.ts";
+import { PushSocket } from "../../lib/transport/zmq.ts";
 
 Deno.test("zmq unload case: a reconnecting PUSH left open", () => {
   const push = new PushSocket({ lingerMs: 0 });

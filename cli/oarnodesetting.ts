@@ -1,8 +1,0 @@
-/** oarnodesetting (lib/cli/oarnodesetting.ts). */
-import { oarnodesettingMain } from "../lib/cli/oarnodesetting.ts";
-
-export function main(args: string[]): Promise<number> {
-  return oarnodesettingMain(args);
-}
-
-if (import.meta.main) Deno.exit(await main(Deno.args));

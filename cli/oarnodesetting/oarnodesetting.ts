@@ -1,0 +1,195 @@
+/**
+ * oarnodesetting: change resources (admin only). -a adds a resource; -s asks for a state
+ * (Alive, Absent, Dead: written to next_state, applied by NodeChangeState); -p sets
+ * properties; -m on|off maintenance (on: Absent and available_upto=0; off: Alive and the
+ * previous available_upto, DECISIONS #109); --drain on|off. Resources are chosen by -h host,
+ * -r id or --sql. Almighty gets ChState after a state request.
+ */
+import type { Queryable } from "../../lib/db/client.ts";
+import { inTransaction } from "../../lib/job/events.ts";
+import { resourceColumns, SYSTEM_PROPERTIES } from "../../lib/properties/columns.ts";
+import type { ColumnSet } from "../../lib/properties/expr.ts";
+import { type Param, parseExpression, toParameterised } from "../../lib/properties/expr.ts";
+import { addResource, type NextState } from "../../lib/resource/resources.ts";
+import { requireAdmin } from "../../lib/cli/admin.ts";
+import { intOption, list, parse } from "../../lib/cli/args.ts";
+import { CliError, runCli } from "../../lib/cli/frame.ts";
+
+export const OARNODESETTING_USAGE = `Usage: oarnodesetting [OPTIONS]
+
+Change the state and properties of resources (root/oar only).
+
+  -a, --add                  add a new resource (with -h HOST and -p properties)
+  -h, --hostname HOST        the resources of this host (repeatable)
+  -r, --resource ID          this resource (repeatable)
+      --sql FILTER           the resources matching a filter on the resources table
+  -s, --state STATE          ask for the state Alive, Absent or Dead
+  -p, --property NAME=VALUE  set a property (repeatable)
+  -m, --maintenance on|off   maintenance mode (on: Absent, not schedulable; off: Alive)
+  -d, --drain on|off         drain mode (no new job)
+  -V, --version              print OAR version
+      --help                 show this help`;
+
+const OPTIONS = {
+  add: { type: "boolean", short: "a" },
+  hostname: { type: "string", short: "h", multiple: true },
+  resource: { type: "string", short: "r", multiple: true },
+  sql: { type: "string" },
+  state: { type: "string", short: "s" },
+  property: { type: "string", short: "p", multiple: true },
+  maintenance: { type: "string", short: "m" },
+  drain: { type: "string", short: "d" },
+  version: { type: "boolean", short: "V" },
+  help: { type: "boolean" },
+} as const;
+
+const STATES: Record<string, NextState> = { alive: "Alive", absent: "Absent", dead: "Dead" };
+
+/** `-p name=value` checked against the columns: no system property, a number for numbers. */
+export function parseAssignments(
+  assignments: string[],
+  columns: ColumnSet,
+): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  for (const a of assignments) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$/s.exec(a);
+    if (!m) throw new CliError(`bad property "${a}": expected NAME=VALUE`, 2, true);
+    const name = m[1].toLowerCase();
+    const kind = columns.get(name);
+    if (kind === undefined) throw new CliError(`unknown property "${m[1]}"`, 1);
+    if (SYSTEM_PROPERTIES.has(name) || name === "network_address") {
+      throw new CliError(`property "${name}" is managed by OAR and cannot be set`, 1);
+    }
+    let value: string | number = m[2].trim().replace(/^'(.*)'$/s, "$1");
+    if (kind === "number") {
+      if (!/^-?\d+(\.\d+)?$/.test(value)) {
+        throw new CliError(`property "${name}" is a number, "${value}" is not`, 1);
+      }
+      value = Number(value);
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
+function onOff(name: string, v: string): boolean {
+  const s = v.trim().toLowerCase();
+  if (s === "on") return true;
+  if (s === "off") return false;
+  throw new CliError(`${name} takes on or off, not "${v}"`, 2, true);
+}
+
+async function selectIds(
+  sql: Queryable,
+  hosts: string[],
+  ids: number[],
+  filter: string | undefined,
+  columns: ColumnSet,
+): Promise<number[]> {
+  const params: Param[] = [];
+  const ors: string[] = [];
+  if (hosts.length) {
+    params.push(hosts as unknown as Param);
+    ors.push(`network_address = ANY($${params.length}::text[])`);
+  }
+  if (ids.length) {
+    params.push(ids as unknown as Param);
+    ors.push(`resource_id = ANY($${params.length}::int[])`);
+  }
+  if (filter !== undefined) {
+    ors.push(`(${toParameterised(parseExpression(filter, columns), params)})`);
+  }
+  const rows = await sql.unsafe(
+    `SELECT resource_id FROM resources WHERE ${ors.join(" OR ")} ORDER BY resource_id`,
+    params,
+  );
+  return rows.map((r) => Number(r.resource_id));
+}
+
+export async function oarnodesettingMain(args: string[]): Promise<number> {
+  return await runCli("oarnodesetting", OARNODESETTING_USAGE, async (ctx) => {
+    const { values: v } = parse(args, OPTIONS, false);
+    if (v.help) {
+      console.log(OARNODESETTING_USAGE);
+      return 0;
+    }
+    if (v.version) {
+      console.log("OAR version : 3.0.0 (oar-deno)");
+      return 0;
+    }
+    const hosts = list(v.hostname);
+    const rids = list(v.resource).map((s) => intOption("-r", s, { min: 1 })!);
+    const state = v.state === undefined ? undefined : STATES[v.state.trim().toLowerCase()];
+    if (v.state !== undefined && !state) {
+      throw new CliError(`bad state "${v.state}": expected Alive, Absent or Dead`, 2, true);
+    }
+    const maintenance = v.maintenance === undefined ? undefined : onOff("-m", v.maintenance);
+    const drain = v.drain === undefined ? undefined : onOff("--drain", v.drain);
+    const props = list(v.property);
+    if (!v.add && !state && maintenance === undefined && drain === undefined && !props.length) {
+      throw new CliError("nothing to do: give -a, -s, -p, -m or --drain", 2, true);
+    }
+    await requireAdmin("oarnodesetting");
+    const sql = ctx.sql;
+    const columns = await resourceColumns(sql);
+    const assignments = parseAssignments(props, columns);
+    let ids: number[];
+    if (v.add) {
+      if (hosts.length !== 1) throw new CliError("-a needs exactly one -h HOST", 2, true);
+      if (!/^[A-Za-z0-9._-]+$/.test(hosts[0])) {
+        throw new CliError(`invalid host name "${hosts[0]}"`, 1);
+      }
+      const { type, ...rest } = assignments;
+      const id = await addResource(sql, {
+        network_address: hosts[0],
+        type: type === undefined ? undefined : String(type),
+        properties: rest,
+      });
+      console.log(`New resource added: ${id}`);
+      ids = [id];
+    } else {
+      if (!hosts.length && !rids.length && v.sql === undefined) {
+        throw new CliError("which resources? give -h HOST, -r ID or --sql", 2, true);
+      }
+      ids = await selectIds(sql, hosts, rids, v.sql, columns);
+      if (!ids.length) {
+        console.error("#WARNING: no resource matches");
+        return 1;
+      }
+      if (Object.keys(assignments).length) {
+        await sql`UPDATE resources SET ${sql(assignments)} WHERE resource_id = ANY(${ids}::int[])`;
+        for (const id of ids) {
+          for (const [k, val] of Object.entries(assignments)) {
+            console.log(`Set property ${k} to '${val}' for resource ${id}`);
+          }
+        }
+      }
+    }
+    let next: NextState | undefined = state;
+    await inTransaction(sql, async (tx) => {
+      if (drain !== undefined) {
+        await tx`UPDATE resources SET drain = ${drain ? "YES" : "NO"}
+          WHERE resource_id = ANY(${ids}::int[])`;
+      }
+      if (maintenance === true) {
+        next = "Absent";
+        await tx`UPDATE resources SET last_available_upto = available_upto, available_upto = 0
+          WHERE resource_id = ANY(${ids}::int[]) AND available_upto <> 0`;
+      } else if (maintenance === false) {
+        next = "Alive";
+        await tx`UPDATE resources SET available_upto = CASE WHEN last_available_upto > 0
+            THEN last_available_upto ELSE 2147483647 END
+          WHERE resource_id = ANY(${ids}::int[]) AND available_upto = 0`;
+      }
+      if (next) {
+        await tx`UPDATE resources SET next_state = ${next}, next_finaud_decision = 'NO'
+          WHERE resource_id = ANY(${ids}::int[])`;
+      }
+    });
+    if (next && !v.add) {
+      for (const id of ids) console.log(`${id} --> ${next}`);
+    }
+    if (next) ctx.notifier().almighty("ChState");
+    return 0;
+  });
+}

@@ -1,8 +1,0 @@
-/** oarproperty (lib/cli/oarproperty.ts). */
-import { oarpropertyMain } from "../lib/cli/oarproperty.ts";
-
-export function main(args: string[]): Promise<number> {
-  return oarpropertyMain(args);
-}
-
-if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,308 @@
+/**
+ * oarsub's interactive side: `oarsub -I` waits on its socket for the job to start, then opens
+ * the user's shell in it; `oarsub -C <id>` opens a shell in a Running job. Exit codes are the
+ * reference's: 11 the job did not start (BAD JOB, ERROR, killed), 17 noop job, 20 not
+ * connectable (not Running, someone else's), 2 working directory; otherwise the shell's own
+ * exit status. Ctrl-C (or a hangup, or TERM) while waiting deletes the job, exit 1.
+ */
+import type { CliContext } from "../../lib/cli/frame.ts";
+import { printError, printWarning } from "../../lib/cli/frame.ts";
+import { isAdmin } from "../../lib/cli/identity.ts";
+import { fragJob, FragResult } from "../../lib/job/frag.ts";
+import { getJob, getJobTypes, type Job, jobCurrentHosts } from "../../lib/job/jobs.ts";
+import { lookupAccount } from "../../lib/exec/passwd.ts";
+import type { JobTypes } from "../../lib/protocol/mod.ts";
+import { classifyNotification, endsWait, NotificationFilter } from "./notifications.ts";
+import type { NotificationListener } from "./listener.ts";
+import {
+  interactiveEnvironment,
+  runSession,
+  sessionFilePath,
+  sessionScript,
+  type ShellTarget,
+} from "./shell.ts";
+
+export const InteractiveExit = {
+  interrupted: 1,
+  workdir: 2,
+  notStarted: 11,
+  noop: 17,
+  notConnectable: 20,
+} as const;
+
+/** How often the wait looks at the job itself (a notification may never come). */
+const STATE_POLL_MS = 2000;
+
+function info(msg: string): void {
+  console.error(`# INFO: ${msg}`);
+}
+
+type WaitEvent =
+  | { kind: "line"; line: string }
+  | { kind: "poll" }
+  | { kind: "signal"; signal: Deno.Signal }
+  | { kind: "closed" };
+
+/** A queue the waiting loop takes its events from, whatever their source. */
+class Events {
+  #queue: WaitEvent[] = [];
+  #wake = null as (() => void) | null;
+  push(e: WaitEvent): void {
+    this.#queue.push(e);
+    this.#wake?.();
+  }
+  async next(): Promise<WaitEvent> {
+    while (this.#queue.length === 0) {
+      await new Promise<void>((r) => (this.#wake = r));
+      this.#wake = null;
+    }
+    return this.#queue.shift()!;
+  }
+}
+
+const INTERRUPTS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+/**
+ * `oarsub -I` after the submission: waits for the job to start, then opens the shell.
+ * `listener` is the socket whose address is in the job's info_type.
+ */
+export async function interactiveJob(
+  ctx: CliContext,
+  listener: NotificationListener,
+  jobId: number,
+  user: string,
+): Promise<number> {
+  info("Interactive mode: waiting...");
+  const events = new Events();
+  const onSignal: Partial<Record<Deno.Signal, () => void>> = {};
+  for (const s of INTERRUPTS) {
+    onSignal[s] = () => events.push({ kind: "signal", signal: s });
+    Deno.addSignalListener(s, onSignal[s]!);
+  }
+  const poll = setInterval(() => events.push({ kind: "poll" }), STATE_POLL_MS);
+  const reading = (async () => {
+    for await (const line of listener.lines()) events.push({ kind: "line", line });
+    events.push({ kind: "closed" });
+  })();
+  const filter = new NotificationFilter();
+  let outcome: "started" | number;
+  try {
+    outcome = await (async () => {
+      for (;;) {
+        const e = await events.next();
+        if (e.kind === "line") {
+          const n = classifyNotification(e.line);
+          const shown = filter.show(n);
+          if (shown !== null) info(shown);
+          if (!endsWait(n)) continue;
+          return n.kind === "good" ? "started" : InteractiveExit.notStarted;
+        }
+        if (e.kind === "signal") {
+          if (e.signal === "SIGINT") console.log("Caught Interrupt (^C), cancelling job(s)...");
+          else console.log(`Caught ${e.signal}, cancelling job(s)...`);
+          await cancelJob(ctx, jobId, user);
+          return InteractiveExit.interrupted;
+        }
+        if (e.kind === "closed") {
+          printError("the notification socket closed");
+          await cancelJob(ctx, jobId, user);
+          return InteractiveExit.notStarted;
+        }
+        const verdict = await stateVerdict(ctx, jobId);
+        if (verdict !== null) return verdict;
+      }
+    })();
+  } finally {
+    clearInterval(poll);
+    for (const s of INTERRUPTS) Deno.removeSignalListener(s, onSignal[s]!);
+    listener.close();
+    await reading;
+  }
+  if (outcome !== "started") return outcome;
+  return await connectJob(ctx, jobId, user, "START");
+}
+
+/** While waiting: whether the job's own state already settles the outcome. */
+async function stateVerdict(ctx: CliContext, jobId: number): Promise<number | null> {
+  const job = await getJob(ctx.sql, jobId);
+  if (!job) {
+    printError(`job ${jobId} disappeared`);
+    return InteractiveExit.notStarted;
+  }
+  if (job.state === "Error" || job.state === "Terminated") {
+    printError(
+      `job ${jobId} ended (${job.state}) before it started${job.message ? `: ${job.message}` : ""}`,
+    );
+    return InteractiveExit.notStarted;
+  }
+  if (job.state === "Running" && "noop" in await getJobTypes(ctx.sql, jobId)) {
+    printWarning(" It is not possible to connect to a NOOP job.");
+    return InteractiveExit.noop;
+  }
+  return null;
+}
+
+/** The reference's qdel on ^C: the job is deleted as oardel would. */
+async function cancelJob(ctx: CliContext, jobId: number, user: string): Promise<void> {
+  const r = await fragJob(ctx.sql, jobId, user);
+  if (r === FragResult.ok || r === FragResult.alreadyFragged) {
+    console.log(`Deleting the job = ${jobId} ...REGISTERED.`);
+    ctx.notifier().almighty("ChState");
+    ctx.notifier().almighty("Qdel");
+  } else {
+    printWarning(`Cannot delete the job ${jobId} (${r})`);
+  }
+}
+
+/** COSYSTEM_HOSTNAME for cosystem jobs or jobs without hosts, DEPLOY_HOSTNAME for deploy. */
+function headNode(ctx: CliContext, types: JobTypes, hosts: string[]): string {
+  if ("cosystem" in types || hosts.length === 0) return ctx.config.str("COSYSTEM_HOSTNAME");
+  if ("deploy" in types) return ctx.config.str("DEPLOY_HOSTNAME");
+  return hosts[0];
+}
+
+/** Whether `user` may open a shell in `job`; prints why not. */
+function refusal(job: Job | null, jobId: number, user: string): number | null {
+  if (!job) {
+    printError(`Job ${jobId} does not exist.`);
+    return InteractiveExit.notConnectable;
+  }
+  let refused = false;
+  if (job.state !== "Running") {
+    printError(`Job ${jobId} is not running, current state is ${job.state}.`);
+    refused = true;
+  }
+  if (job.job_user !== user && !isAdmin(user)) {
+    printError(`User mismatch for job ${jobId} (job user is ${job.job_user}).`);
+    refused = true;
+  }
+  return refused ? InteractiveExit.notConnectable : null;
+}
+
+/**
+ * `oarsub -C <id>` (kind CONNECT), and the shell of `oarsub -I` (kind START): a shell in the
+ * Running job on its head node, with the job's environment. Returns the exit status.
+ */
+export async function connectJob(
+  ctx: CliContext,
+  jobId: number,
+  user: string,
+  kind: "START" | "CONNECT" = "CONNECT",
+): Promise<number> {
+  const job = await getJob(ctx.sql, jobId);
+  const refused = refusal(job, jobId, user);
+  if (refused !== null || !job) return refused ?? InteractiveExit.notConnectable;
+  const types = await getJobTypes(ctx.sql, jobId);
+  if ("noop" in types) {
+    printWarning(" It is not possible to connect to a NOOP job.");
+    return InteractiveExit.noop;
+  }
+  const head = headNode(ctx, types, await jobCurrentHosts(ctx.sql, jobId));
+  const walltime = await ctx.sql<{ w: number }[]>`
+    SELECT moldable_walltime AS w FROM moldable_job_descriptions
+    WHERE moldable_id = ${job.assigned_moldable_job}`;
+  const tmp = ctx.config.str("OAREXEC_DIRECTORY");
+  const script = sessionScript({
+    env: interactiveEnvironment(job, walltime.length ? Number(walltime[0].w) : 0, tmp),
+    sessionFile: sessionFilePath(tmp, jobId),
+    kind,
+  });
+  const launcher = ctx.config.str("OAREXEC_LAUNCHER").trim().toLowerCase() === "local"
+    ? "local"
+    : "ssh";
+  const account = await lookupAccount(user);
+  let privateKey: string | null = null;
+  if (launcher === "ssh" && user === job.job_user) {
+    const rows = await ctx.sql<{ k: string }[]>`
+      SELECT ssh_private_key AS k FROM challenges WHERE job_id = ${jobId}`;
+    privateKey = rows[0]?.k ?? null;
+  }
+  const target: ShellTarget = {
+    launcher,
+    host: head,
+    sshCommand: ctx.config.str("OPENSSH_CMD"),
+    privateKey,
+    shell: account?.shell ?? "/bin/sh",
+    home: account?.home ?? "/",
+    user,
+  };
+  console.log(`Connect to OAR job ${jobId} via the node ${head}`);
+  // The shell owns the terminal: ^C is for it. A hangup or TERM ends it (and so the session).
+  let child: Deno.ChildProcess | null = null;
+  const ignore = () => {};
+  const hangup = () => {
+    try {
+      child?.kill("SIGHUP");
+    } catch { /* gone */ }
+  };
+  Deno.addSignalListener("SIGINT", ignore);
+  Deno.addSignalListener("SIGTERM", hangup);
+  Deno.addSignalListener("SIGHUP", hangup);
+  let status: number;
+  try {
+    status = await runSession(target, script, (c) => (child = c));
+  } finally {
+    Deno.removeSignalListener("SIGINT", ignore);
+    Deno.removeSignalListener("SIGTERM", hangup);
+    Deno.removeSignalListener("SIGHUP", hangup);
+  }
+  if (launcher === "ssh" && status === 255) printError("Job was terminated.");
+  if (kind === "START") info(`Disconnected from OAR job ${jobId}`);
+  return status;
+}
+
+/**
+ * `oarsub -r` after the submission: the meta-scheduler tells the submitter whether it granted
+ * the reservation (GOOD RESERVATION) or not (its reasons, then BAD JOB), as in the reference.
+ * The job's own state settles it too, should a notification be lost. 0 granted, 1 refused.
+ */
+export async function reservationAnswer(
+  ctx: CliContext,
+  listener: NotificationListener,
+  jobId: number,
+): Promise<number> {
+  info("Waiting for the validation of the reservation...");
+  const events = new Events();
+  const poll = setInterval(() => events.push({ kind: "poll" }), STATE_POLL_MS);
+  const reading = (async () => {
+    for await (const line of listener.lines()) events.push({ kind: "line", line });
+    events.push({ kind: "closed" });
+  })();
+  try {
+    for (;;) {
+      const e = await events.next();
+      if (e.kind === "line") {
+        // Anyone can connect to the socket: the job itself confirms a GOOD RESERVATION (its
+        // state is polled until then), while a refusal can only stop the wait.
+        if (
+          e.line === "GOOD RESERVATION" &&
+          (await getJob(ctx.sql, jobId))?.reservation === "Scheduled"
+        ) {
+          break;
+        }
+        if (e.line === "BAD JOB") {
+          printError(`Reservation not valid --> KO (job ${jobId})`);
+          return 1;
+        }
+        if (e.line.trim() !== "") info(e.line.trim());
+        continue;
+      }
+      const job = await getJob(ctx.sql, jobId);
+      if (!job || job.state === "Error" || job.state === "Terminated") {
+        printError(`Reservation not valid --> KO (job ${jobId} ${job?.state ?? "gone"})`);
+        return 1;
+      }
+      if (job.reservation === "Scheduled") break;
+      if (e.kind === "closed") {
+        printError("the notification socket closed");
+        return 1;
+      }
+    }
+  } finally {
+    clearInterval(poll);
+    listener.close();
+    await reading;
+  }
+  info("Reservation valid --> OK");
+  return 0;
+}

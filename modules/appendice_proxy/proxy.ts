@@ -1,0 +1,247 @@
+/**
+ * The appendice proxy (spec §2, DECISIONS): a TCP listener on SERVER_PORT for the legacy text
+ * protocol of oarsub, oardel and oarexec. Each newline-terminated line is routed over ZeroMQ:
+ * job lines (`OAREXEC_…`, `OARRUNJOB_…`, `LEONEXTERMINATE_…`) to bipbip_commander, anything else
+ * to almighty. Garbage is logged and dropped; hostile clients are bounded (connections, line
+ * length, idle time, reports held), so none can take the proxy down.
+ *
+ * Acknowledged reports (issue 11): an oarexec report's connection is held, and the message to
+ * bipbip_commander carries a random token; when bipbip_commander sends `OARACK_<token>` back
+ * (bipbip handled the report), `OK` is written to that connection — the only thing ever written
+ * to a client. OAR's own oarexec closes at once: the write then fails, silently. Past
+ * `maxHeldReports`, a report is forwarded untagged (its oarexec times out and sends it again).
+ */
+import type { Logger } from "../../lib/runtime/log.ts";
+import {
+  encodeAlmightyMessage,
+  encodeCommanderMessage,
+  LineSplitter,
+  newAckToken,
+  parseAckLine,
+  parseLegacyLine,
+  REPORT_ACK,
+} from "../../lib/protocol/mod.ts";
+
+export interface ProxySinks {
+  /** Sends one encoded message to almighty. */
+  almighty(text: string): Promise<void>;
+  /** Sends one encoded message to bipbip_commander. */
+  commander(text: string): Promise<void>;
+}
+
+export interface ProxyOptions {
+  hostname?: string;
+  port: number;
+  /** Most simultaneous clients; more are closed at once (logged). */
+  maxConnections?: number;
+  /** A client silent this long is disconnected. */
+  idleTimeoutMs?: number;
+  /** Most reports waiting for their acknowledgement at once (default 256). */
+  maxHeldReports?: number;
+  /**
+   * A client waiting for an acknowledgement is disconnected after this long (default 30 min);
+   * oarexec gives up waiting well before (OAREXEC_REPORT_ACK_TIMEOUT).
+   */
+  holdTimeoutMs?: number;
+  log?: Logger;
+}
+
+export interface ProxyStats {
+  connections: number;
+  routedToAlmighty: number;
+  routedToCommander: number;
+  dropped: number;
+  /** Reports acknowledged to their client (the write may still have found it closed). */
+  acknowledged: number;
+  /** Reports forwarded without a token because too many were held. */
+  untagged: number;
+}
+
+interface Client {
+  conn: Deno.TcpConn;
+  /** Tokens of this client's reports not acknowledged yet. */
+  tokens: Set<string>;
+}
+
+export class AppendiceProxy {
+  readonly stats: ProxyStats = {
+    connections: 0,
+    routedToAlmighty: 0,
+    routedToCommander: 0,
+    dropped: 0,
+    acknowledged: 0,
+    untagged: 0,
+  };
+  #listener: Deno.TcpListener;
+  #open = new Set<Deno.TcpConn>();
+  /** Held reports: token → its client. */
+  #held = new Map<string, Client>();
+  #done: Promise<void>;
+  #closing = false;
+
+  constructor(readonly sinks: ProxySinks, readonly opts: ProxyOptions) {
+    this.#listener = Deno.listen({ hostname: opts.hostname ?? "0.0.0.0", port: opts.port });
+    this.#done = this.#accept();
+  }
+
+  get port(): number {
+    return (this.#listener.addr as Deno.NetAddr).port;
+  }
+
+  /** Reports waiting for their acknowledgement. */
+  get held(): number {
+    return this.#held.size;
+  }
+
+  async #accept(): Promise<void> {
+    const max = this.opts.maxConnections ?? 1024;
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (e) {
+        if (this.#closing) return;
+        this.opts.log?.error("accept failed: {error}", { error: String(e) });
+        continue;
+      }
+      if (this.#open.size >= max) {
+        this.opts.log?.warn("too many clients ({n}); closing a new one", { n: this.#open.size });
+        conn.close();
+        continue;
+      }
+      this.stats.connections++;
+      this.#open.add(conn);
+      this.#serve(conn).finally(() => {
+        this.#open.delete(conn);
+        try {
+          conn.close();
+        } catch { /* closed already */ }
+      });
+    }
+  }
+
+  async #serve(conn: Deno.TcpConn): Promise<void> {
+    const client: Client = { conn, tokens: new Set() };
+    try {
+      await this.#read(client);
+    } finally {
+      for (const t of client.tokens) this.#held.delete(t);
+      client.tokens.clear();
+    }
+  }
+
+  async #read(client: Client): Promise<void> {
+    const { conn } = client;
+    const splitter = new LineSplitter();
+    const buf = new Uint8Array(16 * 1024);
+    const idle = this.opts.idleTimeoutMs ?? 60_000;
+    const hold = this.opts.holdTimeoutMs ?? 30 * 60_000;
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<null>((resolve) => {
+        // A client waiting for its acknowledgement is silent on purpose.
+        timer = setTimeout(() => resolve(null), client.tokens.size > 0 ? hold : idle);
+      });
+      let n: number | null;
+      try {
+        const read = conn.read(buf);
+        // If the idle timeout wins, the read fails once the connection closes: expected.
+        read.catch(() => {});
+        n = await Promise.race([read, timeout]);
+      } catch {
+        n = null; // reset by peer, or closed by stop()
+      } finally {
+        clearTimeout(timer);
+      }
+      if (n === null) break;
+      const { lines, errors } = splitter.push(buf.subarray(0, n));
+      for (const e of errors) this.#drop(e);
+      for (const line of lines) await this.#route(line, client);
+    }
+    for (const line of splitter.end()) await this.#route(line, client);
+  }
+
+  #drop(reason: string, line?: string): void {
+    this.stats.dropped++;
+    this.opts.log?.warn("dropped a message: {reason} {line}", {
+      reason,
+      line: line === undefined ? "" : JSON.stringify(line.slice(0, 120)),
+    });
+  }
+
+  async #route(line: string, client: Client): Promise<void> {
+    if (line.trim() === "") return; // keep-alive newlines are not worth a log line
+    const ack = parseAckLine(line);
+    if (ack !== null) return this.acknowledge(ack);
+    const parsed = parseLegacyLine(line);
+    if (!parsed.ok) return this.#drop(parsed.error, line);
+    let token: string | null = null;
+    try {
+      if (parsed.value.kind === "commander") {
+        const message = parsed.value.message;
+        if (message.cmd === "OAREXEC") {
+          if (this.#held.size < (this.opts.maxHeldReports ?? 256)) {
+            token = newAckToken();
+            this.#held.set(token, client);
+            client.tokens.add(token);
+            message.ack = token;
+          } else {
+            this.stats.untagged++;
+            this.opts.log?.warn(
+              "{n} reports wait for their acknowledgement; {line} goes untagged",
+              {
+                n: this.#held.size,
+                line: JSON.stringify(line.slice(0, 40)),
+              },
+            );
+          }
+        }
+        await this.sinks.commander(encodeCommanderMessage(message));
+        this.stats.routedToCommander++;
+      } else {
+        await this.sinks.almighty(encodeAlmightyMessage(parsed.value.message));
+        this.stats.routedToAlmighty++;
+      }
+    } catch (e) {
+      if (token !== null) {
+        this.#held.delete(token);
+        client.tokens.delete(token);
+      }
+      this.#drop(`cannot forward: ${e}`, line);
+    }
+  }
+
+  /**
+   * bipbip handled the report tagged `token`: `OK` to its client. An unknown token (the client
+   * left, the proxy restarted since, or a guess) is ignored.
+   */
+  acknowledge(token: string): void {
+    const client = this.#held.get(token);
+    if (client === undefined) {
+      this.opts.log?.debug("acknowledgement for no held report");
+      return;
+    }
+    this.#held.delete(token);
+    client.tokens.delete(token);
+    this.stats.acknowledged++;
+    // OAR's oarexec does not wait for it: a closed connection is fine. The write is tiny: it
+    // cannot block on a client that reads nothing.
+    try {
+      client.conn.write(new TextEncoder().encode(`${REPORT_ACK}\n`)).catch(() => {});
+    } catch { /* closed already */ }
+  }
+
+  /** Stops listening and disconnects every client. */
+  async stop(): Promise<void> {
+    this.#closing = true;
+    try {
+      this.#listener.close();
+    } catch { /* closed already */ }
+    for (const c of this.#open) {
+      try {
+        c.close();
+      } catch { /* closed already */ }
+    }
+    await this.#done;
+  }
+}
