@@ -8,8 +8,7 @@ import { Config } from "../lib/runtime/config.ts";
 import { dbNow } from "../lib/db/client.ts";
 import { moduleLogger } from "../lib/runtime/log.ts";
 import { RecordingNotifier } from "../lib/transport/notifier.ts";
-import { metaSchedRound, type RoundReport } from "../modules/meta_sched/round.ts";
-import { sqlTime } from "../modules/meta_sched/oarsub_notify.ts";
+import { metaSchedRound, type RoundReport, sqlTime } from "../modules/meta_sched/round.ts";
 import { timesharingKey } from "../modules/meta_sched/kamelot/timesharing.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import {

@@ -7,7 +7,7 @@ import { assertEquals } from "./support/assert.ts";
 import { REFUSED_ADDRESS } from "./support/ports.ts";
 import { waitFor } from "./support/proc.ts";
 import { InteractiveMessages } from "../lib/protocol/mod.ts";
-import { tcpOarsubNotify } from "../modules/meta_sched/oarsub_notify.ts";
+import { notifyOarsub } from "../lib/job/oarsub_notify.ts";
 import { NotificationListener } from "../cli/oarsub/listener.ts";
 import { classifyNotification, endsWait, NotificationFilter } from "../cli/oarsub/notifications.ts";
 
@@ -82,7 +82,7 @@ Deno.test("NotificationListener: lines of every connection, split or joined, in 
   try {
     assertEquals(listener.infoType, `127.0.0.1:${listener.port}`);
     // The meta-scheduler's error: message then BAD JOB on one connection.
-    assertEquals(await tcpOarsubNotify(listener.infoType, ["No resource", "BAD JOB"]), true);
+    assertEquals(await notifyOarsub(listener.infoType, ["No resource", "BAD JOB"]), true);
     await waitFor("two lines", () => got.length === 2, 5000);
     // A line in pieces, and a last line without its newline.
     await send(listener.port, ["GOO", "D J", "OB\nStart", "ing..."]);
@@ -95,16 +95,16 @@ Deno.test("NotificationListener: lines of every connection, split or joined, in 
   // Closed: the lines ended (awaited above) and nothing more reaches them. Whether a
   // sender to the old port is refused cannot be asserted here: a test running beside
   // this one may have been given the freed port by the kernel (a CI run saw it).
-  await tcpOarsubNotify(`127.0.0.1:${listener.port}`, ["GOOD JOB"]);
+  await notifyOarsub(`127.0.0.1:${listener.port}`, ["GOOD JOB"]);
   assertEquals(got.length, 4);
 });
 
-Deno.test("tcpOarsubNotify: a port nobody listens on is false", async () => {
-  assertEquals(await tcpOarsubNotify(REFUSED_ADDRESS, ["GOOD JOB"]), false);
+Deno.test("notifyOarsub: a port nobody listens on is false", async () => {
+  assertEquals(await notifyOarsub(REFUSED_ADDRESS, ["GOOD JOB"]), false);
 });
 
-Deno.test("tcpOarsubNotify: refuses an info_type that is not host:port", async () => {
-  assertEquals(await tcpOarsubNotify("vm:", ["GOOD JOB"]), false);
-  assertEquals(await tcpOarsubNotify(null, ["GOOD JOB"]), false);
-  assertEquals(await tcpOarsubNotify("a b:12", ["GOOD JOB"]), false);
+Deno.test("notifyOarsub: refuses an info_type that is not host:port", async () => {
+  assertEquals(await notifyOarsub("vm:", ["GOOD JOB"]), false);
+  assertEquals(await notifyOarsub(null, ["GOOD JOB"]), false);
+  assertEquals(await notifyOarsub("a b:12", ["GOOD JOB"]), false);
 });

@@ -7,22 +7,12 @@
 import type { Config } from "../runtime/config.ts";
 import type { Queryable } from "../db/client.ts";
 import { eventExists, insertEvent, inTransaction } from "./events.ts";
-import { getJobTypes, jobCurrentHosts } from "./jobs.ts";
+import { headHost } from "./head_host.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { OarexecSignaller } from "../launch/oarexec_signal.ts";
 
-/**
- * The host oarexec runs on (shared rule with Leon): COSYSTEM_HOSTNAME for cosystem jobs or jobs
- * without hosts, DEPLOY_HOSTNAME for deploy jobs, else the first host in alphabetical order
- * (DECISIONS §15).
- */
-export async function headHost(sql: Queryable, config: Config, jobId: number): Promise<string> {
-  const types = await getJobTypes(sql, jobId);
-  const hosts = await jobCurrentHosts(sql, jobId);
-  if ("cosystem" in types || hosts.length === 0) return config.str("COSYSTEM_HOSTNAME");
-  if ("deploy" in types) return config.str("DEPLOY_HOSTNAME");
-  return hosts[0];
-}
+// lib/cli/signal_jobs.ts still imports the rule from here; it lives in head_host.ts.
+export { headHost } from "./head_host.ts";
 
 export interface CheckpointContext {
   sql: Queryable;

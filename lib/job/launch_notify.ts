@@ -12,10 +12,8 @@ import { fragJob, FragResult } from "./frag.ts";
 import type { Job } from "./jobs.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { Notifier } from "../transport/notifier.ts";
-import { sendLine } from "../transport/report.ts";
-import { InteractiveMessages, parseInfoType } from "../protocol/mod.ts";
-
-const NOTIFY_TIMEOUT_MS = 5000;
+import { InteractiveMessages } from "../protocol/mod.ts";
+import { notifyOarsub } from "./oarsub_notify.ts";
 
 /** Whether an oarsub waits on the job's socket. */
 export function hasWaitingOarsub(job: Job): boolean {
@@ -25,14 +23,7 @@ export function hasWaitingOarsub(job: Job): boolean {
 /** Best effort: one line to the job's oarsub; true when written (or nobody waits). */
 export async function tellOarsub(job: Job, text: string): Promise<boolean> {
   if (!hasWaitingOarsub(job)) return true;
-  const target = parseInfoType(job.info_type);
-  if (!target.ok) return false;
-  try {
-    await sendLine(target.value.host, target.value.port, text + "\n", NOTIFY_TIMEOUT_MS);
-    return true;
-  } catch {
-    return false;
-  }
+  return await notifyOarsub(job.info_type, [text]);
 }
 
 /** `GOOD JOB` to the job's oarsub; when it cannot be told, the job is deleted. */

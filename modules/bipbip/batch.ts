@@ -9,7 +9,8 @@
  */
 import pLimit from "p-limit";
 import { insertEvents, inTransaction, type NewEvent } from "../../lib/job/events.ts";
-import { bipbip, type BipbipContext, descriptorOf, headNode, launchFailed } from "./bipbip.ts";
+import { bipbip, type BipbipContext, descriptorOf, launchFailed } from "./bipbip.ts";
+import { headHostOf } from "../../lib/job/head_host.ts";
 import { endOfJobEvents } from "../../lib/job/end.ts";
 import {
   type Job,
@@ -334,7 +335,7 @@ function isSpecial(types: JobTypes): boolean {
 /** One job, once it is Launching: oarexec on its head node, then Running or its failure. */
 async function launchOne(ctx: BipbipContext, d: LaunchData, running: StateBatch): Promise<void> {
   const { job, types, hosts } = d;
-  const head = headNode(ctx.config, types, hosts);
+  const head = headHostOf(ctx.config, types, hosts);
   const descriptor = descriptorOf(ctx, { ...d, challenge: d.challenge!, head });
   ctx.log.info("[{id}] launching oarexec on {head} ({kind})", {
     id: job.job_id,

@@ -34,16 +34,15 @@ import {
 } from "../../lib/job/jobs.ts";
 import type { Launcher, LaunchResult } from "../../lib/launch/launcher.ts";
 import { EARLY_EXITS, OarexecExit } from "../../lib/exec/exit_codes.ts";
-import { sendLine } from "../../lib/transport/report.ts";
 import {
   encodeOarexecDescriptor,
   InteractiveMessages,
   type JobTypes,
   type OarexecDescriptor,
-  parseInfoType,
 } from "../../lib/protocol/mod.ts";
 import type { Queryable } from "../../lib/db/client.ts";
 import { announceStart, tellOarsub } from "../../lib/job/launch_notify.ts";
+import { headHostOf } from "../../lib/job/head_host.ts";
 
 export interface BipbipContext extends JobEndContext {
   launcher: Launcher;
@@ -215,7 +214,7 @@ async function launch(ctx: BipbipContext, job: Job): Promise<number> {
     return 0;
   }
 
-  const head = headNode(config, types, hosts);
+  const head = headHostOf(config, types, hosts);
   const descriptor = await buildDescriptor(ctx, job, types, challenge, head);
   log.info("[{id}] launching oarexec on {head} ({kind})", {
     id: jobId,
@@ -260,17 +259,6 @@ export async function launchFailed(
     error,
     hosts: hosts.length ? hosts : [head],
   });
-}
-
-/** COSYSTEM_HOSTNAME for cosystem jobs or jobs without hosts, DEPLOY_HOSTNAME for deploy. */
-export function headNode(
-  config: BipbipContext["config"],
-  types: JobTypes,
-  hosts: string[],
-): string {
-  if ("cosystem" in types || hosts.length === 0) return config.str("COSYSTEM_HOSTNAME");
-  if ("deploy" in types) return config.str("DEPLOY_HOSTNAME");
-  return hosts[0];
 }
 
 /**
@@ -358,16 +346,4 @@ export function descriptorOf(
     resources: resources.map((r) => ({ ...r, resource_id: Number(r.resource_id) })),
     report_ack_timeout: config.int("OAREXEC_REPORT_ACK_TIMEOUT"),
   };
-}
-
-/** Best effort: a line to an interactive oarsub (`info_type` = host:port). */
-export async function notifyOarsub(job: Job, text: string): Promise<boolean> {
-  const target = parseInfoType(job.info_type);
-  if (!target.ok) return false;
-  try {
-    await sendLine(target.value.host, target.value.port, text + "\n", 5000);
-    return true;
-  } catch {
-    return false;
-  }
 }

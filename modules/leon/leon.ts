@@ -23,7 +23,8 @@ import {
   setRunningDate,
 } from "../../lib/job/jobs.ts";
 import type { Launcher } from "../../lib/launch/launcher.ts";
-import { headNode, notifyOarsub } from "../bipbip/bipbip.ts";
+import { headHostOf } from "../../lib/job/head_host.ts";
+import { notifyOarsub } from "../../lib/job/oarsub_notify.ts";
 
 export interface LeonContext extends JobEndContext {
   launcher: Launcher;
@@ -85,7 +86,8 @@ async function killPass(ctx: LeonContext): Promise<number> {
       log.info("[{id}] killed directly ({state})", { id: jobId, state: job.state });
       await setJobState(sql, notifier, jobId, "Error", { message: "Job killed by Leon directly" });
       if (
-        job.job_type === "INTERACTIVE" && !(await notifyOarsub(job, InteractiveMessages.jobKilled))
+        job.job_type === "INTERACTIVE" &&
+        !(await notifyOarsub(job.info_type, [InteractiveMessages.jobKilled]))
       ) {
         log.warn("[{id}] cannot notify oarsub that the job is killed", { id: jobId });
       }
@@ -97,7 +99,7 @@ async function killPass(ctx: LeonContext): Promise<number> {
       await jobFinishingSequence(ctx, jobId, []);
       code = 1;
     } else if (SIGNALLED_STATES.has(job.state)) {
-      const host = headNode(config, types, await jobCurrentHosts(sql, jobId));
+      const host = headHostOf(config, types, await jobCurrentHosts(sql, jobId));
       if (host !== "") {
         await addEvent(sql, {
           type: "SEND_KILL_JOB",

@@ -66,7 +66,7 @@ import {
 import { schedTypes } from "./kamelot/job_types.ts";
 import { firstCheckpointDate, requestCheckpoint } from "../../lib/job/checkpoint.ts";
 import type { OarexecSignaller } from "../../lib/launch/oarexec_signal.ts";
-import { type OarsubNotify, sqlTime, tcpOarsubNotify } from "./oarsub_notify.ts";
+import { notifyOarsub, type OarsubNotify } from "../../lib/job/oarsub_notify.ts";
 import type { Quotas } from "./kamelot/quotas.ts";
 import { loadRoundQuotas } from "./kamelot/quotas_load.ts";
 import {
@@ -154,7 +154,7 @@ interface StateChange {
 
 export async function metaSchedRound(ctx: RoundContext): Promise<RoundReport> {
   const { sql, config, log, notifier } = ctx;
-  const oarsub = ctx.oarsub ?? tcpOarsubNotify;
+  const oarsub = ctx.oarsub ?? notifyOarsub;
   // The round's transaction, the `_visu` one and the writes beside them hold connections at
   // once: with fewer than 3, they would wait for each other for ever.
   const poolMax = (sql as { options?: { max?: number } }).options?.max;
@@ -1008,6 +1008,14 @@ async function launchJobs(
   for (const id of launched) notifier.commander({ job_id: id, cmd: "OARRUN", args: [] });
   if (launched.length > 0) log.info("launched jobs: {ids}", { ids: launched.join(",") });
   return launched;
+}
+
+/** `YYYY-MM-DD hh:mm:ss` in local time: OAR's local_to_sql, as oarsub shows it to the user. */
+export function sqlTime(epoch: number): string {
+  const d = new Date(epoch * 1000);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
 /**

@@ -42,7 +42,8 @@ import {
   setResourceState,
 } from "../../lib/resource/resources.ts";
 import { resubmissionCount, ResubmitCode, resubmitJob } from "../../lib/job/resubmit.ts";
-import { headHost } from "../../lib/job/checkpoint.ts";
+import { headHost } from "../../lib/job/head_host.ts";
+import { notifyOarsub, type OarsubNotify } from "../../lib/job/oarsub_notify.ts";
 import { runTimedCommand } from "../../lib/runtime/timed_command.ts";
 
 export interface NodeChangeStateContext {
@@ -52,8 +53,8 @@ export interface NodeChangeStateContext {
   notifier: Notifier;
   /** Stops the processes of a job being suspended. */
   signaller: OarexecSignaller;
-  /** Sends a line to an interactive oarsub (`host:port`); TCP by default. */
-  notifyOarsub?: (infoType: string, message: string) => Promise<void>;
+  /** Sends lines to an interactive oarsub (`host:port`); `notifyOarsub` (TCP) by default. */
+  notifyOarsub?: OarsubNotify;
 }
 
 /** The account NodeChangeState acts as (frag, resubmission). */
@@ -433,7 +434,7 @@ async function holdOrResume(
   const id = job.job_id;
   if (t !== "RESUME_JOB" && job.state === "Waiting") {
     if (await setState(ctx, job, "Hold") && job.job_type === "INTERACTIVE" && job.info_type) {
-      await notifyOarsub(ctx, job.info_type, "Start prediction: undefined (Hold)");
+      await tellOarsub(ctx, job.info_type, "Start prediction: undefined (Hold)");
     }
   } else if (t !== "RESUME_JOB" && job.state === "Resuming") {
     await setState(ctx, job, "Suspended");
@@ -452,30 +453,10 @@ async function holdOrResume(
   return 0;
 }
 
-async function notifyOarsub(ctx: NodeChangeStateContext, infoType: string, message: string) {
-  try {
-    await (ctx.notifyOarsub ?? tcpNotify)(infoType, message);
-  } catch (e) {
-    ctx.log.warn("cannot notify oarsub at {infoType}: {error}", {
-      infoType,
-      error: (e as Error).message,
-    });
-  }
-}
-
-/** `notify_tcp_socket`: one line to `host:port`, within 5 seconds. */
-async function tcpNotify(infoType: string, message: string): Promise<void> {
-  const i = infoType.lastIndexOf(":");
-  const port = Number(infoType.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
-    throw new Error(`invalid address ${JSON.stringify(infoType)}`);
-  }
-  const signal = AbortSignal.timeout(5000);
-  const conn = await Deno.connect({ hostname: infoType.slice(0, i), port, signal });
-  try {
-    await conn.write(new TextEncoder().encode(message + "\n"));
-  } finally {
-    conn.close();
+/** A hold told to the job's oarsub; one that is gone is only worth a warning. */
+async function tellOarsub(ctx: NodeChangeStateContext, infoType: string, message: string) {
+  if (!await (ctx.notifyOarsub ?? notifyOarsub)(infoType, [message])) {
+    ctx.log.warn("cannot notify oarsub at {infoType}", { infoType });
   }
 }
 
