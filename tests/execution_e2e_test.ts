@@ -271,7 +271,7 @@ Deno.test(
 
       // oardel, then leon's kill pass.
       assertEquals(await fragJob(db.sql, jobId, "root"), 0);
-      assertEquals(await leon(ctx, []), 0);
+      assertEquals(await leon({ ...ctx, signaller: launcherSignaller(ctx.launcher) }, []), 0);
       assertEquals(await fragState(db.sql, jobId), "TIMER_ARMED");
       const line = await listener.line(`OAREXEC_${jobId}_`);
       assertOk(line.startsWith(`OAREXEC_${jobId}_3_9_`), line);
@@ -405,7 +405,7 @@ Deno.test("ssh launcher: a job started and killed through a real sshd", opts, as
     assertEquals(await jobState(db.sql, jobId), "Running");
     await oarexecPid(rig, jobId);
     assertEquals(await fragJob(db.sql, jobId, "root"), 0);
-    assertEquals(await leon(ctx, []), 0);
+    assertEquals(await leon({ ...ctx, signaller: launcherSignaller(ctx.launcher) }, []), 0);
     const line = await listener.line(`OAREXEC_${jobId}_`);
     assertOk(line.startsWith(`OAREXEC_${jobId}_3_9_`), line);
     assertEquals(await deliver(ctx, line), 0);

@@ -14,6 +14,7 @@ import { setupLogging } from "../lib/runtime/log.ts";
 import { RecordingNotifier } from "../lib/transport/notifier.ts";
 import type { Launcher, LaunchResult } from "../lib/launch/launcher.ts";
 import { LocalLauncher } from "../lib/launch/local.ts";
+import { launcherSignaller } from "../lib/launch/oarexec_signal.ts";
 import { fragJob, fragState, setFragState } from "../lib/job/frag.ts";
 
 class SignalRecorder implements Launcher {
@@ -39,7 +40,7 @@ function ctxFor(db: TestDb, launcher: Launcher, conf: Record<string, string | nu
     config,
     log: setupLogging("leon-test", config),
     notifier,
-    launcher,
+    signaller: launcherSignaller(launcher),
     unreachable: () => Promise.resolve([]),
   };
   return { ctx, notifier };
@@ -169,14 +170,15 @@ Deno.test("a job whose oarexec ignores TERM is exterminated (leon <id> path)", {
   try {
     const jobId = await fraggedJob(db, { state: "Running" });
     await Deno.writeTextFile(join(dir, `pid_of_oarexec_for_jobId_${jobId}`), String(deaf.pid));
-    const { ctx, notifier } = ctxFor(db, new LocalLauncher(config), {
+    const launcher = new LocalLauncher(config);
+    const { ctx, notifier } = ctxFor(db, launcher, {
       OAREXEC_LAUNCHER: "local",
       OAREXEC_DIRECTORY: dir,
     });
     // The kill pass sends TERM for real: the process ignores it.
     assertEquals(await leon(ctx, []), 0);
     assertEquals(await eventTypes(db.sql, jobId), ["FRAG_JOB_REQUEST", "SEND_KILL_JOB"]);
-    const err = await ctx.launcher.signalOarexec("localhost0", jobId, "TERM", { wait: true });
+    const err = await launcher.signalOarexec("localhost0", jobId, "TERM", { wait: true });
     assertEquals(err, null);
     assertOk(alive(deaf.pid));
     assertEquals(await jobState(db.sql, jobId), "Running");

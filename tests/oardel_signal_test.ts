@@ -16,6 +16,7 @@ import {
 import { waitFor } from "./support/proc.ts";
 import { bipbip } from "../modules/bipbip/bipbip.ts";
 import { LocalLauncher } from "../lib/launch/local.ts";
+import { launcherSignaller } from "../lib/launch/oarexec_signal.ts";
 import { leon } from "../modules/leon/leon.ts";
 import { fragJob } from "../lib/job/frag.ts";
 
@@ -75,7 +76,7 @@ Deno.test("oardel -s and -c reach the running job's processes", opts, async () =
 
     // Done: kill it the usual way.
     assertEquals(await fragJob(db.sql, jobId, "root"), 0);
-    assertEquals(await leon(ctx, []), 0);
+    assertEquals(await leon({ ...ctx, signaller: launcherSignaller(ctx.launcher) }, []), 0);
     await listener.line(`OAREXEC_${jobId}_`);
   } finally {
     await listener.close();

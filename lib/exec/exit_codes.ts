@@ -2,6 +2,8 @@
  * oarexec's exit codes (spec §4.5): the API between oarexec and check_end_of_job (§5.1), and
  * the raw wait status of the user command that goes with them in the report line.
  */
+import { SIGNAL_NUMBERS } from "../runtime/signals.ts";
+
 export const OarexecExit = {
   ok: 0,
   prologue: 1,
@@ -48,41 +50,6 @@ export function finalExitCode(o: Outcome): number {
   if (o.userSignalled) return OarexecExit.userSignal;
   return o.base;
 }
-
-/** Linux signal numbers (x86_64/arm64), for wait statuses and `oardel -s`. */
-export const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-  SIGSTKFLT: 16,
-  SIGCHLD: 17,
-  SIGCONT: 18,
-  SIGSTOP: 19,
-  SIGTSTP: 20,
-  SIGTTIN: 21,
-  SIGTTOU: 22,
-  SIGURG: 23,
-  SIGXCPU: 24,
-  SIGXFSZ: 25,
-  SIGVTALRM: 26,
-  SIGPROF: 27,
-  SIGWINCH: 28,
-  SIGIO: 29,
-  SIGPWR: 30,
-  SIGSYS: 31,
-};
 
 /** `TERM`, `SIGTERM` or `15` to Deno's signal name; null when it is none we know. */
 export function signalName(s: string | number): Deno.Signal | null {

@@ -22,12 +22,13 @@ import {
   setJobState,
   setRunningDate,
 } from "../../lib/job/jobs.ts";
-import type { Launcher } from "../../lib/launch/launcher.ts";
+import type { OarexecSignaller } from "../../lib/launch/oarexec_signal.ts";
 import { headHostOf } from "../../lib/job/head_host.ts";
 import { notifyOarsub } from "../../lib/job/oarsub_notify.ts";
 
 export interface LeonContext extends JobEndContext {
-  launcher: Launcher;
+  /** TERM to the oarexec of a started job. */
+  signaller: OarexecSignaller;
 }
 
 const SIGNALLED_STATES: ReadonlySet<string> = new Set([
@@ -106,7 +107,7 @@ async function killPass(ctx: LeonContext): Promise<number> {
           jobId,
           description: `[Leon] Send the kill signal to oarexec on ${host} for job ${jobId}`,
         });
-        const err = await ctx.launcher.signalOarexec(host, jobId, "TERM", { wait: false });
+        const err = await ctx.signaller.signal(host, jobId, "TERM", { wait: false });
         if (err) {
           log.error("[{id}] cannot signal oarexec on {host}: {err}", { id: jobId, host, err });
         }

@@ -3,17 +3,18 @@
  * on LEONEXTERMINATE.
  */
 import { makeLauncher } from "../../lib/launch/launcher.ts";
+import { launcherSignaller } from "../../lib/launch/oarexec_signal.ts";
 import { leon } from "./leon.ts";
 import { runOneShot } from "../../lib/runtime/oneshot.ts";
 import { pingchecker } from "../../lib/resource/pingchecker.ts";
 
 export async function main(args: string[]): Promise<number> {
   return await runOneShot("leon", async (ctx) => {
-    const launcher = makeLauncher(ctx.config, ctx.log);
+    const signaller = launcherSignaller(makeLauncher(ctx.config, ctx.log));
     // The node check: the configured pingchecker method, else the built-in one (DECISIONS §2).
     const unreachable = async (hosts: string[]) =>
       (await pingchecker(hosts, ctx.config, { log: ctx.log })).bad;
-    return await leon({ ...ctx, launcher, unreachable }, args);
+    return await leon({ ...ctx, signaller, unreachable }, args);
   });
 }
 
