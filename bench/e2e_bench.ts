@@ -34,6 +34,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { type EmbeddedPg, ensureEmbeddedPostgres } from "../tools/embedded/postgres.ts";
 import { connectUrl, type Sql } from "../lib/db/client.ts";
+import { FINAL_STATES, isFinalState } from "../lib/job/states.ts";
 import { embeddedConfig, prepareEmbeddedDatabase, renderConfig } from "../tools/embedded/setup.ts";
 import { readConfigFile } from "../lib/runtime/config.ts";
 import { ZmqNotifier } from "../lib/transport/zmq_notifier.ts";
@@ -282,7 +283,7 @@ function oarsubSubmitter(varDir: string, work: string): Submitter {
 
 async function states(sql: Sql, ids: number[]): Promise<{ done: number; error: number }> {
   const [r] = await sql<{ done: number; error: number }[]>`
-    SELECT count(*) FILTER (WHERE state IN ('Terminated', 'Error'))::int AS done,
+    SELECT count(*) FILTER (WHERE state IN ${sql(FINAL_STATES)})::int AS done,
            count(*) FILTER (WHERE state = 'Error')::int AS error
     FROM jobs WHERE job_id = ANY(${ids}::int[])`;
   return r;
@@ -357,7 +358,7 @@ async function latency(sql: Sql, submitter: Submitter, samples: number): Promise
                               WHERE l.job_id = j.job_id AND l.job_state = 'Running') AS ran
         FROM jobs j WHERE job_id = ${id}`;
       if (running === null && j.ran) running = performance.now() - t0;
-      if (j.state === "Terminated" || j.state === "Error") break;
+      if (isFinalState(j.state)) break;
       if (Date.now() > deadline) throw new Error(`job ${id} did not end within 120 s`);
       await sleep(5);
     }

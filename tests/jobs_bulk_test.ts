@@ -8,7 +8,8 @@ import { createTestDb } from "./support/testdb.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
 import type { Sql } from "../lib/db/client.ts";
 import { RecordingNotifier } from "../lib/transport/notifier.ts";
-import { type JobState, setJobsState, setJobState } from "../lib/job/jobs.ts";
+import { setJobsState, setJobState } from "../lib/job/jobs.ts";
+import type { JobState } from "../lib/job/states.ts";
 
 /** What a state change leaves for one job, without ids and clock values. */
 async function footprint(sql: Sql, jobId: number) {

@@ -8,7 +8,8 @@ import { insertJob, insertResources, type JobFixture } from "./support/fixtures.
 import { createTestDb, type TestDb } from "./support/testdb.ts";
 import { addEvent, jobEvents } from "../lib/job/events.ts";
 import { fragState } from "../lib/job/frag.ts";
-import { getJob, type JobState } from "../lib/job/jobs.ts";
+import { getJob } from "../lib/job/jobs.ts";
+import type { JobState } from "../lib/job/states.ts";
 import { moduleLogger } from "../lib/runtime/log.ts";
 import { runNodeChangeState } from "../modules/node_change_state/node_change_state.ts";
 import { RecordingNotifier } from "../lib/transport/notifier.ts";

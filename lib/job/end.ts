@@ -15,11 +15,11 @@ import {
   getJobTypes,
   type Job,
   jobCurrentHosts,
-  RUNNING_LIKE_STATES,
   setFinishDate,
   setJobExitCode,
   setJobState,
 } from "./jobs.ts";
+import { RUNNING_LIKE_STATES, stateIn } from "./states.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { Notifier } from "../transport/notifier.ts";
 import { ResubmitCode, resubmitJob } from "./resubmit.ts";
@@ -269,7 +269,7 @@ export async function checkEndOfJob(ctx: JobEndContext, end: EndOfJob): Promise<
   const job = await getJob(sql, end.jobId);
   let handled = false;
   let term = false;
-  if (job && RUNNING_LIKE_STATES.has(job.state)) {
+  if (job && stateIn(RUNNING_LIKE_STATES, job.state)) {
     await setFinishDate(sql, end.jobId);
     // setJobState is the arbiter: a concurrent writer (leon exterminating) may have won.
     handled = await setJobState(sql, notifier, end.jobId, "Finishing");

@@ -7,6 +7,7 @@
 import type { Queryable } from "../db/client.ts";
 import { insertEvent, inTransaction } from "./events.ts";
 import { type Job, normaliseJob } from "./jobs.ts";
+import { ENDING_STATES } from "./states.ts";
 
 export const FRAG_STATES = ["LEON", "TIMER_ARMED", "LEON_EXTERMINATE", "FRAGGED"] as const;
 export type FragState = typeof FRAG_STATES[number];
@@ -76,7 +77,7 @@ export async function setFragState(
 export async function jobsToKill(sql: Queryable): Promise<Job[]> {
   const rows = await sql<Job[]>`
     SELECT j.* FROM jobs j JOIN frag_jobs f ON f.frag_id_job = j.job_id
-    WHERE f.frag_state = 'LEON' AND j.state NOT IN ('Error', 'Terminated', 'Finishing')
+    WHERE f.frag_state = 'LEON' AND j.state NOT IN ${sql(ENDING_STATES)}
     ORDER BY j.job_id`;
   return rows.map(normaliseJob);
 }

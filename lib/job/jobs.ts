@@ -11,42 +11,10 @@ import type { Queryable, TxSql } from "../db/client.ts";
 import type { Notifier } from "../transport/notifier.ts";
 import { type JobTypes, parseJobTypes } from "../protocol/mod.ts";
 import { fitVarchar, inTransaction } from "./events.ts";
+import { FINAL_STATES, isFinalState, type JobState, SUSPENDED_STATES } from "./states.ts";
 
-export const JOB_STATES = [
-  "Waiting",
-  "Hold",
-  "toLaunch",
-  "toError",
-  "toAckReservation",
-  "Launching",
-  "Running",
-  "Suspended",
-  "Resuming",
-  "Finishing",
-  "Terminated",
-  "Error",
-] as const;
-export type JobState = typeof JOB_STATES[number];
-
-/** States a job never leaves (spec §13.1). */
-export const FINAL_STATES: readonly JobState[] = ["Terminated", "Error"];
-
-/** Every other state: a job in one of these is not over. */
-export const UNFINISHED_STATES: readonly JobState[] = JOB_STATES.filter((s) =>
-  !FINAL_STATES.includes(s)
-);
-
-/** States of a job whose oarexec may be running: its end report is expected (spec §5.1). */
-export const RUNNING_LIKE_STATES: ReadonlySet<string> = new Set([
-  "Launching",
-  "Running",
-  "Suspended",
-  "Resuming",
-]);
-
-export function isFinalState(s: string): boolean {
-  return s === "Terminated" || s === "Error";
-}
+// lib/cli/oarstat.ts still imports UNFINISHED_STATES from here; the states live in states.ts.
+export { UNFINISHED_STATES } from "./states.ts";
 
 /** A `jobs` row (spec §13). */
 export interface Job {
@@ -130,7 +98,7 @@ export async function setJobState(
         stop_time = CASE WHEN ${final}::boolean AND stop_time < start_time
                          THEN start_time ELSE stop_time END
       WHERE job_id = ${jobId}
-        AND state NOT IN ('Terminated', 'Error')
+        AND state NOT IN ${tx(FINAL_STATES)}
         AND state <> ${state}::job_state
       RETURNING start_time, stop_time, assigned_moldable_job, suspended,
         EXTRACT(EPOCH FROM clock_timestamp())::int AS now`;
@@ -343,7 +311,7 @@ export async function suspendedDuration(
       CASE WHEN date_stop = 0 THEN ${now}::int ELSE date_stop END - date_start, 0)), 0)::int
       AS total
     FROM job_state_logs
-    WHERE job_id = ${jobId} AND job_state IN ('Suspended', 'Resuming')`;
+    WHERE job_id = ${jobId} AND job_state IN ${sql(SUSPENDED_STATES)}`;
   return Number(row.total);
 }
 
@@ -380,7 +348,7 @@ export async function setJobsState(
                          THEN start_time ELSE stop_time END
       FROM locked
       WHERE jobs.job_id = locked.job_id
-        AND jobs.state NOT IN ('Terminated', 'Error')
+        AND jobs.state NOT IN ${tx(FINAL_STATES)}
         AND jobs.state <> ${state}::job_state
       RETURNING jobs.job_id, jobs.start_time, jobs.stop_time, jobs.assigned_moldable_job,
         jobs.suspended, EXTRACT(EPOCH FROM clock_timestamp())::int AS now`;

@@ -7,6 +7,7 @@
 import type { Queryable } from "../db/client.ts";
 import { inTransaction } from "./events.ts";
 import type { Job } from "./jobs.ts";
+import { ENDING_STATES, FINAL_STATES, stateIn } from "./states.ts";
 
 export const ResubmitCode = {
   ok: 0,
@@ -27,7 +28,6 @@ export interface ResubmitResult {
 }
 
 const ADMINS: ReadonlySet<string> = new Set(["oar", "root"]);
-const RESUBMITTABLE_STATES: ReadonlySet<string> = new Set(["Error", "Terminated", "Finishing"]);
 
 /** `is_job_already_resubmitted`: how many jobs were resubmitted from this one. */
 export async function resubmissionCount(sql: Queryable, jobId: number): Promise<number> {
@@ -55,7 +55,7 @@ export async function resubmitJob(
     if (job.job_type !== "PASSIVE" || job.reservation !== "None") {
       return refused(ResubmitCode.notBatch, `job ${jobId} is interactive or a reservation`);
     }
-    if (!RESUBMITTABLE_STATES.has(job.state)) {
+    if (!stateIn(ENDING_STATES, job.state)) {
       return refused(ResubmitCode.notFinished, `job ${jobId} is ${job.state}, not finished`);
     }
     if (await resubmissionCount(tx, jobId) > 0) {
@@ -68,7 +68,7 @@ export async function resubmitJob(
       JOIN challenges c ON c.ssh_public_key = c0.ssh_public_key AND c.job_id <> c0.job_id
       JOIN jobs j ON j.job_id = c.job_id
       WHERE c0.job_id = ${jobId} AND c0.ssh_public_key <> ''
-        AND j.job_user <> ${job.job_user} AND j.state NOT IN ('Terminated', 'Error')`;
+        AND j.job_user <> ${job.job_user} AND j.state NOT IN ${tx(FINAL_STATES)}`;
     if (Number(shared.n) > 0) {
       return refused(ResubmitCode.sharedKeys, `job ${jobId}'s ssh key is used by another user`);
     }

@@ -12,13 +12,8 @@ import { insertEvents, inTransaction, type NewEvent } from "../../lib/job/events
 import { bipbip, type BipbipContext, descriptorOf, launchFailed } from "./bipbip.ts";
 import { headHostOf } from "../../lib/job/head_host.ts";
 import { endOfJobEvents } from "../../lib/job/end.ts";
-import {
-  type Job,
-  normaliseJob,
-  RUNNING_LIKE_STATES,
-  setJobsState,
-  sortHosts,
-} from "../../lib/job/jobs.ts";
+import { type Job, normaliseJob, setJobsState, sortHosts } from "../../lib/job/jobs.ts";
+import { RUNNING_LIKE_STATES, stateIn } from "../../lib/job/states.ts";
 import { hasWaitingOarsub } from "../../lib/job/launch_notify.ts";
 import { encodeOarexecDescriptor, type JobTypes, parseJobTypes } from "../../lib/protocol/mod.ts";
 import { RecordingNotifier } from "../../lib/transport/notifier.ts";
@@ -408,7 +403,8 @@ async function endMany(
     const row = byId.get(jobId);
     const [exitArg, scriptArg, challenge] = args;
     if (
-      perJobSequence || !row || !RUNNING_LIKE_STATES.has(row.state) || !/^\d{1,9}$/.test(exitArg) ||
+      perJobSequence || !row || !stateIn(RUNNING_LIKE_STATES, row.state) ||
+      !/^\d{1,9}$/.test(exitArg) ||
       row.challenge === null || row.challenge !== challenge
     ) {
       rest.push(end);

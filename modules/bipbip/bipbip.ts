@@ -28,10 +28,10 @@ import {
   getJobTypes,
   type Job,
   jobCurrentHosts,
-  RUNNING_LIKE_STATES,
   setJobMessage,
   setJobState,
 } from "../../lib/job/jobs.ts";
+import { RUNNING_LIKE_STATES, stateIn } from "../../lib/job/states.ts";
 import type { Launcher, LaunchResult } from "../../lib/launch/launcher.ts";
 import { EARLY_EXITS, OarexecExit } from "../../lib/exec/exit_codes.ts";
 import {
@@ -82,7 +82,7 @@ export async function bipbip(ctx: BipbipContext, args: string[]): Promise<number
 async function endOfJob(ctx: BipbipContext, job: Job, args: string[]): Promise<number> {
   const { sql, log } = ctx;
   const jobId = job.job_id;
-  if (!RUNNING_LIKE_STATES.has(job.state)) {
+  if (!stateIn(RUNNING_LIKE_STATES, job.state)) {
     // A late or duplicate report: the job already ended (or never started).
     log.warn("[{id}] report for a job in state {state}: ignored", { id: jobId, state: job.state });
     return 1;

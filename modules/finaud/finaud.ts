@@ -6,6 +6,7 @@
 import type { Config } from "../../lib/runtime/config.ts";
 import type { Sql } from "../../lib/db/client.ts";
 import { insertEvent, inTransaction } from "../../lib/job/events.ts";
+import { FINAL_STATES } from "../../lib/job/states.ts";
 import type { Logger } from "../../lib/runtime/log.ts";
 import { pingchecker, type PingOutcome } from "../../lib/resource/pingchecker.ts";
 import { setResourceNextState } from "../../lib/resource/resources.ts";
@@ -41,7 +42,7 @@ export async function finaudCandidates(sql: Sql, busyToo: boolean): Promise<Cand
         JOIN resources r2 ON r2.resource_id = ar.resource_id
         JOIN jobs j ON j.assigned_moldable_job = ar.moldable_job_id
         WHERE ar.assigned_resource_index = 'CURRENT'
-          AND j.state NOT IN ('Terminated', 'Error')))
+          AND j.state NOT IN ${sql(FINAL_STATES)}))
     ORDER BY r.network_address, r.resource_id`;
 }
 

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import type { Sql } from "../../lib/db/client.ts";
 import { addEvent } from "../../lib/job/events.ts";
-import { UNFINISHED_STATES } from "../../lib/job/jobs.ts";
+import { LIVE_STATES } from "../../lib/job/states.ts";
 import type { Logger } from "../../lib/runtime/log.ts";
 import type { Notifier } from "../../lib/transport/notifier.ts";
 import type { GretaMessage } from "../../lib/protocol/mod.ts";
@@ -36,9 +36,6 @@ export interface GretaDeps {
   stateDir: string | null;
   log?: Logger;
 }
-
-/** Jobs in these states hold (or will hold) their resources. */
-const NON_FINAL = UNFINISHED_STATES.filter((s) => s !== "Finishing");
 
 export class Greta {
   state: GretaState = { running: {}, toRemind: {} };
@@ -129,7 +126,7 @@ export class Greta {
       FROM resources r
       JOIN assigned_resources a ON a.resource_id = r.resource_id
       JOIN jobs j ON j.assigned_moldable_job = a.moldable_job_id
-      WHERE j.state::text IN ${this.deps.sql(NON_FINAL)}
+      WHERE j.state::text IN ${this.deps.sql(LIVE_STATES)}
         AND (r.state = 'Alive' OR r.next_state = 'Alive')`;
     return new Set(rows.map((r) => r.h));
   }

@@ -16,12 +16,12 @@ import { fragState, jobsToExterminate, jobsToKill, setFragState } from "../../li
 import { type JobEndContext, jobFinishingSequence } from "../../lib/job/end.ts";
 import {
   getJobTypes,
-  isFinalState,
   jobCurrentHosts,
   setFinishDate,
   setJobState,
   setRunningDate,
 } from "../../lib/job/jobs.ts";
+import { isFinalState, type JobState, stateIn } from "../../lib/job/states.ts";
 import type { OarexecSignaller } from "../../lib/launch/oarexec_signal.ts";
 import { headHostOf } from "../../lib/job/head_host.ts";
 import { notifyOarsub } from "../../lib/job/oarsub_notify.ts";
@@ -31,7 +31,11 @@ export interface LeonContext extends JobEndContext {
   signaller: OarexecSignaller;
 }
 
-const SIGNALLED_STATES: ReadonlySet<string> = new Set([
+/**
+ * Leon's rule, not a property of the states: the jobs it sends TERM to, i.e. those to kill
+ * (lib/job/frag.ts: not Finishing or final) that it does not end directly (Waiting, Hold).
+ */
+const SIGNALLED_STATES: readonly JobState[] = [
   "toLaunch",
   "Launching",
   "Running",
@@ -39,7 +43,7 @@ const SIGNALLED_STATES: ReadonlySet<string> = new Set([
   "Resuming",
   "toAckReservation",
   "toError",
-]);
+];
 
 export async function leon(ctx: LeonContext, args: string[]): Promise<number> {
   if (args.length > 0) {
@@ -99,7 +103,7 @@ async function killPass(ctx: LeonContext): Promise<number> {
       await setJobState(sql, notifier, jobId, "Terminated");
       await jobFinishingSequence(ctx, jobId, []);
       code = 1;
-    } else if (SIGNALLED_STATES.has(job.state)) {
+    } else if (stateIn(SIGNALLED_STATES, job.state)) {
       const host = headHostOf(config, types, await jobCurrentHosts(sql, jobId));
       if (host !== "") {
         await addEvent(sql, {

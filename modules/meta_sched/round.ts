@@ -16,13 +16,8 @@ import type { Queryable, Sql } from "../../lib/db/client.ts";
 import { dbNow } from "../../lib/db/client.ts";
 import { addEvent, fitVarchar, inTransaction } from "../../lib/job/events.ts";
 import { fragJob, FragResult } from "../../lib/job/frag.ts";
-import {
-  JOB_MESSAGE_MAX,
-  type JobState,
-  setJobMessage,
-  setJobsState,
-  setJobState,
-} from "../../lib/job/jobs.ts";
+import { JOB_MESSAGE_MAX, setJobMessage, setJobsState, setJobState } from "../../lib/job/jobs.ts";
+import { type JobState, RESOURCE_HOLDING_STATES } from "../../lib/job/states.ts";
 import type { Logger } from "../../lib/runtime/log.ts";
 import type { Notifier } from "../../lib/transport/notifier.ts";
 import { InteractiveMessages } from "../../lib/protocol/mod.ts";
@@ -37,7 +32,6 @@ import {
 } from "./kamelot/karma.ts";
 import {
   applyGanttDelta,
-  CURRENT_STATES,
   diffGantt,
   type GanttDelta,
   type GanttJob,
@@ -130,7 +124,7 @@ export interface RoundReport {
   timings: Record<string, number>;
 }
 
-const CURRENT: ReadonlySet<string> = new Set(CURRENT_STATES);
+const CURRENT: ReadonlySet<string> = new Set(RESOURCE_HOLDING_STATES);
 
 interface QueueRow {
   queue_name: string;
@@ -933,7 +927,7 @@ async function runningBesteffort(
        WHERE ar.moldable_job_id = j.assigned_moldable_job
          AND ar.assigned_resource_index = 'CURRENT') AS rids
     FROM jobs j
-    WHERE j.state IN ${sql(CURRENT_STATES)}
+    WHERE j.state IN ${sql(RESOURCE_HOLDING_STATES)}
       AND (j.queue_name = 'besteffort' OR EXISTS (
         SELECT 1 FROM job_types t WHERE t.job_id = j.job_id AND t.types_index = 'CURRENT'
           AND t.type = 'besteffort'))`;

@@ -27,7 +27,6 @@ import {
   getJobTypes,
   type Job,
   jobHostsForLog,
-  type JobState,
   setJobsState,
   setJobState,
 } from "../../lib/job/jobs.ts";
@@ -43,6 +42,7 @@ import {
 } from "../../lib/resource/resources.ts";
 import { resubmissionCount, ResubmitCode, resubmitJob } from "../../lib/job/resubmit.ts";
 import { headHost } from "../../lib/job/head_host.ts";
+import { FINAL_STATES, type JobState } from "../../lib/job/states.ts";
 import { notifyOarsub, type OarsubNotify } from "../../lib/job/oarsub_notify.ts";
 import { runTimedCommand } from "../../lib/runtime/timed_command.ts";
 
@@ -588,7 +588,7 @@ async function jobsToFragOnResource(sql: Sql, rid: number): Promise<number[]> {
     SELECT DISTINCT j.job_id FROM jobs j
     JOIN assigned_resources ar ON ar.moldable_job_id = j.assigned_moldable_job
     WHERE ar.resource_id = ${rid} AND ar.assigned_resource_index = 'CURRENT'
-      AND j.state NOT IN ('Terminated', 'Error')
+      AND j.state NOT IN ${sql(FINAL_STATES)}
     ORDER BY j.job_id`;
   const ids: number[] = [];
   for (const r of rows) {

@@ -18,7 +18,9 @@ import type { Notifier } from "../../lib/transport/notifier.ts";
 import type { OarexecSignaller } from "../../lib/launch/oarexec_signal.ts";
 import { setResourceNextState } from "../../lib/resource/resources.ts";
 import { checkLostOarexecs, recoverStuckJobs } from "./stuck_jobs.ts";
-import { headHost, requestCheckpoint } from "../../lib/job/checkpoint.ts";
+import { requestCheckpoint } from "../../lib/job/checkpoint.ts";
+import { headHost } from "../../lib/job/head_host.ts";
+import { ENDING_STATES, stateIn } from "../../lib/job/states.ts";
 import { type Launcher, makeLauncher } from "../../lib/launch/launcher.ts";
 
 export interface SarkoContext {
@@ -81,7 +83,7 @@ async function checkFragTimers(ctx: SarkoContext, now: number): Promise<boolean>
   let guilty = false;
   for (const job of await timerArmedJobs(ctx.sql)) {
     const id = job.job_id;
-    if (job.state === "Terminated" || job.state === "Error" || job.state === "Finishing") {
+    if (stateIn(ENDING_STATES, job.state)) {
       await setFragState(ctx.sql, id, "FRAGGED", "TIMER_ARMED");
       ctx.log.debug("job {id} is gone: frag done", { id });
       continue;

@@ -5,7 +5,7 @@
  */
 import type { Queryable } from "../../lib/db/client.ts";
 import { inTransaction } from "../../lib/job/events.ts";
-import type { JobState } from "../../lib/job/jobs.ts";
+import type { JobState } from "../../lib/job/states.ts";
 import { STATE_NUM } from "../../lib/resource/resources.ts";
 
 export interface JobFixture {

@@ -9,7 +9,7 @@ import { type Logger, moduleLogger } from "../../lib/runtime/log.ts";
 import { type Notifier, RecordingNotifier } from "../../lib/transport/notifier.ts";
 import { metaSchedRound, type RoundReport } from "../../modules/meta_sched/round.ts";
 import { inTransaction } from "../../lib/job/events.ts";
-import type { JobState } from "../../lib/job/jobs.ts";
+import type { JobState } from "../../lib/job/states.ts";
 import { STATE_NUM } from "../../lib/resource/resources.ts";
 
 export interface GroupSpec {

@@ -10,16 +10,7 @@
  * leaves as many dead index entries, which made every later insert several times slower.
  */
 import type { Queryable } from "../../../lib/db/client.ts";
-
-/** States of jobs that hold their resources now (re-inserted at their start time). */
-export const CURRENT_STATES = [
-  "Running",
-  "toLaunch",
-  "Launching",
-  "Finishing",
-  "Suspended",
-  "Resuming",
-] as const;
+import { RESOURCE_HOLDING_STATES, SUSPENDED_STATES } from "../../../lib/job/states.ts";
 
 export interface GanttJob {
   jobId: number;
@@ -126,7 +117,7 @@ export async function loadBaseGantt(
   >`
     WITH base AS (
       SELECT j.job_id, j.assigned_moldable_job AS moldable_id, true AS current FROM jobs j
-      WHERE j.state IN ${tx(CURRENT_STATES)} AND j.assigned_moldable_job > 0
+      WHERE j.state IN ${tx(RESOURCE_HOLDING_STATES)} AND j.assigned_moldable_job > 0
       UNION ALL
       SELECT j.job_id, m.moldable_id, false FROM jobs j
       JOIN moldable_job_descriptions m ON m.moldable_job_id = j.job_id
@@ -134,11 +125,11 @@ export async function loadBaseGantt(
     )
     SELECT b.job_id, b.moldable_id, b.current, m.moldable_walltime AS walltime, j.state,
       j.queue_name, j.reservation, j.start_time AS job_start, j.job_user, j.job_name,
-      CASE WHEN j.suspended = 'YES' OR j.state IN ('Suspended', 'Resuming') THEN
+      CASE WHEN j.suspended = 'YES' OR j.state IN ${tx(SUSPENDED_STATES)} THEN
         (SELECT COALESCE(SUM(GREATEST(
            CASE WHEN l.date_stop = 0 THEN ${now}::int ELSE l.date_stop END - l.date_start, 0)), 0)
          FROM job_state_logs l
-         WHERE l.job_id = j.job_id AND l.job_state IN ('Suspended', 'Resuming'))
+         WHERE l.job_id = j.job_id AND l.job_state IN ${tx(SUSPENDED_STATES)})
       ELSE 0 END::int AS suspended_for,
       (SELECT array_agg(t.type::text ORDER BY t.job_type_id) FROM job_types t
        WHERE t.job_id = j.job_id AND t.types_index = 'CURRENT') AS types,

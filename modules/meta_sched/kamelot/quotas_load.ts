@@ -14,7 +14,8 @@
 import type { Config } from "../../../lib/runtime/config.ts";
 import type { Queryable } from "../../../lib/db/client.ts";
 import type { Logger } from "../../../lib/runtime/log.ts";
-import { CURRENT_STATES, type GanttJob } from "./gantt.ts";
+import type { GanttJob } from "./gantt.ts";
+import { RESOURCE_HOLDING_STATES } from "../../../lib/job/states.ts";
 import {
   countedByQuotas,
   parseQuotasFile,
@@ -35,7 +36,7 @@ export interface RoundQuotas {
 
 const OFF: RoundQuotas = { quotas: null, broken: null, countBesteffort: () => {} };
 
-const CURRENT: ReadonlySet<string> = new Set(CURRENT_STATES);
+const CURRENT: ReadonlySet<string> = new Set(RESOURCE_HOLDING_STATES);
 
 /** Reads the quotas of a round; never throws for a bad file or setting (see above). */
 export async function loadRoundQuotas(
