@@ -8,7 +8,8 @@ import { Config } from "../lib/runtime/config.ts";
 import { dbNow } from "../lib/db/client.ts";
 import { moduleLogger } from "../lib/runtime/log.ts";
 import { RecordingNotifier } from "../lib/transport/notifier.ts";
-import { metaSchedRound, type RoundReport, sqlTime } from "../modules/meta_sched/round.ts";
+import { metaSchedRound, type RoundReport } from "../modules/meta_sched/round.ts";
+import { sqlTime } from "../modules/meta_sched/steps/notify_start_predictions.ts";
 import { timesharingKey } from "../modules/meta_sched/kamelot/timesharing.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import {

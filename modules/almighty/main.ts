@@ -7,46 +7,43 @@
 import { DEFAULT_SETTINGS, type OneShotModule } from "./automaton.ts";
 import { runLoop } from "./loop.ts";
 import { Supervisor } from "./supervisor.ts";
-import { type Config, ConfigError, loadConfig } from "../../lib/runtime/config.ts";
+import type { Config } from "../../lib/runtime/config.ts";
+import { runDaemon } from "../../lib/runtime/daemon.ts";
+import type { Logger } from "../../lib/runtime/log.ts";
 import { bindEndpoint } from "../../lib/transport/endpoints.ts";
-import { setupLogging } from "../../lib/runtime/log.ts";
-import { whenParentExits } from "../../lib/runtime/parent_watch.ts";
 import { encodeAlmightyMessage } from "../../lib/protocol/mod.ts";
 import { moduleCommand } from "../../lib/runtime/spawn.ts";
 import { StandbyPool } from "./standby.ts";
-import { PullSocket, terminate } from "../../lib/transport/zmq.ts";
+import { PullSocket } from "../../lib/transport/zmq.ts";
 
 /** A module still running this long after a stop request is terminated. */
 const STOP_GRACE_MS = 20_000;
 
-export async function main(_args: string[]): Promise<number> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    console.error(e instanceof ConfigError ? e.message : String(e));
-    return 1;
-  }
-  const log = setupLogging("almighty", config);
-  const pull = new PullSocket({ highWaterMark: 100_000 });
-  try {
-    pull.bind(
-      await bindEndpoint(config.str("SERVER_HOSTNAME"), config.int("APPENDICE_SERVER_PORT")),
-    );
-  } catch (e) {
-    log.error("cannot bind: {error}", { error: String(e) });
-    await terminate();
-    return 1;
-  }
-  const stop = new AbortController();
-  for (const sig of ["SIGTERM", "SIGINT", "SIGUSR1"] as const) {
-    Deno.addSignalListener(sig, () => {
-      if (!stop.signal.aborted) log.info("{sig} received; stopping", { sig });
-      stop.abort();
-    });
-  }
+export function main(_args: string[]): Promise<number> {
+  return runDaemon("almighty", async ({ config, log, stop }) => {
+    const pull = new PullSocket({ highWaterMark: 100_000 });
+    try {
+      pull.bind(
+        await bindEndpoint(config.str("SERVER_HOSTNAME"), config.int("APPENDICE_SERVER_PORT")),
+      );
+    } catch (e) {
+      log.error("cannot bind: {error}", { error: String(e) });
+      return 1;
+    }
+    return {
+      run: () => automaton(pull, config, log, stop),
+      close: () => pull.close(),
+    };
+  }, { signals: ["SIGTERM", "SIGINT", "SIGUSR1"], logSignal: true });
+}
 
-  whenParentExits(() => stop.abort());
+/** Starts the companions, runs the automaton until the stop, then stops every child. */
+async function automaton(
+  pull: PullSocket,
+  config: Config,
+  log: Logger,
+  stop: AbortSignal,
+): Promise<number> {
   // Commands almighty gives itself, taken before the socket's.
   const own: Uint8Array[] = [];
   const companions = new Supervisor({
@@ -63,7 +60,7 @@ export async function main(_args: string[]): Promise<number> {
     },
   });
   // Ctrl-C reaches the companions too: they must not be restarted while everything stops.
-  stop.signal.addEventListener("abort", () => companions.stopping(), { once: true });
+  stop.addEventListener("abort", () => companions.stopping(), { once: true });
   companions.add("appendice_proxy", moduleCommand("appendice_proxy", config));
   companions.add("bipbip_commander", moduleCommand("bipbip_commander", config));
   if (config.bool("ENERGY_SAVING_INTERNAL")) {
@@ -71,7 +68,7 @@ export async function main(_args: string[]): Promise<number> {
   }
 
   const standbys = new StandbyPool(config);
-  stop.signal.addEventListener("abort", () => standbys.stopping(), { once: true });
+  stop.addEventListener("abort", () => standbys.stopping(), { once: true });
   const code = await runLoop(
     {
       receive: (timeoutMs, signal) =>
@@ -84,12 +81,10 @@ export async function main(_args: string[]): Promise<number> {
       minBetween: config.int("SCHEDULER_MIN_TIME_BETWEEN_2_CALLS"),
       finaudPeriod: config.int("FINAUD_FREQUENCY"),
     },
-    stop.signal,
+    stop,
     log,
   );
   await Promise.all([companions.stop(), standbys.stop()]);
-  pull.close();
-  await terminate();
   return code;
 }
 

@@ -5,21 +5,15 @@
  */
 import { AckSender, Commander, processSpawner, processWorkerSpawner } from "./commander.ts";
 import { bindEndpoint } from "../../lib/transport/endpoints.ts";
-import { startModule } from "../../lib/runtime/module_start.ts";
-import { whenParentExits } from "../../lib/runtime/parent_watch.ts";
+import { runDaemon } from "../../lib/runtime/daemon.ts";
 import { parseCommanderMessage } from "../../lib/protocol/mod.ts";
 import { moduleCommand } from "../../lib/runtime/spawn.ts";
-import { PullSocket, terminate } from "../../lib/transport/zmq.ts";
+import { PullSocket } from "../../lib/transport/zmq.ts";
 
-export async function main(_args: string[]): Promise<number> {
-  const started = startModule("bipbip_commander");
-  if (!started) return 1;
-  const { config, log } = started;
-  let pull: PullSocket;
-  let commander: Commander;
-  const acks = new AckSender(config.str("SERVER_HOSTNAME"), config.int("SERVER_PORT"), log);
-  try {
-    commander = new Commander({
+export function main(_args: string[]): Promise<number> {
+  return runDaemon("bipbip_commander", async ({ config, log, stop }) => {
+    const acks = new AckSender(config.str("SERVER_HOSTNAME"), config.int("SERVER_PORT"), log);
+    const commander = new Commander({
       max: config.int("MAX_CONCURRENT_JOBS_STARTING_OR_TERMINATING"),
       childTimeoutMs: config.int("BIPBIP_COMMANDER_CHILD_TIMEOUT") * 1000,
       spawn: processSpawner((module, args) => moduleCommand(module, config, args), log),
@@ -28,44 +22,40 @@ export async function main(_args: string[]): Promise<number> {
       acknowledge: (token) => acks.send(token),
       log,
     });
-    pull = new PullSocket({ highWaterMark: 100_000 });
+    const pull = new PullSocket({ highWaterMark: 100_000 });
     pull.bind(
       await bindEndpoint(
         config.str("BIPBIP_COMMANDER_SERVER"),
         config.int("BIPBIP_COMMANDER_PORT"),
       ),
     );
-  } catch (e) {
-    log.error("cannot start: {error}", { error: String(e) });
-    await terminate();
-    return 1;
-  }
-  const stop = new AbortController();
-  for (const sig of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(sig, () => stop.abort());
-  }
-  whenParentExits(() => stop.abort());
-  commander.prestart();
-  log.info("ready");
-  while (!stop.signal.aborted) {
-    const msg = await pull.receive({ signal: stop.signal });
-    if (msg === null) continue;
-    const parsed = parseCommanderMessage(msg);
-    if (!parsed.ok) {
-      log.warn("dropped a message: {error}", { error: parsed.error });
-      continue;
-    }
-    commander.enqueue(parsed.value);
-  }
-  log.info("stopping ({running} running, {queued} queued)", {
-    running: commander.running,
-    queued: commander.queued,
+    return {
+      run: async () => {
+        commander.prestart();
+        log.info("ready");
+        while (!stop.aborted) {
+          const msg = await pull.receive({ signal: stop });
+          if (msg === null) continue;
+          const parsed = parseCommanderMessage(msg);
+          if (!parsed.ok) {
+            log.warn("dropped a message: {error}", { error: parsed.error });
+            continue;
+          }
+          commander.enqueue(parsed.value);
+        }
+        return 0;
+      },
+      close: async () => {
+        log.info("stopping ({running} running, {queued} queued)", {
+          running: commander.running,
+          queued: commander.queued,
+        });
+        pull.close();
+        await commander.stop();
+        await acks.flush();
+      },
+    };
   });
-  pull.close();
-  await commander.stop();
-  await acks.flush();
-  await terminate();
-  return 0;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
