@@ -1,8 +1,8 @@
 /**
- * Job state and job reads (spec §12.2, §13.1). Every state change goes through `setJobState`,
- * whose conditional UPDATE is the arbiter between concurrent writers (bipbip children, leon,
- * NodeChangeState, CLI): the row lock it takes serialises them, and a writer that loses sees
- * zero rows changed and does nothing else.
+ * Job state and job reads (docs/modules.md §12.2, §13.1). Every state change goes through
+ * `setJobState`, whose conditional UPDATE is the arbiter between concurrent writers (bipbip
+ * children, leon, NodeChangeState, CLI): the row lock it takes serialises them, and a writer that
+ * loses sees zero rows changed and does nothing else.
  *
  * Not done here, unlike OAR's set_job_state: user notification (mail/exec, `notify_user`) and
  * the scheduler-priority update of `SCHEDULER_PRIORITY_HIERARCHY_ORDER`.
@@ -28,7 +28,7 @@ export const JOB_STATES = [
 ] as const;
 export type JobState = typeof JOB_STATES[number];
 
-/** States a job never leaves (spec §13.1). */
+/** States a job never leaves (docs/modules.md §13.1). */
 export const FINAL_STATES: readonly JobState[] = ["Terminated", "Error"];
 
 /** Every other state: a job in one of these is not over. */
@@ -36,7 +36,7 @@ export const UNFINISHED_STATES: readonly JobState[] = JOB_STATES.filter((s) =>
   !FINAL_STATES.includes(s)
 );
 
-/** States of a job whose oarexec may be running: its end report is expected (spec §5.1). */
+/** States of a job whose oarexec may be running: its end report is expected (docs/modules.md §5.1). */
 export const RUNNING_LIKE_STATES: ReadonlySet<string> = new Set([
   "Launching",
   "Running",
@@ -48,7 +48,7 @@ export function isFinalState(s: string): boolean {
   return s === "Terminated" || s === "Error";
 }
 
-/** A `jobs` row (spec §13). */
+/** A `jobs` row (docs/modules.md §13). */
 export interface Job {
   job_id: number;
   array_id: number;
@@ -106,8 +106,8 @@ interface ChangedJob {
 }
 
 /**
- * `set_job_state` (spec §12.2). Refuses to leave Terminated/Error and refuses a no-op; returns
- * whether the state changed. One transaction: the job row, its state log, and for a final
+ * `set_job_state` (docs/modules.md §12.2). Refuses to leave Terminated/Error and refuses a no-op;
+ * returns whether the state changed. One transaction: the job row, its state log, and for a final
  * state the stop time, resources.last_job_date, suspended_jobs (Error of a suspended job) and
  * the LOG indexes; then almighty gets `ChState`.
  */
@@ -284,7 +284,7 @@ export function normaliseJob(j: Job): Job {
   return { ...j, job_id: Number(j.job_id) };
 }
 
-/** The job's CURRENT types through the one parser (DECISIONS §16). */
+/** The job's CURRENT types through the one parser (docs/differences.md §16). */
 export async function getJobTypes(sql: Queryable, jobId: number): Promise<JobTypes> {
   const rows = await sql<{ type: string }[]>`
     SELECT type FROM job_types WHERE job_id = ${jobId} AND types_index = 'CURRENT'
@@ -300,7 +300,7 @@ export function sortHosts(hosts: string[]): string[] {
 /**
  * `get_job_current_hostnames`: distinct hosts (type default, non-empty address) assigned
  * CURRENT to the job's assigned moldable, sorted; the first one is the head node
- * (DECISIONS §15).
+ * (docs/differences.md §15).
  */
 export async function jobCurrentHosts(sql: Queryable, jobId: number): Promise<string[]> {
   const rows = await sql<{ network_address: string }[]>`

@@ -1,6 +1,6 @@
 /**
- * Signalling a job's oarexec from the watchdogs (spec §12.1 `signal_oarexec`): checkpoint
- * (USR2) from sarko, suspend and resume (STOP/CONT) from NodeChangeState. They hold an
+ * Signalling a job's oarexec from the watchdogs (docs/modules.md §12.1 `signal_oarexec`):
+ * checkpoint (USR2) from sarko, suspend and resume (STOP/CONT) from NodeChangeState. They hold an
  * `OarexecSignaller`, so tests can provide their own; the real one goes through the configured
  * launcher (lib/launch/: ssh with OPENSSH_CMD, or local), which owns the remote command, its
  * quoting and TIMEOUT_SSH.

@@ -1,13 +1,13 @@
 /**
- * Every message oar-deno sends or receives, in one place (DESIGN.md "Processes and messages").
+ * Every message oar-deno sends or receives, in one place (docs/architecture.md §2).
  *
- * - almighty commands: JSON `{"cmd": ...}` over ZeroMQ (spec §1.3, §13.4);
- * - bipbip_commander messages: JSON `{"job_id", "cmd", "args"}` (spec §3);
- * - greta messages: JSON `{"cmd", "nodes"}` (spec §10.1);
+ * - almighty commands: JSON `{"cmd": ...}` over ZeroMQ (docs/modules.md §1.3, §13.4);
+ * - bipbip_commander messages: JSON `{"job_id", "cmd", "args"}` (docs/modules.md §3);
+ * - greta messages: JSON `{"cmd", "nodes"}` (docs/modules.md §10.1);
  * - legacy text lines on SERVER_PORT: `OAREXEC_<id>_<exit>_<status>_<challenge>`,
- *   `OARRUNJOB_<id>`, `LEONEXTERMINATE_<id>`, or a bare almighty command (spec §2);
- * - interactive notifications written to oarsub's socket (spec §4.3, §11);
- * - the oarexec job descriptor (JSON; both ends are ours, DECISIONS).
+ *   `OARRUNJOB_<id>`, `LEONEXTERMINATE_<id>`, or a bare almighty command (docs/modules.md §2);
+ * - interactive notifications written to oarsub's socket (docs/modules.md §4.3, §11);
+ * - the oarexec job descriptor (JSON; both ends are ours, docs/differences.md).
  *
  * Parsers never throw: they return `{ ok: true, value }` or `{ ok: false, error }`.
  * Encoders produce the bytes OAR 3 produces (Python's `json.dumps` layout), so OAR's own tools
@@ -93,7 +93,7 @@ function isStringArray(v: unknown): v is string[] {
 // ---------------------------------------------------------------------------------------------
 // almighty commands
 
-/** Commands almighty acts on (spec §1.4). Anything else is logged and dropped by almighty. */
+/** Commands almighty acts on (docs/modules.md §1.4). Anything else is logged and dropped by almighty. */
 export const ALMIGHTY_COMMANDS = [
   "Qsub",
   "Qsub -I",
@@ -186,7 +186,7 @@ export function parseCommanderMessage(input: Uint8Array | string): Parsed<Comman
   return ok({ job_id, cmd: cmd as CommanderCommand, args, ...tag });
 }
 
-/** The bipbip (or leon) invocation a commander message stands for (spec §3). */
+/** The bipbip (or leon) invocation a commander message stands for (docs/modules.md §3). */
 export function commanderInvocation(
   msg: CommanderMessage,
 ): { module: "bipbip" | "leon"; args: string[] } {
@@ -282,9 +282,9 @@ const LEGACY_JOB_RE = /(OAREXEC|OARRUNJOB|LEONEXTERMINATE)_(\d+)(.*)/;
 const MAX_LINE = 4096;
 
 /**
- * Routes one text line received on SERVER_PORT (spec §2): a job line goes to bipbip_commander,
- * anything else to almighty as `{"cmd": <line>}`. Empty lines, control characters and oversized
- * lines are refused.
+ * Routes one text line received on SERVER_PORT (docs/modules.md §2): a job line goes to
+ * bipbip_commander, anything else to almighty as `{"cmd": <line>}`. Empty lines, control characters
+ * and oversized lines are refused.
  */
 export function parseLegacyLine(raw: string): Parsed<LegacyLine> {
   const line = raw.replace(/\s+$/, "");
@@ -317,8 +317,8 @@ export function encodeCommandLine(cmd: AlmightyCommand): string {
 
 /**
  * Splits a TCP byte stream into lines: a connection may carry several messages and a message
- * may arrive in several packets (DECISIONS). Keeps at most `maxLine` bytes of a pending line;
- * a longer line is reported as an error and skipped up to its newline.
+ * may arrive in several packets (docs/differences.md). Keeps at most `maxLine` bytes of a pending
+ * line; a longer line is reported as an error and skipped up to its newline.
  */
 export class LineSplitter {
   #pending = "";
@@ -402,7 +402,7 @@ export function parseInfoType(
 }
 
 // ---------------------------------------------------------------------------------------------
-// oarexec descriptor (bipbip → oarexec, JSON on stdin; spec §4.3 step 7)
+// oarexec descriptor (bipbip → oarexec, JSON on stdin; docs/modules.md §4.3 step 7)
 
 export interface OarexecDescriptor {
   job_id: number;
@@ -514,7 +514,7 @@ export function parseOarexecDescriptor(input: Uint8Array | string): Parsed<Oarex
 }
 
 // ---------------------------------------------------------------------------------------------
-// job types (DECISIONS §16: one parser)
+// job types (docs/differences.md §16: one parser)
 
 export type JobTypes = Record<string, string | true | Record<string, number>>;
 
