@@ -66,7 +66,7 @@ async function receiveN(s: PullSocket, n: number, timeoutMs = 10_000): Promise<s
 
 const enc = new TextEncoder();
 
-Deno.test("proxy: several messages per connection, split across packets, routed as spec §2", async () => {
+Deno.test("proxy: several messages per connection, split across packets, routed as docs/modules.md §2", async () => {
   const r = await startRig();
   try {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: r.proxyPort });

@@ -1,5 +1,5 @@
 /**
- * bipbip in-process (spec §4, §5; the catalogue's test_bipbip.py): a recording launcher stands
+ * bipbip in-process (docs/modules.md §4, §5; OAR 3's test_bipbip.py): a recording launcher stands
  * in for oarexec (the real one is in execution_e2e_test.ts), server prologue/epilogue are real
  * scripts, the database is real.
  */
@@ -72,7 +72,7 @@ async function rig(
   };
 }
 
-/** The catalogue's `_test_bipbip_toLaunch`: 4 resources on localhost0..3. */
+/** OAR 3's `_test_bipbip_toLaunch`: 4 resources on localhost0..3. */
 async function toLaunchJob(db: TestDb, f: JobFixture = {}): Promise<number> {
   const resources = await insertResources(db.sql, [
     "localhost0",
@@ -301,7 +301,7 @@ Deno.test("bipbip: a report for a toLaunch or finished job has no effect (exit 1
   assertEquals(r.launcher.launches.length, 0);
 });
 
-Deno.test("check_end_of_job: the §5.1 table with DECISIONS §13", () => {
+Deno.test("check_end_of_job: the §5.1 table with docs/differences.md §13", () => {
   const job = { job_id: 9, job_user: "u", launching_directory: "/w" };
   const types = (e: number) =>
     endOfJobEvents(e, job, ["h0", "h1"], "/var/lib/oar").events.map((x) => x.type);

@@ -120,7 +120,7 @@ Deno.test("oarnodesetting and oarnodes", async () => {
   assertStringIncludes(r.stderr, "is a number");
   r = await env.run("oarnodesetting", ["--sql", "core = 1; drop table resources", "-s", "Dead"]);
   assertEquals(r.code, 251);
-  // maintenance on/off (off ⇒ Alive, DECISIONS #109), drain
+  // maintenance on/off (off ⇒ Alive, docs/differences.md #109), drain
   r = await env.run("oarnodesetting", ["-m", "on", "-h", "n2"]);
   assertEquals(r.code, 0, r.stderr);
   let n2 = await env

@@ -43,7 +43,7 @@ const msg = (id: number, cmd: CommanderMessage["cmd"] = "OARRUN"): CommanderMess
   args: [],
 });
 
-Deno.test("commander: at most MAX children at once (DECISIONS §9: not MAX+1)", async () => {
+Deno.test("commander: at most MAX children at once (docs/differences.md §9: not MAX+1)", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const c = new Commander({

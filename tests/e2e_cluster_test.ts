@@ -193,8 +193,8 @@ async function reservation(c: Ctx): Promise<void> {
 /**
  * A host's sshd dies while a job runs there: that job carries on (its oarexec does not need
  * sshd) and ends normally; the next job sent there cannot be launched, so it ends in Error, the
- * host is Suspected and the job is resubmitted (spec §9.1 rule 7) and runs on another host.
- * Once sshd is back and the host idle, finaud finds it answering and it is Alive again.
+ * host is Suspected and the job is resubmitted (docs/modules.md §9.1 rule 7) and runs on another
+ * host. Once sshd is back and the host idle, finaud finds it answering and it is Alive again.
  * (Finaud leaves hosts with a running job alone, CHECK_NODES_WITH_RUNNING_JOB=no: while the
  * first job runs, only a launch can find out that the host's sshd is gone.)
  */

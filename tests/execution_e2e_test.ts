@@ -1,6 +1,6 @@
 /**
- * Job execution end to end on real processes (spec §4, §4.5, §5, §6): bipbip launches a real
- * oarexec through the local launcher, oarexec runs the command as the job's user and reports
+ * Job execution end to end on real processes (docs/modules.md §4, §4.5, §5, §6): bipbip launches a
+ * real oarexec through the local launcher, oarexec runs the command as the job's user and reports
  * over TCP to a listener standing in for the appendice proxy, and that report is fed to bipbip's
  * end-of-job mode. The last test runs the whole chain: appendice proxy, bipbip_commander's queue
  * and bipbip as real child processes.
@@ -456,7 +456,7 @@ Deno.test(
       // A host not in the list goes through ssh, whose node check fails for it.
       const remote = await launchableJob(db.sql, rig, { hosts: ["node-z"], command: "true" });
       assertEquals(await bipbip(ctx, [String(remote)]), 2);
-      // Not launched: node_change_state ends it on that event (spec §9.1).
+      // Not launched: node_change_state ends it on that event (docs/modules.md §9.1).
       assertEquals(await jobState(db.sql, remote), "Launching");
       assertOk((await eventTypes(db.sql, remote)).includes("PING_CHECKER_NODE_SUSPECTED"));
     } finally {

@@ -1,7 +1,8 @@
 /**
  * Finaud in-process against a real database (every case of OAR 3's test_finaud.py, the
- * candidate rules, DECISIONS §12) and the node checks with real commands: small shell scripts
- * standing in for the generic command, fping and nmap, and real sockets for the built-in check.
+ * candidate rules, docs/differences.md §12) and the node checks with real commands: small shell
+ * scripts standing in for the generic command, fping and nmap, and real sockets for the built-in
+ * check.
  */
 import { assertEquals, assertOk } from "./support/assert.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";

@@ -1,6 +1,7 @@
 /**
  * greta on a real database with real node-manager commands (shell scripts), the cases of the
- * reference's test_greta.py plus DECISIONS §11, and greta as a real process resuming its state.
+ * reference's test_greta.py plus docs/differences.md §11, and greta as a real process resuming its
+ * state.
  */
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";
@@ -160,7 +161,7 @@ Deno.test("greta: keep-alive refuses a halt and wakes instead (test_greta_halt_k
   }
 });
 
-Deno.test("greta: WAKEUP, pending WAKEUP, reminders replayed once (DECISIONS §11)", async () => {
+Deno.test("greta: WAKEUP, pending WAKEUP, reminders replayed once (docs/differences.md §11)", async () => {
   const r = await rig();
   try {
     await r.greta.handle({ cmd: "WAKEUP", nodes: ["localhost2"] });

@@ -418,8 +418,8 @@ Deno.test("INTERACTIVE oarexec: a reservation waits for leon; TERM ends its -C s
 });
 
 // ---------------------------------------------------------------------------------------------
-// bipbip's words to the waiting oarsub (spec §4.3), heard on a real oarsub socket; a recording
-// launcher stands in for oarexec.
+// bipbip's words to the waiting oarsub (docs/modules.md §4.3), heard on a real oarsub socket; a
+// recording launcher stands in for oarexec.
 
 class StubLauncher implements Launcher {
   readonly kind = "local" as const;
@@ -490,7 +490,7 @@ Deno.test("bipbip, interactive job: Starting..., then GOOD JOB once oarexec is t
   assertEquals(r.launcher.launches, 1);
 });
 
-Deno.test("bipbip, interactive job: GOOD JOB undeliverable ⇒ fragged, Qdel (DECISIONS §8)", async () => {
+Deno.test("bipbip, interactive job: GOOD JOB undeliverable ⇒ fragged, Qdel (docs/differences.md §8)", async () => {
   await using r = await interactiveLaunch({}, RENDEZVOUS, false);
   assertEquals(await bipbip(r.ctx, [String(r.jobId)]), 0);
   assertEquals(await jobState(r.db.sql, r.jobId), "Running");

@@ -1,6 +1,6 @@
 /**
- * leon (spec §6; the catalogue's test_leon.py): in-process with a recording launcher for the
- * catalogue's scenarios, the local launcher's real signal on a real process, and the module as
+ * leon (docs/modules.md §6; OAR 3's test_leon.py): in-process with a recording launcher for
+ * OAR 3's scenarios, the local launcher's real signal on a real process, and the module as
  * a real child for its exit codes.
  */
 import { join } from "node:path";

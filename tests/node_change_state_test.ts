@@ -1,7 +1,8 @@
 /**
  * NodeChangeState in-process against a real database: every case of OAR 3's
- * test_node_change_state.py, and our fixes (DECISIONS §3, §7, §15; user issues #148, #149),
- * resubmission, the healing script and notifications to interactive oarsub over real sockets.
+ * test_node_change_state.py, and our fixes (docs/differences.md §3, §7, §15; user issues #148,
+ * #149), resubmission, the healing script and notifications to interactive oarsub over real
+ * sockets.
  */
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import { insertJob, insertResources, type JobFixture } from "./support/fixtures.ts";

@@ -1,5 +1,5 @@
 /**
- * oarexec as a real process (spec §4.5): the descriptor on stdin, a TCP listener for its
+ * oarexec as a real process (docs/modules.md §4.5): the descriptor on stdin, a TCP listener for its
  * report; its exit codes, signals, node scripts and files. Plus the pure parts.
  */
 import { join } from "node:path";

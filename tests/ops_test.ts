@@ -487,39 +487,42 @@ dbTest("setNodeState: all 4 resources of the host and their logs in one go", asy
   assertEquals(await setNodeState(db.sql, "no-such-host", "Dead", "NO"), []);
 });
 
-dbTest("setNodeState(Suspected) spares Dead and Absent resources (DECISIONS §3)", async (db) => {
-  const [alive, dead, absent, byFinaud, byEvent] = await insertResources(db.sql, ["h'1"], 5);
-  await setResourceState(db.sql, dead, "Dead", "NO");
-  await setResourceState(db.sql, absent, "Absent", "NO");
-  await setResourceState(db.sql, byFinaud, "Suspected", "YES");
-  await setResourceState(db.sql, byEvent, "Suspected", "NO");
+dbTest(
+  "setNodeState(Suspected) spares Dead and Absent resources (docs/differences.md §3)",
+  async (db) => {
+    const [alive, dead, absent, byFinaud, byEvent] = await insertResources(db.sql, ["h'1"], 5);
+    await setResourceState(db.sql, dead, "Dead", "NO");
+    await setResourceState(db.sql, absent, "Absent", "NO");
+    await setResourceState(db.sql, byFinaud, "Suspected", "YES");
+    await setResourceState(db.sql, byEvent, "Suspected", "NO");
 
-  assertEquals(await setNodeState(db.sql, "h'1", "Suspected", "NO"), [alive, byFinaud]);
-  const states = async () =>
-    (await db.sql<{ state: string; finaud_decision: string }[]>`
+    assertEquals(await setNodeState(db.sql, "h'1", "Suspected", "NO"), [alive, byFinaud]);
+    const states = async () =>
+      (await db.sql<{ state: string; finaud_decision: string }[]>`
       SELECT state, finaud_decision FROM resources ORDER BY resource_id`)
-      .map((r) => `${r.state}/${r.finaud_decision}`);
-  assertEquals(await states(), [
-    "Suspected/NO",
-    "Dead/NO",
-    "Absent/NO",
-    "Suspected/NO",
-    "Suspected/NO",
-  ]);
-  // Suspected by an event is not re-suspected (no duplicate log row).
-  assertEquals(await setNodeState(db.sql, "h'1", "Suspected", "YES"), []);
-  // Other transitions apply to every resource not already there.
-  assertEquals(await setNodeState(db.sql, "h'1", "Alive", "NO"), [
-    alive,
-    dead,
-    absent,
-    byFinaud,
-    byEvent,
-  ]);
-  const open = (await resourceLogs(db.sql, [alive, dead, absent, byFinaud, byEvent]))
-    .filter((l) => l.date_stop === 0);
-  assertEquals(open.map((l) => l.value), Array(5).fill("Alive"));
-});
+        .map((r) => `${r.state}/${r.finaud_decision}`);
+    assertEquals(await states(), [
+      "Suspected/NO",
+      "Dead/NO",
+      "Absent/NO",
+      "Suspected/NO",
+      "Suspected/NO",
+    ]);
+    // Suspected by an event is not re-suspected (no duplicate log row).
+    assertEquals(await setNodeState(db.sql, "h'1", "Suspected", "YES"), []);
+    // Other transitions apply to every resource not already there.
+    assertEquals(await setNodeState(db.sql, "h'1", "Alive", "NO"), [
+      alive,
+      dead,
+      absent,
+      byFinaud,
+      byEvent,
+    ]);
+    const open = (await resourceLogs(db.sql, [alive, dead, absent, byFinaud, byEvent]))
+      .filter((l) => l.date_stop === 0);
+    assertEquals(open.map((l) => l.value), Array(5).fill("Alive"));
+  },
+);
 
 dbTest(
   "concurrency: racing setNodeState leave one open log per resource, matching state",

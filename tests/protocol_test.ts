@@ -49,7 +49,7 @@ Deno.test("encoders are byte-compatible with OAR 3 (Python json.dumps layout)", 
   );
 });
 
-Deno.test("legacy lines are routed as the appendice proxy does (spec §2)", () => {
+Deno.test("legacy lines are routed as the appendice proxy does (docs/modules.md §2)", () => {
   assertEquals(parseLegacyLine("OAREXEC_10_2_N_34\n"), {
     ok: true,
     value: { kind: "commander", message: { job_id: 10, cmd: "OAREXEC", args: ["2", "N", "34"] } },

@@ -1,7 +1,7 @@
 /**
  * Sarko in-process against a real database with an injected clock: every case of OAR 3's
- * test_sarko.py, and our fixes (DECISIONS §4-§6), the Leon delay overrides and the lock that
- * keeps overlapping runs apart.
+ * test_sarko.py, and our fixes (docs/differences.md §4-§6), the Leon delay overrides and the lock
+ * that keeps overlapping runs apart.
  */
 import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.ts";
 import { insertJob, insertResources } from "./support/fixtures.ts";
@@ -80,13 +80,16 @@ dbTest("walltime reached: frag, one WALLTIME event, exit 1", async (db) => {
   assertEquals((await jobEvents(db.sql, id, "FRAG_JOB_REQUEST")).length, 1);
 });
 
-dbTest("walltime: one WALLTIME event and one Leon trigger per job (DECISIONS §6)", async (db) => {
-  const id = await runningJob(db);
-  assertEquals((await sarko(db, 100)).code, 1);
-  assertEquals((await sarko(db, 110)).code, 0);
-  assertEquals((await sarko(db, 120)).code, 0);
-  assertEquals((await jobEvents(db.sql, id, "WALLTIME")).length, 1);
-});
+dbTest(
+  "walltime: one WALLTIME event and one Leon trigger per job (docs/differences.md §6)",
+  async (db) => {
+    const id = await runningJob(db);
+    assertEquals((await sarko(db, 100)).code, 1);
+    assertEquals((await sarko(db, 110)).code, 0);
+    assertEquals((await sarko(db, 120)).code, 0);
+    assertEquals((await jobEvents(db.sql, id, "WALLTIME")).length, 1);
+  },
+);
 
 dbTest("walltime boundary to the second: start+walltime is still inside", async (db) => {
   const id = await runningJob(db);
@@ -96,7 +99,7 @@ dbTest("walltime boundary to the second: start+walltime is still inside", async 
 });
 
 dbTest(
-  "a suspended job's walltime is extended by its suspended time (DECISIONS §5)",
+  "a suspended job's walltime is extended by its suspended time (docs/differences.md §5)",
   async (db) => {
     const id = await runningJob(db, { suspended: true });
     // Suspended from 10 to 40, Resuming from 40 to 50: 40 s not running.
@@ -133,7 +136,7 @@ dbTest("checkpoint: signal USR2 to the head node, CHECKPOINT_SUCCESSFULL, exit 0
     ok.description,
     `[Sarko]The job ${id} was notified to checkpoint itself on the node node-a`,
   );
-  // Once per window (DECISIONS §6): the next runs do not signal again.
+  // Once per window (docs/differences.md §6): the next runs do not signal again.
   assertEquals((await sarko(db, 50)).signaller.calls, []);
   assertEquals((await jobEvents(db.sql, id, "CHECKPOINT")).length, 1);
 });

@@ -110,7 +110,7 @@ function rng(seed: number): () => number {
   };
 }
 
-/** DECISIONS #61: no resource is ever given to two jobs overlapping in time. */
+/** docs/differences.md #61: no resource is ever given to two jobs overlapping in time. */
 export function assertNoOverlap(placed: readonly Placement[], what = ""): void {
   for (let i = 0; i < placed.length; i++) {
     for (let j = i + 1; j < placed.length; j++) {

@@ -1,8 +1,8 @@
 /**
  * Scheduling quotas (modules/meta_sched/kamelot/quotas.ts): the file's rules, their matching and counting,
  * OAR 3's own scenarios (tests/kao/test_quotas.py) on Kamelot in memory, a property test over
- * random workloads (DECISIONS #95/#100: the search ends, the counters stay within the limits),
- * and meta-scheduler rounds on a real database (quotas_load.ts, round.ts).
+ * random workloads (docs/differences.md #95/#100: the search ends, the counters stay within the
+ * limits), and meta-scheduler rounds on a real database (quotas_load.ts, round.ts).
  */
 import { Config, readConfigFile } from "../lib/runtime/config.ts";
 import { dbNow } from "../lib/db/client.ts";
@@ -792,7 +792,7 @@ function randomRound(seed: number, temporal: boolean): { tight: number; quotaSki
       assertOk(breaks, `${what}: job ${id} skipped (${why}) though moldable ${m.moldableId} fits`);
     }
   }
-  // Resources never given twice (DECISIONS #61), timesharing jobs aside; nothing past the
+  // Resources never given twice (docs/differences.md #61), timesharing jobs aside; nothing past the
   // horizon.
   const plain = [...placements, ...res.placed.filter((p) => !p.timesharing)];
   for (let a = 0; a < plain.length; a++) {

@@ -1,7 +1,7 @@
 /**
- * Meta-scheduler rounds on a real database for Kamelot's extras (spec §11 "Extras"): container
- * and inner jobs, placeholders, and the per-round job limit under fairsharing. Set-up as the
- * reference's test_db_metasched.py: 5 resources on host `localhost`, queues default (prio 3)
+ * Meta-scheduler rounds on a real database for Kamelot's extras (docs/modules.md §11 "Extras"):
+ * container and inner jobs, placeholders, and the per-round job limit under fairsharing. Set-up as
+ * the reference's test_db_metasched.py: 5 resources on host `localhost`, queues default (prio 3)
  * and besteffort (prio 0), security time 60 s.
  */
 import { Config } from "../lib/runtime/config.ts";

@@ -75,7 +75,8 @@ Deno.test("-l: hierarchy, nodes alias, groups, walltime, ALL/BEST", () => {
     req("/nodes=ALL/core=BEST").groups[0].resources,
     `network_address=${ALL}/core=${BEST}`,
   );
-  // The values the scheduler reads (spec §11); BESTHALF is refused (DECISIONS #57).
+  // The values the scheduler reads (docs/modules.md §11); BESTHALF is refused (docs/differences.md
+  // #57).
   assertEquals([ALL, BEST], [-1, -2]);
   assertThrows(() => req("/nodes=BESTHALF"), ResourceRequestError, "BESTHALF is not supported");
   assertEquals(

@@ -2,8 +2,8 @@
  * oarnodesetting: change resources (admin only). -a adds a resource; -s asks for a state
  * (Alive, Absent, Dead: written to next_state, applied by NodeChangeState); -p sets
  * properties; -m on|off maintenance (on: Absent and available_upto=0; off: Alive and the
- * previous available_upto, DECISIONS #109); --drain on|off. Resources are chosen by -h host,
- * -r id or --sql. Almighty gets ChState after a state request.
+ * previous available_upto, docs/differences.md #109); --drain on|off. Resources are chosen by -h
+ * host, -r id or --sql. Almighty gets ChState after a state request.
  */
 import type { Queryable } from "../../lib/db/client.ts";
 import { inTransaction } from "../../lib/job/events.ts";

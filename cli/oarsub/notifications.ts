@@ -1,6 +1,6 @@
 /**
  * What an interactive oarsub hears on its socket (`info_type` = host:port) while its job waits:
- * the meta-scheduler's start predictions and `BAD JOB` (spec §11 steps 12-13), bipbip's
+ * the meta-scheduler's start predictions and `BAD JOB` (docs/modules.md §11 steps 12-13), bipbip's
  * `Starting...`, `GOOD JOB` and `ERROR: ...` (§4.3), leon's `JOB_KILLED` (§6.2). Each sender
  * opens a connection, writes one or more newline-terminated lines and closes.
  *

@@ -1,8 +1,9 @@
 /**
  * oarhold and oarresume: requests written as events (HOLD_WAITING_JOB, HOLD_RUNNING_JOB with
  * -r, RESUME_JOB) that NodeChangeState turns into state changes, then ChState to almighty
- * (spec §12.2 hold_job/resume_job; DECISIONS §7). Codes: -1 no such job, -2 not the owner,
- * -3 wrong state, -4 -r or a Suspended job reserved to root/oar (USERS_ALLOWED_HOLD_RESUME=no).
+ * (docs/modules.md §12.2 hold_job/resume_job; docs/differences.md §7). Codes: -1 no such job, -2
+ * not the owner, -3 wrong state, -4 -r or a Suspended job reserved to root/oar
+ * (USERS_ALLOWED_HOLD_RESUME=no).
  */
 import { insertEvent } from "../job/events.ts";
 import { getJob, getJobTypes } from "../job/jobs.ts";

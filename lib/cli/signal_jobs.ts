@@ -1,7 +1,7 @@
 /**
  * `oardel -c` (checkpoint) and `oardel -s SIGNAL`: a signal to a Running job's oarexec on its
- * head node, through the configured launcher (spec §12.1 signal_oarexec): USR2 makes oarexec
- * send the job's checkpoint signal; URG makes it send the user's signal, written first to
+ * head node, through the configured launcher (docs/modules.md §12.1 signal_oarexec): USR2 makes
+ * oarexec send the job's checkpoint signal; URG makes it send the user's signal, written first to
  * `USER_SIGNAL_<id>`. Events CHECKPOINT_SUCCESS/ERROR or SIGNAL_SUCCESS/ERROR record each.
  */
 import { insertEvent } from "../job/events.ts";

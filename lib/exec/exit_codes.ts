@@ -1,6 +1,6 @@
 /**
- * oarexec's exit codes (spec §4.5): the API between oarexec and check_end_of_job (§5.1), and
- * the raw wait status of the user command that goes with them in the report line.
+ * oarexec's exit codes (docs/modules.md §4.5): the API between oarexec and check_end_of_job (§5.1),
+ * and the raw wait status of the user command that goes with them in the report line.
  */
 import { SIGNAL_NUMBERS } from "../runtime/signals.ts";
 

@@ -1,6 +1,6 @@
 /**
- * The files oarexec keeps for a job in its temporary directory (spec §4.5): the node file
- * `<tmp>/<id>` (OAR_NODEFILE), the resource file `<tmp>/<id>_resources`, its pid file (what
+ * The files oarexec keeps for a job in its temporary directory (docs/modules.md §4.5): the node
+ * file `<tmp>/<id>` (OAR_NODEFILE), the resource file `<tmp>/<id>_resources`, its pid file (what
  * `signal_oarexec` reads) and the user-signal file `oardel -s` writes.
  *
  * Small files on the node's local disk, written with the synchronous calls: each asynchronous

@@ -1,6 +1,6 @@
 /**
- * The node prologue and epilogue (spec §4.5): `<script> <job_id> <user> <node file>`, run by
- * oarexec itself (not as the user) with a deadline. The script leads its own session so that
+ * The node prologue and epilogue (docs/modules.md §4.5): `<script> <job_id> <user> <node file>`,
+ * run by oarexec itself (not as the user) with a deadline. The script leads its own session so that
  * a timeout kills whatever it started as well.
  */
 import type { OarexecLog } from "./log.ts";

@@ -1,6 +1,6 @@
 /**
- * The job user's account on this node (spec §4.5: no shell ⇒ exit 7): /etc/passwd first, then
- * `getent passwd` so that NSS users (LDAP, sssd) are found too.
+ * The job user's account on this node (docs/modules.md §4.5: no shell ⇒ exit 7): /etc/passwd first,
+ * then `getent passwd` so that NSS users (LDAP, sssd) are found too.
  */
 export interface Account {
   name: string;

@@ -1,13 +1,13 @@
 /**
- * What oarexec does for one job once it holds the descriptor (spec §4.5): its files, the node
- * prologue, the rendezvous with bipbip, the user's command and the signals that steer it, the
+ * What oarexec does for one job once it holds the descriptor (docs/modules.md §4.5): its files, the
+ * node prologue, the rendezvous with bipbip, the user's command and the signals that steer it, the
  * node epilogue, and the report to the server. Returns oarexec's exit code (§4.5 table).
  *
- * Signals (sent by `signal_oarexec`, spec §12.1, which sends CONT first):
+ * Signals (sent by `signal_oarexec`, docs/modules.md §12.1, which sends CONT first):
  *   TERM/INT/QUIT  kill the user's whole process tree, `Job <id> KILLED` in the stderr file ⇒ 3
  *   USR2           checkpoint_signal to the user's process ⇒ 40
  *   URG            the signal named in `<tmp>/USER_SIGNAL_<id>` to the user's process ⇒ 42
- *   TSTP / CONT    SIGSTOP / SIGCONT to the user's whole tree (suspend / resume, DECISIONS §7)
+ *   TSTP / CONT    SIGSTOP / SIGCONT to the user's whole tree (suspend / resume, docs/differences.md §7)
  */
 import { join } from "node:path";
 import {
@@ -317,8 +317,8 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
 }
 
 /**
- * The end report (spec §4.5), delivered until the server acknowledges it. While it is on its
- * way the pid file says this oarexec is still there: sarko ends a Running job whose oarexec is
+ * The end report (docs/modules.md §4.5), delivered until the server acknowledges it. While it is on
+ * its way the pid file says this oarexec is still there: sarko ends a Running job whose oarexec is
  * gone (modules/sarko/stuck_jobs.ts), and this one is not. The caller has removed the job's other
  * files (removeJobFiles, keeping the pid file).
  */

@@ -1,6 +1,6 @@
 /**
- * The user's command, run as the job's user (spec §4.5): in its launching directory, with
- * stdout/stderr appended to the job's files, under the user's login shell, in a session of
+ * The user's command, run as the job's user (docs/modules.md §4.5): in its launching directory,
+ * with stdout/stderr appended to the job's files, under the user's login shell, in a session of
  * its own (so that a kill reaches all it started). When oarexec is root and the user is not,
  * `setpriv` switches uid, gid and supplementary groups; otherwise only oarexec's own user can
  * be run.

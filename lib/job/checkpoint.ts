@@ -1,8 +1,8 @@
 /**
- * Asking a running job to checkpoint itself (USR2 to its oarexec, spec §12.1), once: sarko does
- * it before a job reaches its walltime, the meta-scheduler before it kills a besteffort job
- * whose resources another job needs (spec §11 step 7). The CHECKPOINT event is the claim: a job
- * that has one is not signalled again, whoever asks.
+ * Asking a running job to checkpoint itself (USR2 to its oarexec, docs/modules.md §12.1), once:
+ * sarko does it before a job reaches its walltime, the meta-scheduler before it kills a besteffort
+ * job whose resources another job needs (docs/modules.md §11 step 7). The CHECKPOINT event is the
+ * claim: a job that has one is not signalled again, whoever asks.
  */
 import type { Config } from "../runtime/config.ts";
 import type { Queryable } from "../db/client.ts";

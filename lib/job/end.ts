@@ -1,8 +1,9 @@
 /**
- * The end of a job (spec §5): `check_end_of_job` turns oarexec's exit code into the job's
- * Finishing state, its exit code and the events NodeChangeState acts on (§5.1, with DECISIONS
- * §13); the finishing sequence runs the server epilogue, the optional node check at job end
- * and records the events (§5.2). Also the server prologue/epilogue runner bipbip uses (§4.4).
+ * The end of a job (docs/modules.md §5): `check_end_of_job` turns oarexec's exit code into the
+ * job's Finishing state, its exit code and the events NodeChangeState acts on (§5.1, with
+ * docs/differences.md §13); the finishing sequence runs the server epilogue, the optional node
+ * check at job end and records the events (§5.2). Also the server prologue/epilogue runner bipbip
+ * uses (§4.4).
  *
  * Not done: cpuset cleaning through a job resource manager (no TakTuk here); the launch never
  * sets cpusets up either.
@@ -90,7 +91,7 @@ export async function runServerScript(
   return { kind: "exit", code: status.signal ? 128 : status.code };
 }
 
-/** `OAR_JOB_TYPES`: `k=v` joined by `;`, a bare type as `k=1` (spec §4.3 step 8). */
+/** `OAR_JOB_TYPES`: `k=v` joined by `;`, a bare type as `k=1` (docs/modules.md §4.3 step 8). */
 export async function jobTypesText(sql: Queryable, jobId: number): Promise<string> {
   const rows = await sql<{ type: string }[]>`
     SELECT type FROM job_types WHERE job_id = ${jobId} ORDER BY job_type_id`;
@@ -143,7 +144,7 @@ export interface EndEvents {
   killed: boolean;
 }
 
-/** The §5.1 table (with DECISIONS §13 for 4 and 10). */
+/** The §5.1 table (with docs/differences.md §13 for 4 and 10). */
 export function endOfJobEvents(
   error: number,
   job: Pick<Job, "job_id" | "job_user" | "launching_directory">,
@@ -261,8 +262,8 @@ export function endOfJobEvents(
 }
 
 /**
- * `check_end_of_job` (spec §5.1). Returns false when the job was no longer running (already
- * killed or terminated: nothing is changed, almighty still gets `BipBip`).
+ * `check_end_of_job` (docs/modules.md §5.1). Returns false when the job was no longer running
+ * (already killed or terminated: nothing is changed, almighty still gets `BipBip`).
  */
 export async function checkEndOfJob(ctx: JobEndContext, end: EndOfJob): Promise<boolean> {
   const { sql, log, notifier } = ctx;
@@ -320,7 +321,7 @@ async function besteffortResubmission(ctx: JobEndContext, jobId: number): Promis
 // ---------------------------------------------------------------------------------------------
 // job_finishing_sequence
 
-/** `job_finishing_sequence` (spec §5.2). */
+/** `job_finishing_sequence` (docs/modules.md §5.2). */
 export async function jobFinishingSequence(
   ctx: JobEndContext,
   jobId: number,

@@ -1,5 +1,5 @@
 /**
- * The event log (spec §12.4): `event_logs` rows, optionally tagged with host names in
+ * The event log (docs/modules.md §12.4): `event_logs` rows, optionally tagged with host names in
  * `event_log_hostnames`, consumed by NodeChangeState through the `to_check` flag.
  *
  * Also home of `inTransaction`, the one way the state-changing operations of lib/ (events,

@@ -1,6 +1,6 @@
 /**
  * Job deletion requests: the `frag_jobs` lifecycle shared by oardel, Sarko, NodeChangeState,
- * the meta-scheduler and Leon (spec §6.3, §12.2).
+ * the meta-scheduler and Leon (docs/modules.md §6.3, §12.2).
  *
  *   LEON ─leon─► TIMER_ARMED ─sarko─► FRAGGED | LEON (re-send) | LEON_EXTERMINATE ─leon─► …
  */
@@ -12,7 +12,7 @@ import { ENDING_STATES } from "./states.ts";
 export const FRAG_STATES = ["LEON", "TIMER_ARMED", "LEON_EXTERMINATE", "FRAGGED"] as const;
 export type FragState = typeof FRAG_STATES[number];
 
-/** `frag_job`'s return codes (spec §6.3). */
+/** `frag_job`'s return codes (docs/modules.md §6.3). */
 export const FragResult = {
   ok: 0,
   notAllowed: -1,

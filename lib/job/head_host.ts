@@ -3,7 +3,7 @@
  * watchdogs signal it, and `oarsub -C` opens a shell. One rule for all of them, because a
  * signal sent anywhere else than where the job was launched reaches nobody:
  * COSYSTEM_HOSTNAME for cosystem jobs or jobs without hosts, DEPLOY_HOSTNAME for deploy jobs,
- * else the first host in byte order (DECISIONS §15).
+ * else the first host in byte order (docs/differences.md §15).
  */
 import type { Config } from "../runtime/config.ts";
 import type { Queryable } from "../db/client.ts";

@@ -1,8 +1,8 @@
 /**
- * Job state and job reads (spec §12.2, §13.1). Every state change goes through `setJobState`,
- * whose conditional UPDATE is the arbiter between concurrent writers (bipbip children, leon,
- * NodeChangeState, CLI): the row lock it takes serialises them, and a writer that loses sees
- * zero rows changed and does nothing else.
+ * Job state and job reads (docs/modules.md §12.2, §13.1). Every state change goes through
+ * `setJobState`, whose conditional UPDATE is the arbiter between concurrent writers (bipbip
+ * children, leon, NodeChangeState, CLI): the row lock it takes serialises them, and a writer that
+ * loses sees zero rows changed and does nothing else.
  *
  * Not done here, unlike OAR's set_job_state: user notification (mail/exec, `notify_user`) and
  * the scheduler-priority update of `SCHEDULER_PRIORITY_HIERARCHY_ORDER`.
@@ -16,7 +16,7 @@ import { FINAL_STATES, isFinalState, type JobState, SUSPENDED_STATES } from "./s
 // lib/cli/oarstat.ts still imports UNFINISHED_STATES from here; the states live in states.ts.
 export { UNFINISHED_STATES } from "./states.ts";
 
-/** A `jobs` row (spec §13). */
+/** A `jobs` row (docs/modules.md §13). */
 export interface Job {
   job_id: number;
   array_id: number;
@@ -74,8 +74,8 @@ interface ChangedJob {
 }
 
 /**
- * `set_job_state` (spec §12.2). Refuses to leave Terminated/Error and refuses a no-op; returns
- * whether the state changed. One transaction: the job row, its state log, and for a final
+ * `set_job_state` (docs/modules.md §12.2). Refuses to leave Terminated/Error and refuses a no-op;
+ * returns whether the state changed. One transaction: the job row, its state log, and for a final
  * state the stop time, resources.last_job_date, suspended_jobs (Error of a suspended job) and
  * the LOG indexes; then almighty gets `ChState`.
  */
@@ -252,7 +252,7 @@ export function normaliseJob(j: Job): Job {
   return { ...j, job_id: Number(j.job_id) };
 }
 
-/** The job's CURRENT types through the one parser (DECISIONS §16). */
+/** The job's CURRENT types through the one parser (docs/differences.md §16). */
 export async function getJobTypes(sql: Queryable, jobId: number): Promise<JobTypes> {
   const rows = await sql<{ type: string }[]>`
     SELECT type FROM job_types WHERE job_id = ${jobId} AND types_index = 'CURRENT'
@@ -268,7 +268,7 @@ export function sortHosts(hosts: string[]): string[] {
 /**
  * `get_job_current_hostnames`: distinct hosts (type default, non-empty address) assigned
  * CURRENT to the job's assigned moldable, sorted; the first one is the head node
- * (DECISIONS §15).
+ * (docs/differences.md §15).
  */
 export async function jobCurrentHosts(sql: Queryable, jobId: number): Promise<string[]> {
   const rows = await sql<{ network_address: string }[]>`

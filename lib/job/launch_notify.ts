@@ -1,10 +1,10 @@
 /**
- * What bipbip tells an interactive oarsub while it launches the job (spec §4.3): `Starting...`,
- * `GOOD JOB` once oarexec met the rendezvous, `ERROR: ...` when the launch failed. Only an
- * INTERACTIVE job that is not an advance reservation has an oarsub waiting on its socket.
+ * What bipbip tells an interactive oarsub while it launches the job (docs/modules.md §4.3):
+ * `Starting...`, `GOOD JOB` once oarexec met the rendezvous, `ERROR: ...` when the launch failed.
+ * Only an INTERACTIVE job that is not an advance reservation has an oarsub waiting on its socket.
  *
  * A `GOOD JOB` that cannot be delivered means nobody will open the job's shell: the job is
- * fragged and leon told (DECISIONS §8; the reference only sent Qdel, which did nothing).
+ * fragged and leon told (docs/differences.md §8; the reference only sent Qdel, which did nothing).
  */
 import type { Queryable } from "../db/client.ts";
 import { addEvent } from "./events.ts";

@@ -1,6 +1,6 @@
 /**
- * `resubmit_job` (spec §12.2): a finished (or finishing) batch job is submitted again as a new
- * Waiting job with the same request — moldables, resource groups and descriptions, types,
+ * `resubmit_job` (docs/modules.md §12.2): a finished (or finishing) batch job is submitted again as
+ * a new Waiting job with the same request — moldables, resource groups and descriptions, types,
  * dependencies, ssh keys — and `resubmit_job_id` pointing at the original. One transaction, the
  * original's row locked, so that a job is resubmitted at most once however many callers try.
  */

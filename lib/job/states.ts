@@ -1,7 +1,7 @@
 /**
- * The one table of OAR job states (spec §13.1, the `job_state` enum of the schema) and the named
- * sets the server filters on. A rule over several states is written once here, by name, and
- * SQL takes it as a parameter (`state IN ${sql(FINAL_STATES)}`) rather than repeating literals,
+ * The one table of OAR job states (docs/modules.md §13.1, the `job_state` enum of the schema) and
+ * the named sets the server filters on. A rule over several states is written once here, by name,
+ * and SQL takes it as a parameter (`state IN ${sql(FINAL_STATES)}`) rather than repeating literals,
  * so TypeScript and the database cannot disagree on what "final" or "running" means.
  */
 
@@ -21,7 +21,7 @@ export const JOB_STATES = [
 ] as const;
 export type JobState = typeof JOB_STATES[number];
 
-/** States a job never leaves (spec §13.1). */
+/** States a job never leaves (docs/modules.md §13.1). */
 export const FINAL_STATES: readonly JobState[] = ["Terminated", "Error"];
 
 /** Every other state: a job in one of these is not over. */
@@ -40,7 +40,7 @@ export const LIVE_STATES: readonly JobState[] = JOB_STATES.filter((s) =>
   !ENDING_STATES.includes(s)
 );
 
-/** States of a job whose oarexec may be running: its end report is expected (spec §5.1). */
+/** States of a job whose oarexec may be running: its end report is expected (docs/modules.md §5.1). */
 export const RUNNING_LIKE_STATES: readonly JobState[] = [
   "Launching",
   "Running",

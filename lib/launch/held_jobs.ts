@@ -1,7 +1,7 @@
 /**
  * Is a Running job's oarexec still there? (issue 11: an oarexec killed with SIGKILL, or gone
  * with its node's reboot, never reports, and its job would stay Running until its walltime.)
- * The test is the one `signal_oarexec` relies on (spec §12.1): the job's pid file
+ * The test is the one `signal_oarexec` relies on (docs/modules.md §12.1): the job's pid file
  * `OAREXEC_DIRECTORY/<OAREXEC_PID_FILE_NAME><id>` exists and names a live process. oarexec keeps
  * that file until its report has been acknowledged (lib/exec/run.ts), and the local agent,
  * which runs several jobs, writes its own pid in each job's file.

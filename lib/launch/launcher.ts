@@ -31,8 +31,8 @@ export interface Launcher {
   /** Starts oarexec on `host` with the descriptor on its stdin; waits for the rendezvous. */
   launch(host: string, descriptor: string): Promise<LaunchResult>;
   /**
-   * `signal_oarexec` (spec §12.1): CONT then `signal` to the job's oarexec through its pid
-   * file. Returns an error text when waiting and it failed, else null.
+   * `signal_oarexec` (docs/modules.md §12.1): CONT then `signal` to the job's oarexec through its
+   * pid file. Returns an error text when waiting and it failed, else null.
    */
   signalOarexec(
     host: string,
@@ -40,7 +40,7 @@ export interface Launcher {
     signal: string,
     opts?: SignalOptions,
   ): Promise<string | null>;
-  /** Hosts that do not answer (the built-in node check, DECISIONS §2). */
+  /** Hosts that do not answer (the built-in node check, docs/differences.md §2). */
   unreachable(hosts: string[]): Promise<string[]>;
   /**
    * Whether each job's oarexec is still on `host` (its pid file names a live process), in one

@@ -1,6 +1,6 @@
 /**
- * Signalling a job's oarexec from the server modules (spec §12.1 `signal_oarexec`): checkpoint
- * (USR2) from sarko and the meta-scheduler, suspend and resume (STOP/CONT) from
+ * Signalling a job's oarexec from the server modules (docs/modules.md §12.1 `signal_oarexec`):
+ * checkpoint (USR2) from sarko and the meta-scheduler, suspend and resume (STOP/CONT) from
  * NodeChangeState, the kill (TERM) from leon. They hold an
  * `OarexecSignaller`, so tests can provide their own; the real one goes through the configured
  * launcher (lib/launch/: ssh with OPENSSH_CMD, or local), which owns the remote command, its
@@ -15,8 +15,8 @@ export type OarexecSignal = typeof OAREXEC_SIGNALS[number];
 
 export interface SignallerOptions {
   /**
-   * Wait for delivery (the default). Leon does not (spec §6.2): its kill pass goes on to the
-   * next job, and a job whose oarexec did not die is exterminated later.
+   * Wait for delivery (the default). Leon does not (docs/modules.md §6.2): its kill pass goes on to
+   * the next job, and a job whose oarexec did not die is exterminated later.
    */
   wait?: boolean;
 }

@@ -1,6 +1,6 @@
 /**
- * The built-in node check (DECISIONS §2): a node answers when a TCP connection to its ssh port
- * opens within the deadline. Used by bipbip before a launch and at a job's end with the ssh
+ * The built-in node check (docs/differences.md §2): a node answers when a TCP connection to its ssh
+ * port opens within the deadline. Used by bipbip before a launch and at a job's end with the ssh
  * launcher.
  */
 

@@ -1,8 +1,9 @@
 /**
- * The launch handshake shared by both launchers (spec §4.3 step 10): write the descriptor on
- * oarexec's stdin, then wait at most 2×TIMEOUT_SSH for a stdout line equal to SSH_RENDEZ_VOUS.
- * Once met, bipbip stops listening (oarexec carries on alone); otherwise the launcher's exit
- * code says why when it ended, and a launcher still running at the deadline is killed.
+ * The launch handshake shared by both launchers (docs/modules.md §4.3 step 10): write the
+ * descriptor on oarexec's stdin, then wait at most 2×TIMEOUT_SSH for a stdout line equal to
+ * SSH_RENDEZ_VOUS. Once met, bipbip stops listening (oarexec carries on alone); otherwise the
+ * launcher's exit code says why when it ended, and a launcher still running at the deadline is
+ * killed.
  */
 import type { LaunchResult } from "./launcher.ts";
 

@@ -1,6 +1,6 @@
 /**
- * The shell text `signal_oarexec` runs where the job's oarexec lives (spec §12.1): CONT (a
- * suspended oarexec must be able to act) then the signal, to the pid in oarexec's pid file;
+ * The shell text `signal_oarexec` runs where the job's oarexec lives (docs/modules.md §12.1): CONT
+ * (a suspended oarexec must be able to act) then the signal, to the pid in oarexec's pid file;
  * with a user signal (`oardel -s`), the file oarexec reads on URG is written first. Every
  * value is quoted: they come from the configuration and our own code, never from users, but
  * a path with a space must still work.

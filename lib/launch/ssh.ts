@@ -1,5 +1,5 @@
 /**
- * The ssh launcher (spec §4.3 step 7, §12.1): OPENSSH_CMD (split into words, default
+ * The ssh launcher (docs/modules.md §4.3 step 7, §12.1): OPENSSH_CMD (split into words, default
  * `/usr/bin/ssh -p 6667`) with `-x -T -oBatchMode=yes -oConnectTimeout=<TIMEOUT_SSH>`, the
  * head node, and the remote command OAREXEC_REMOTE_CMD (default `oarexec`: the node's
  * oarexec artifact on its PATH). The descriptor goes on stdin as for the local launcher.

@@ -1,7 +1,7 @@
 /**
  * The permissions table: for each module and command, the Deno flags it runs with and why it
  * needs each. The same table drives `deno task <name>` (through tools/run.ts), almighty's and
- * bipbip_commander's spawns, and `deno task compile` (DESIGN.md "Processes and messages").
+ * bipbip_commander's spawns, and `deno task compile` (docs/architecture.md §2).
  *
  * Flags are computed from the configuration in force, because the hosts, ports and paths a
  * module may touch are configuration values (DB_HOSTNAME, SERVER_PORT, LOG_FILE...).
@@ -97,7 +97,7 @@ const MODULE_NEEDS: Record<EntryName, Need[]> = {
   // tcp_server_port: acknowledges oarexec reports to the appendice proxy (issue 11).
   bipbip_commander: ["zmq", "spawn_modules", "tcp_server_port"],
   greta: ["db", "zmq", "node_manager"],
-  // ssh: a besteffort job is asked to checkpoint before it is killed (spec §11 step 7).
+  // ssh: a besteffort job is asked to checkpoint before it is killed (docs/modules.md §11 step 7).
   meta_sched: ["db", "zmq", "notify_oarsub", "scheduler_files", "ssh"],
   sarko: ["db", "zmq", "ssh", "runtime_state"],
   finaud: ["db", "zmq", "pingchecker"],
@@ -258,7 +258,7 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
             "PINGCHECKER_NMAP_COMMAND",
           ]
         ) f.add("run", programOf(config.str(key)));
-        // The built-in check connects to each node's ssh port (DECISIONS §2).
+        // The built-in check connects to each node's ssh port (docs/differences.md §2).
         f.all("net");
         break;
       case "node_manager":

@@ -1,6 +1,6 @@
 /**
- * almighty commands: JSON `{"cmd": ...}` over ZeroMQ (spec §1.3, §13.4), from the appendice
- * proxy, the CLI and the modules.
+ * almighty commands: JSON `{"cmd": ...}` over ZeroMQ (docs/modules.md §1.3, §13.4), from the
+ * appendice proxy, the CLI and the modules.
  */
 import {
   fail,
@@ -12,7 +12,7 @@ import {
   pyJson,
 } from "./common.ts";
 
-/** Commands almighty acts on (spec §1.4). Anything else is logged and dropped by almighty. */
+/** Commands almighty acts on (docs/modules.md §1.4). Anything else is logged and dropped by almighty. */
 export const ALMIGHTY_COMMANDS = [
   "Qsub",
   "Qsub -I",

@@ -1,6 +1,6 @@
 /**
- * bipbip_commander messages: JSON `{"job_id", "cmd", "args"}` (spec §3), and the bipbip or leon
- * invocation each stands for.
+ * bipbip_commander messages: JSON `{"job_id", "cmd", "args"}` (docs/modules.md §3), and the bipbip
+ * or leon invocation each stands for.
  */
 import {
   fail,
@@ -52,7 +52,7 @@ export function parseCommanderMessage(input: Uint8Array | string): Parsed<Comman
   return ok({ job_id, cmd: cmd as CommanderCommand, args, ...tag });
 }
 
-/** The bipbip (or leon) invocation a commander message stands for (spec §3). */
+/** The bipbip (or leon) invocation a commander message stands for (docs/modules.md §3). */
 export function commanderInvocation(
   msg: CommanderMessage,
 ): { module: "bipbip" | "leon"; args: string[] } {

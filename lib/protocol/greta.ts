@@ -1,4 +1,4 @@
-/** greta messages: JSON `{"cmd", "nodes"}` (spec §10.1). */
+/** greta messages: JSON `{"cmd", "nodes"}` (docs/modules.md §10.1). */
 import {
   fail,
   isStringArray,

@@ -1,6 +1,6 @@
 /**
- * Interactive notifications: the lines written to oarsub's socket (spec §4.3, §11), and the
- * `info_type` (host:port) that says where that socket is. Sent by lib/job/oarsub_notify.ts.
+ * Interactive notifications: the lines written to oarsub's socket (docs/modules.md §4.3, §11), and
+ * the `info_type` (host:port) that says where that socket is. Sent by lib/job/oarsub_notify.ts.
  */
 import { fail, isValidHostname, ok, type Parsed } from "./common.ts";
 

@@ -1,4 +1,4 @@
-/** Job types as stored in `job_types` rows, parsed (DECISIONS §16: one parser). */
+/** Job types as stored in `job_types` rows, parsed (docs/differences.md §16: one parser). */
 
 export type JobTypes = Record<string, string | true | Record<string, number>>;
 

@@ -1,7 +1,7 @@
 /**
- * Legacy text lines on SERVER_PORT (spec §2): `OAREXEC_<id>_<exit>_<status>_<challenge>`,
- * `OARRUNJOB_<id>`, `LEONEXTERMINATE_<id>`, or a bare almighty command; the appendice proxy
- * routes each to bipbip_commander or almighty.
+ * Legacy text lines on SERVER_PORT (docs/modules.md §2):
+ * `OAREXEC_<id>_<exit>_<status>_<challenge>`, `OARRUNJOB_<id>`, `LEONEXTERMINATE_<id>`, or a bare
+ * almighty command; the appendice proxy routes each to bipbip_commander or almighty.
  */
 import { fail, MAX_LINE, ok, type Parsed } from "./common.ts";
 import type { AlmightyCommand, AlmightyMessage } from "./almighty.ts";
@@ -45,9 +45,9 @@ export type LegacyLine =
 const LEGACY_JOB_RE = /(OAREXEC|OARRUNJOB|LEONEXTERMINATE)_(\d+)(.*)/;
 
 /**
- * Routes one text line received on SERVER_PORT (spec §2): a job line goes to bipbip_commander,
- * anything else to almighty as `{"cmd": <line>}`. Empty lines, control characters and oversized
- * lines are refused.
+ * Routes one text line received on SERVER_PORT (docs/modules.md §2): a job line goes to
+ * bipbip_commander, anything else to almighty as `{"cmd": <line>}`. Empty lines, control characters
+ * and oversized lines are refused.
  */
 export function parseLegacyLine(raw: string): Parsed<LegacyLine> {
   const line = raw.replace(/\s+$/, "");

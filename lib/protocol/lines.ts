@@ -3,8 +3,8 @@ import { MAX_LINE } from "./common.ts";
 
 /**
  * Splits a TCP byte stream into lines: a connection may carry several messages and a message
- * may arrive in several packets (DECISIONS). Keeps at most `maxLine` bytes of a pending line;
- * a longer line is reported as an error and skipped up to its newline.
+ * may arrive in several packets (docs/differences.md). Keeps at most `maxLine` bytes of a pending
+ * line; a longer line is reported as an error and skipped up to its newline.
  */
 export class LineSplitter {
   #pending = "";

@@ -1,15 +1,16 @@
 /**
- * Every message oar-deno sends or receives (DESIGN.md "Processes and messages"), one file per
+ * Every message oar-deno sends or receives (docs/architecture.md §2), one file per
  * family, all re-exported here so that importers need only this module:
  *
- * - almighty.ts: almighty commands, JSON `{"cmd": ...}` over ZeroMQ (spec §1.3, §13.4);
- * - commander.ts: bipbip_commander messages, JSON `{"job_id", "cmd", "args"}` (spec §3);
- * - greta.ts: greta messages, JSON `{"cmd", "nodes"}` (spec §10.1);
+ * - almighty.ts: almighty commands, JSON `{"cmd": ...}` over ZeroMQ (docs/modules.md §1.3, §13.4);
+ * - commander.ts: bipbip_commander messages, JSON `{"job_id", "cmd", "args"}` (docs/modules.md §3);
+ * - greta.ts: greta messages, JSON `{"cmd", "nodes"}` (docs/modules.md §10.1);
  * - legacy_lines.ts: text lines on SERVER_PORT: `OAREXEC_<id>_<exit>_<status>_<challenge>`,
- *   `OARRUNJOB_<id>`, `LEONEXTERMINATE_<id>`, or a bare almighty command (spec §2);
+ *   `OARRUNJOB_<id>`, `LEONEXTERMINATE_<id>`, or a bare almighty command (docs/modules.md §2);
  * - report_ack.ts: the acknowledgement of oarexec's report (issue 11);
- * - interactive.ts: notifications written to oarsub's socket (spec §4.3, §11);
- * - oarexec_descriptor.ts: the oarexec job descriptor (JSON; both ends are ours, DECISIONS);
+ * - interactive.ts: notifications written to oarsub's socket (docs/modules.md §4.3, §11);
+ * - oarexec_descriptor.ts: the oarexec job descriptor (JSON; both ends are ours,
+ *   docs/differences.md);
  * - oarexec_agent.ts: requests to the local oarexec agent;
  * - standby.ts: almighty's `go` to a standby one-shot module and its answers;
  * - job_types.ts: the job types parser;

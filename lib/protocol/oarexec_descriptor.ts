@@ -1,6 +1,6 @@
 /**
- * The oarexec job descriptor: bipbip → oarexec, JSON on stdin (spec §4.3 step 7; both ends are
- * ours, DECISIONS).
+ * The oarexec job descriptor: bipbip → oarexec, JSON on stdin (docs/modules.md §4.3 step 7; both
+ * ends are ours, docs/differences.md).
  */
 import { fail, ok, type Parsed, parseJsonObject } from "./common.ts";
 

@@ -1,7 +1,7 @@
 /**
- * Node liveness checks (spec §12.1 `pingchecker`, DECISIONS §2): the first configured of the
- * nmap, generic and fping commands, else a built-in check. Every method returns the BAD hosts;
- * a check that outlives 2 × TIMEOUT_SSH makes every host bad.
+ * Node liveness checks (docs/modules.md §12.1 `pingchecker`, docs/differences.md §2): the first
+ * configured of the nmap, generic and fping commands, else a built-in check. Every method returns
+ * the BAD hosts; a check that outlives 2 × TIMEOUT_SSH makes every host bad.
  *
  * Commands are argv vectors: the configured command line split into words, the host names
  * appended as separate arguments, no shell; their environment gets ENV="" and IFS="" as OAR's.

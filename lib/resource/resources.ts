@@ -1,7 +1,7 @@
 /**
- * Resource states (spec §12.3, §13.2). `state` changes always go with their `resource_logs`
- * row (the open one closed, a new one opened) in the same transaction; requests for a later
- * change are written to `next_state` and applied by NodeChangeState.
+ * Resource states (docs/modules.md §12.3, §13.2). `state` changes always go with their
+ * `resource_logs` row (the open one closed, a new one opened) in the same transaction; requests for
+ * a later change are written to `next_state` and applied by NodeChangeState.
  *
  * Locking: resource rows are locked in resource_id order (SELECT ... ORDER BY ... FOR UPDATE)
  * before they are changed, here and in setJobState, so that transactions touching overlapping
@@ -106,7 +106,7 @@ export async function setResourceState(
 
 /**
  * `set_node_state`: the same for every resource of `host`, in one transaction. Per
- * DECISIONS §3, a transition to Suspected applies only to resources currently Alive, or
+ * docs/differences.md §3, a transition to Suspected applies only to resources currently Alive, or
  * Suspected by node checking (finaud_decision YES: an event's verdict then replaces finaud's);
  * Dead and Absent resources stay as they are. Returns the ids actually changed, ascending.
  */

@@ -1,7 +1,7 @@
 /**
  * OAR's configuration: `KEY=value` lines in an `oar.conf`, found through `OARCONFFILE`, then
- * `/etc/oar/oar.conf`, then the embedded default's file. One table of defaults (spec §14) lives
- * here and nowhere else; every module reads its keys through the typed getters.
+ * `/etc/oar/oar.conf`, then the embedded default's file. One table of defaults (docs/modules.md
+ * §14) lives here and nowhere else; every module reads its keys through the typed getters.
  */
 import { canRead, envGet } from "./env.ts";
 import { embeddedConfigFile } from "./paths.ts";
@@ -318,7 +318,7 @@ export class Config {
     return Math.trunc(n);
   }
 
-  /** yes/no values, case-insensitive everywhere (DECISIONS §12). */
+  /** yes/no values, case-insensitive everywhere (docs/differences.md §12). */
   bool(key: string): boolean {
     const v = String(this.get(key) ?? "").trim().toLowerCase();
     if (YES.has(v)) return true;

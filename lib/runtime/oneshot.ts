@@ -1,9 +1,9 @@
 /**
  * The frame every one-shot module (meta_sched, sarko, finaud, leon, node_change_state, bipbip)
  * runs in: configuration, logging, one database pool, a ZeroMQ notifier; the body's exit code is
- * the module's (the API with almighty, spec §1.4); everything is closed before returning, so
- * queued notifications are delivered. A configuration or database failure is exit 1 with a
- * clear message, as OAR's uncaught exceptions are.
+ * the module's (the API with almighty, docs/modules.md §1.4); everything is closed before
+ * returning, so queued notifications are delivered. A configuration or database failure is exit 1
+ * with a clear message, as OAR's uncaught exceptions are.
  *
  * With OAR_STANDBY=1 the module gets ready (code loaded, configuration read, database connected)
  * and then waits for almighty's go, which takes its start-up off the scheduling cycle. It

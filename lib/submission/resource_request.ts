@@ -1,5 +1,5 @@
 /**
- * The `-l` grammar of oarsub (spec: oar/lib/submission.py parse_resource_descriptions):
+ * The `-l` grammar of oarsub (OAR 3: oar/lib/submission.py parse_resource_descriptions):
  *
  *   request  := groups [ ',' 'walltime=' WALLTIME ] | 'walltime=' WALLTIME
  *   groups   := group ( '+' group )*
@@ -9,7 +9,8 @@
  * Several `-l` are moldable alternatives. `nodes` is OAR's alias of `network_address`
  * (OARSUB_NODES_RESOURCES). Resource names must be columns of `resources`; group properties
  * are checked like `-p`. ALL and BEST are stored as -1 and -2, the values the scheduler reads
- * (spec §11); BESTHALF, which our scheduler does not implement, is refused (DECISIONS #57).
+ * (docs/modules.md §11); BESTHALF, which our scheduler does not implement, is refused
+ * (docs/differences.md #57).
  */
 import { type ColumnSet, type Expr, parseExpression, PropertyError } from "../properties/expr.ts";
 import { parseWalltime, WalltimeError } from "./walltime.ts";

@@ -1,5 +1,5 @@
 /**
- * ZeroMQ endpoints of the server's daemons, from the configuration (spec §0, §14).
+ * ZeroMQ endpoints of the server's daemons, from the configuration (docs/modules.md §0, §14).
  * Connecting sides use the configured host names (libzmq resolves them); binding sides use an
  * IPv4 address, as OAR does, because libzmq binds only to addresses or interface names.
  */

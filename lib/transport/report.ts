@@ -1,12 +1,12 @@
 /**
- * oarexec's report to the server (spec §4.5): the line `OAREXEC_<id>_<exit>_<script>_<challenge>`
- * sent over TCP to the appendice proxy. The server may be down or unreachable for a while, and a
- * line the proxy took may still be lost (proxy, bipbip_commander or bipbip dying before the job
- * is ended), so a report is acknowledged end to end (issue 11): oarexec keeps the connection
- * open until the proxy writes `OK`, which it does only once bipbip has handled the report. No
- * acknowledgement within `ackTimeoutMs`, or the connection broken, and the line is sent again
- * with back-off (1 s doubling up to 60 s) within a total bound. A duplicate is harmless: bipbip
- * ignores a report for a job that is no longer running.
+ * oarexec's report to the server (docs/modules.md §4.5): the line
+ * `OAREXEC_<id>_<exit>_<script>_<challenge>` sent over TCP to the appendice proxy. The server may
+ * be down or unreachable for a while, and a line the proxy took may still be lost (proxy,
+ * bipbip_commander or bipbip dying before the job is ended), so a report is acknowledged end to end
+ * (issue 11): oarexec keeps the connection open until the proxy writes `OK`, which it does only
+ * once bipbip has handled the report. No acknowledgement within `ackTimeoutMs`, or the connection
+ * broken, and the line is sent again with back-off (1 s doubling up to 60 s) within a total bound.
+ * A duplicate is harmless: bipbip ignores a report for a job that is no longer running.
  */
 import { REPORT_ACK } from "../protocol/mod.ts";
 

@@ -1,6 +1,6 @@
 /**
  * A small ZeroMQ binding (PUSH/PULL, single-part messages) over the system libzmq through
- * `Deno.dlopen`. npm:zeromq is not reliable under Deno (see DESIGN.md, "Dependencies").
+ * `Deno.dlopen`. npm:zeromq is not reliable under Deno (see docs/architecture.md §8).
  *
  * Permissions: only `--allow-ffi=<LIBZMQ_PATH>` (the path exactly as exported below, symlink
  * and all). `--allow-env=OAR_LIBZMQ` is needed only to honour the `OAR_LIBZMQ` override; without

@@ -1,5 +1,5 @@
 /**
- * Almighty's automaton (spec §1.3-§1.5) as a pure function of (state, input, clock).
+ * Almighty's automaton (docs/modules.md §1.3-§1.5) as a pure function of (state, input, clock).
  *
  * The process (modules/almighty/main.ts and loop.ts) performs the actions this returns:
  * receive a command with a timeout, run a one-shot module and report its exit code, or exit.
@@ -81,7 +81,7 @@ export type Input =
   | { kind: "received"; cmd: string | null; more?: readonly string[] }
   /** `more`: the commands received while it ran, queued before its exit code is acted on. */
   | { kind: "ran"; module: OneShotModule; code: number; more?: readonly string[] }
-  /** SIGTERM, SIGINT or SIGUSR1: stop at the next step (spec §1.5). */
+  /** SIGTERM, SIGINT or SIGUSR1: stop at the next step (docs/modules.md §1.5). */
   | { kind: "signal" };
 
 export interface Step {
@@ -115,12 +115,12 @@ const STATE_MODULE: Partial<Record<AlmightyState, OneShotModule>> = {
   "Change node state": "node_change_state",
 };
 
-/** Appends a command unless an identical one is already queued (spec §1.3). */
+/** Appends a command unless an identical one is already queued (docs/modules.md §1.3). */
 export function addCommand(queue: readonly string[], cmd: string): string[] {
   return queue.includes(cmd) ? [...queue] : [...queue, cmd];
 }
 
-/** Enqueues the periodic commands that are due (spec §1.4 "Time update"). */
+/** Enqueues the periodic commands that are due (docs/modules.md §1.4 "Time update"). */
 export function timeUpdate(a: Automaton, now: number, s: Settings): Automaton {
   let queue = a.queue;
   if (
@@ -136,7 +136,7 @@ export function timeUpdate(a: Automaton, now: number, s: Settings): Automaton {
 
 /**
  * One step of the automaton. `now` is the wall clock in seconds (almighty is the only module
- * that uses the local clock, spec notation).
+ * that uses the local clock, docs/modules.md conventions).
  */
 export function step(
   a: Automaton,
@@ -218,7 +218,7 @@ function answeredBy(queue: readonly string[], state: AlmightyState): string[] {
   return queue.filter((c) => COMMAND_TARGET[c] !== state);
 }
 
-/** Transitions on a module's exit code (spec §1.4 automaton summary). */
+/** Transitions on a module's exit code (docs/modules.md §1.4 automaton summary). */
 function afterModule(
   a: Automaton,
   module: OneShotModule,

@@ -1,6 +1,6 @@
 /**
- * almighty: the server's automaton (spec §1). Pulls commands on APPENDICE_SERVER_PORT, runs the
- * one-shot modules one at a time, supervises appendice_proxy, bipbip_commander and (with
+ * almighty: the server's automaton (docs/modules.md §1). Pulls commands on APPENDICE_SERVER_PORT,
+ * runs the one-shot modules one at a time, supervises appendice_proxy, bipbip_commander and (with
  * ENERGY_SAVING_INTERNAL) greta. SIGTERM, SIGINT or SIGUSR1 stop it and all its children; it
  * then exits 10, as OAR's does. Exit 1 when it cannot start.
  */

@@ -1,6 +1,7 @@
 /**
  * Almighty's companions (appendice_proxy, bipbip_commander, greta): started with almighty,
- * restarted with back-off whenever one dies (DECISIONS §10: OAR never did), and stopped with it.
+ * restarted with back-off whenever one dies (docs/differences.md §10: OAR never did), and stopped
+ * with it.
  */
 import type { Logger } from "../../lib/runtime/log.ts";
 import { exitCodeOf } from "../../lib/runtime/signals.ts";

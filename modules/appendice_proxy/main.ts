@@ -1,7 +1,7 @@
 /**
  * appendice_proxy: bridges the legacy TCP protocol on SERVER_PORT to almighty and
- * bipbip_commander over ZeroMQ (spec §2). Runs until SIGTERM/SIGINT; exit 0 on a clean stop,
- * 1 when it cannot start (port taken, bad configuration).
+ * bipbip_commander over ZeroMQ (docs/modules.md §2). Runs until SIGTERM/SIGINT; exit 0 on a clean
+ * stop, 1 when it cannot start (port taken, bad configuration).
  */
 import { almightyEndpoint, commanderEndpoint } from "../../lib/transport/endpoints.ts";
 import { runDaemon } from "../../lib/runtime/daemon.ts";

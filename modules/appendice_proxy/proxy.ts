@@ -1,9 +1,9 @@
 /**
- * The appendice proxy (spec §2, DECISIONS): a TCP listener on SERVER_PORT for the legacy text
- * protocol of oarsub, oardel and oarexec. Each newline-terminated line is routed over ZeroMQ:
- * job lines (`OAREXEC_…`, `OARRUNJOB_…`, `LEONEXTERMINATE_…`) to bipbip_commander, anything else
- * to almighty. Garbage is logged and dropped; hostile clients are bounded (connections, line
- * length, idle time, reports held), so none can take the proxy down.
+ * The appendice proxy (docs/modules.md §2, docs/differences.md): a TCP listener on SERVER_PORT for
+ * the legacy text protocol of oarsub, oardel and oarexec. Each newline-terminated line is routed
+ * over ZeroMQ: job lines (`OAREXEC_…`, `OARRUNJOB_…`, `LEONEXTERMINATE_…`) to bipbip_commander,
+ * anything else to almighty. Garbage is logged and dropped; hostile clients are bounded
+ * (connections, line length, idle time, reports held), so none can take the proxy down.
  *
  * Acknowledged reports (issue 11): an oarexec report's connection is held, and the message to
  * bipbip_commander carries a random token; when bipbip_commander sends `OARACK_<token>` back

@@ -1,6 +1,6 @@
 /**
- * bipbip for a batch of invocations (`bipbip --stdin`, DESIGN.md "Performance: where the time
- * goes"): launches and end reports that come together are read, and change state, in a few
+ * bipbip for a batch of invocations (`bipbip --stdin`, docs/architecture.md
+ * §9): launches and end reports that come together are read, and change state, in a few
  * set-based statements for the whole batch instead of a dozen per job. A job is launched,
  * or its end handled, exactly as `bipbip()` does it; whatever is not the common case (an
  * interactive job, a server prologue or epilogue, a noop job, a killed job to resubmit, a

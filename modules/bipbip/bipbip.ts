@@ -1,18 +1,18 @@
 /**
- * bipbip (spec §4): `bipbip <job_id>` launches a toLaunch job on its head node through the
- * configured launcher; `bipbip <job_id> <oarexec_exit> <script_exit> <challenge>` handles
+ * bipbip (docs/modules.md §4): `bipbip <job_id>` launches a toLaunch job on its head node through
+ * the configured launcher; `bipbip <job_id> <oarexec_exit> <script_exit> <challenge>` handles
  * oarexec's report at the job's end. Exit codes: 0 done, 1 nothing to do or bad invocation,
  * 2 error.
  *
  * Differences from the reference, on purpose:
  * - the server prologue runs once, with the OAR_* environment; its failure stops the launch
- *   (DECISIONS §1);
+ *   (docs/differences.md §1);
  * - the node check before a launch only runs with the ssh launcher (the local launcher's nodes
- *   are names of this host), and is our built-in TCP check (DECISIONS §2);
+ *   are names of this host), and is our built-in TCP check (docs/differences.md §2);
  * - a report for a job that is not running has no effect (exit 1): it never launches a job;
  * - oarexec's own exit code before the rendezvous (prologue failure, …) is used when known,
  *   instead of the blanket 50;
- * - an interactive job whose oarsub cannot be told `GOOD JOB` is fragged (DECISIONS §8);
+ * - an interactive job whose oarsub cannot be told `GOOD JOB` is fragged (docs/differences.md §8);
  * - no cpusets (JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD is ignored, with a warning).
  */
 import { localHosts } from "../../lib/launch/local_hosts.ts";
@@ -157,7 +157,7 @@ async function launch(ctx: BipbipContext, job: Job): Promise<number> {
       await tellOarsub(job, InteractiveMessages.error("some resources did not respond"));
       if (!reservation) return 2;
       if (bad.length === hosts.length) {
-        // DECISIONS §8: the event is written and the reservation ends in Error.
+        // docs/differences.md §8: the event is written and the reservation ends in Error.
         await addEvent(sql, {
           type: "RESERVATION_NO_NODE",
           jobId,
@@ -173,7 +173,7 @@ async function launch(ctx: BipbipContext, job: Job): Promise<number> {
     }
   }
 
-  // Server prologue, once, with the OAR_* environment (DECISIONS §1).
+  // Server prologue, once, with the OAR_* environment (docs/differences.md §1).
   const prologue = config.str("SERVER_PROLOGUE_EXEC_FILE");
   if (prologue.trim() !== "") {
     const cmd = `${prologue} ${jobId}`;

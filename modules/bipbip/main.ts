@@ -1,5 +1,5 @@
 /**
- * bipbip: launches a job, or handles oarexec's report at its end (spec §4). Run as
+ * bipbip: launches a job, or handles oarexec's report at its end (docs/modules.md §4). Run as
  * `bipbip <job_id> [<oarexec_exit> <script_exit> <challenge>]`, or by bipbip_commander as
  * `bipbip --stdin`: one such invocation per input line (a JSON list of its arguments), a
  * `done <job_id> <code>` line back for each, so that one process serves a batch of jobs.
@@ -14,7 +14,8 @@ import { MAX_MESSAGE_BYTES, readLines } from "../../lib/protocol/mod.ts";
 export async function main(args: string[]): Promise<number> {
   return await runOneShot("bipbip", async (ctx) => {
     const launcher = makeLauncher(ctx.config, ctx.log);
-    // The node check: the configured pingchecker method, else the built-in one (DECISIONS §2).
+    // The node check: the configured pingchecker method, else the built-in one (docs/differences.md
+    // §2).
     const unreachable = async (hosts: string[]) =>
       (await pingchecker(hosts, ctx.config, { log: ctx.log })).bad;
     const bctx = { ...ctx, launcher, unreachable };

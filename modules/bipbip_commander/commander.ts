@@ -1,10 +1,11 @@
 /**
- * bipbip_commander's queue (spec §3, DECISIONS §9): runs `bipbip <id> ...` or `leon <id>` for
- * each message, at most `max` children at once and one at a time per job; a message for a job
- * whose child still runs waits its turn (duplicates are kept, in order, not dropped); a child
- * over its time limit is killed and logged; finished children are reaped as soon as they exit.
+ * bipbip_commander's queue (docs/modules.md §3, docs/differences.md §9): runs `bipbip <id> ...` or
+ * `leon <id>` for each message, at most `max` children at once and one at a time per job; a message
+ * for a job whose child still runs waits its turn (duplicates are kept, in order, not dropped); a
+ * child over its time limit is killed and logged; finished children are reaped as soon as they
+ * exit.
  *
- * With a worker spawner (DESIGN.md "Performance: where the time goes"), bipbip invocations do
+ * With a worker spawner (docs/architecture.md §9), bipbip invocations do
  * not cost a process each: one `bipbip --stdin` is kept started and idle (a standby, so that
  * its start-up is off the critical path), takes every bipbip invocation that comes during its
  * batch window on its input, reports each one's end on its output, and exits once its input is

@@ -1,7 +1,8 @@
 /**
  * bipbip_commander: pulls `{"job_id", "cmd", "args"}` messages and runs bipbip or leon for each
- * (spec §3, DECISIONS §9); acknowledges handled oarexec reports to the appendice proxy on
- * SERVER_PORT (issue 11). Runs until SIGTERM/SIGINT (exit 0); exit 1 when it cannot start.
+ * (docs/modules.md §3, docs/differences.md §9); acknowledges handled oarexec reports to the
+ * appendice proxy on SERVER_PORT (issue 11). Runs until SIGTERM/SIGINT (exit 0); exit 1 when it
+ * cannot start.
  */
 import { AckSender, Commander, processSpawner, processWorkerSpawner } from "./commander.ts";
 import { bindEndpoint } from "../../lib/transport/endpoints.ts";

@@ -1,6 +1,6 @@
 /**
- * Finaud, node health polling (spec §8): checks the nodes that are Alive, or Suspected by an
- * earlier check, and requests Suspected (FINAUD_ERROR) or Alive (FINAUD_RECOVER) through
+ * Finaud, node health polling (docs/modules.md §8): checks the nodes that are Alive, or Suspected
+ * by an earlier check, and requests Suspected (FINAUD_ERROR) or Alive (FINAUD_RECOVER) through
  * next_state; NodeChangeState applies the change. Returns 1 when a request was written, else 0.
  */
 import type { Config } from "../../lib/runtime/config.ts";
@@ -46,7 +46,7 @@ export async function finaudCandidates(sql: Sql, busyToo: boolean): Promise<Cand
     ORDER BY r.network_address, r.resource_id`;
 }
 
-/** CHECK_NODES_WITH_RUNNING_JOB, case-insensitive (DECISIONS §12); unreadable ⇒ no. */
+/** CHECK_NODES_WITH_RUNNING_JOB, case-insensitive (docs/differences.md §12); unreadable ⇒ no. */
 function checkBusyNodes(config: Config, log: Logger): boolean {
   try {
     return config.bool("CHECK_NODES_WITH_RUNNING_JOB");

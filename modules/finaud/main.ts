@@ -1,5 +1,5 @@
 /**
- * oar-finaud: node health polling (spec §8), run by almighty and optionally by cron
+ * oar-finaud: node health polling (docs/modules.md §8), run by almighty and optionally by cron
  * (deploy/cron.d/oar-finaud). Exit 1 when a node state change was requested (almighty then runs
  * node_change_state), else 0 (also when another run holds the lock); 1 as well on a
  * configuration or database failure.

@@ -1,6 +1,6 @@
 /**
- * Greta's configuration values (spec §10.2): wake-up timeouts by batch size, and the keep-alive
- * conditions.
+ * Greta's configuration values (docs/modules.md §10.2): wake-up timeouts by batch size, and the
+ * keep-alive conditions.
  */
 
 /** `N` ⇒ {1: N}; `"1:500 11:1000 21:2000"` ⇒ {1:500, 11:1000, 21:2000}; empty ⇒ {1: 900}. */

@@ -1,7 +1,8 @@
 /**
- * Greta's window forker (spec §10.4, DECISIONS §11): runs node-manager commands (halt or wake a
- * node, the host name on stdin) at most `size` at once; a command running longer than
- * `timeoutMs` is killed and reported as timed out. The host is never put on a command line.
+ * Greta's window forker (docs/modules.md §10.4, docs/differences.md §11): runs node-manager
+ * commands (halt or wake a node, the host name on stdin) at most `size` at once; a command running
+ * longer than `timeoutMs` is killed and reported as timed out. The host is never put on a command
+ * line.
  */
 import { isValidHostname } from "../../lib/protocol/mod.ts";
 

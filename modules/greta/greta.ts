@@ -1,8 +1,8 @@
 /**
- * Greta, the energy-saving node manager (spec §10, DECISIONS §11). One `handle` per received
- * message (CHECK, HALT, WAKEUP): keep-alive wake-ups, boot time-outs, reminders, then halt and
- * wake commands through the window forker. Its memory (what runs, what to remind) is saved after
- * every message so that a greta killed mid-way resumes where it was.
+ * Greta, the energy-saving node manager (docs/modules.md §10, docs/differences.md §11). One
+ * `handle` per received message (CHECK, HALT, WAKEUP): keep-alive wake-ups, boot time-outs,
+ * reminders, then halt and wake commands through the window forker. Its memory (what runs, what to
+ * remind) is saved after every message so that a greta killed mid-way resumes where it was.
  */
 import { join } from "node:path";
 import type { Sql } from "../../lib/db/client.ts";
@@ -46,7 +46,7 @@ export class Greta {
     return this.deps.stateDir ? join(this.deps.stateDir, "greta_status.json") : null;
   }
 
-  /** Restores the state a previous greta saved, then removes the file (spec §10.2). */
+  /** Restores the state a previous greta saved, then removes the file (docs/modules.md §10.2). */
   async restore(): Promise<void> {
     const file = this.stateFile;
     if (!file) return;
@@ -90,7 +90,7 @@ export class Greta {
     this.deps.log?.warn(why);
   }
 
-  /** Spec §10.4: results of finished and timed-out commands. */
+  /** docs/modules.md §10.4: results of finished and timed-out commands. */
   async checkExecutors(): Promise<void> {
     for (const f of this.deps.forker.takeFinished()) {
       if (f.code === null) {
@@ -157,7 +157,7 @@ export class Greta {
     }) as Promise<{ host: string; state: string; next: string }[]>;
   }
 
-  /** One message (spec §10.3); unknown commands were refused by the parser already. */
+  /** One message (docs/modules.md §10.3); unknown commands were refused by the parser already. */
   async handle(msg: GretaMessage): Promise<void> {
     await this.checkExecutors();
     const nodes = [...msg.nodes];
@@ -219,7 +219,7 @@ export class Greta {
       }
     }
 
-    // Reminders are replayed once, then forgotten (DECISIONS §11).
+    // Reminders are replayed once, then forgotten (docs/differences.md §11).
     for (const [host, command] of Object.entries(this.state.toRemind)) {
       if (!this.state.running[host]) {
         toProcess.set(host, { command, timeout: -1 });

@@ -1,7 +1,7 @@
 /**
- * greta: energy saving (spec §10). Pulls CHECK/HALT/WAKEUP on GRETA_SERVER:GRETA_PORT, runs the
- * node-manager commands through its window forker, and suspects nodes that fail to boot or halt.
- * Started and supervised by almighty when ENERGY_SAVING_INTERNAL=yes. Exit 0 on a clean stop,
+ * greta: energy saving (docs/modules.md §10). Pulls CHECK/HALT/WAKEUP on GRETA_SERVER:GRETA_PORT,
+ * runs the node-manager commands through its window forker, and suspects nodes that fail to boot or
+ * halt. Started and supervised by almighty when ENERGY_SAVING_INTERNAL=yes. Exit 0 on a clean stop,
  * 1 when it cannot start, 2 or 3 for a bad ENERGY_SAVING_NODES_KEEPALIVE (as OAR's).
  */
 import { connect } from "../../lib/db/client.ts";
@@ -33,7 +33,7 @@ export function main(_args: string[]): Promise<number> {
       config.str("ENERGY_SAVING_NODE_MANAGER_WAKEUP_TIMEOUT"),
     );
     for (const w of warnings) log.warn(w);
-    // Both names are read; FORKER_SIZE wins (DECISIONS §11).
+    // Both names are read; FORKER_SIZE wins (docs/differences.md §11).
     const size =
       config.isSet("ENERGY_SAVING_WINDOW_FORKER_SIZE") || !config.isSet("ENERGY_SAVING_WINDOW_SIZE")
         ? config.int("ENERGY_SAVING_WINDOW_FORKER_SIZE")

@@ -1,5 +1,5 @@
 /**
- * Leon (spec §6): job deletion.
+ * Leon (docs/modules.md §6): job deletion.
  *
  * - `leon` (run by almighty): the kill pass over jobs fragged in state LEON (Waiting/Hold ⇒
  *   Error, noop ⇒ Terminated, started jobs ⇒ SEND_KILL_JOB + TERM to their oarexec, without

@@ -1,6 +1,6 @@
 /**
- * The meta-scheduler's energy-saving decisions (spec §11 step 10, §10.5), taken after a round
- * from the gantt it has just written, and sent to greta:
+ * The meta-scheduler's energy-saving decisions (docs/modules.md §11 step 10, §10.5), taken after a
+ * round from the gantt it has just written, and sent to greta:
  *
  * - halt: Alive hosts that may be halted (0 < available_upto < 2^31-1), idle for more than
  *   SCHEDULER_NODE_MANAGER_IDLE_TIME (last job ended before that, nothing running or started),

@@ -1,8 +1,8 @@
 /**
  * meta_sched (OAR's `kao`): one scheduling round, run by almighty. The exit code is the API
- * (spec §11): 0 normal, 1 run again at once, 2 besteffort jobs were fragged (run Leon).
+ * (docs/modules.md §11): 0 normal, 1 run again at once, 2 besteffort jobs were fragged (run Leon).
  * With energy saving on and greta run by almighty, the round's halt and wake-up decisions
- * (spec §11 step 10) go to greta.
+ * (docs/modules.md §11 step 10) go to greta.
  */
 import { dbNow } from "../../lib/db/client.ts";
 import { energyDecisions, energySavingEnabled, gretaMessages, sendToGreta } from "./energy.ts";

@@ -1,7 +1,7 @@
 /**
- * One meta-scheduler round (OAR's `kao`, spec §11). Exit code: 0 normal, 1 run again at once (a
- * reservation was acknowledged and starts now), 2 besteffort jobs were fragged (almighty runs
- * Leon).
+ * One meta-scheduler round (OAR's `kao`, docs/modules.md §11). Exit code: 0 normal, 1 run again at
+ * once (a reservation was acknowledged and starts now), 2 besteffort jobs were fragged (almighty
+ * runs Leon).
  *
  * Shape: the Gantt is rebuilt and every decision computed in memory, then written in one
  * transaction (steps 2–5), as the difference with what the tables held (gantt.ts); state
@@ -55,8 +55,8 @@ export interface RoundContext {
   /** TCP to oarsub by default. */
   oarsub?: OarsubNotify;
   /**
-   * Asks a besteffort job with `checkpoint > 0` to checkpoint before it is killed (spec §11
-   * step 7); without one, such a job is killed at once, with a warning.
+   * Asks a besteffort job with `checkpoint > 0` to checkpoint before it is killed (docs/modules.md
+   * §11 step 7); without one, such a job is killed at once, with a warning.
    */
   signaller?: OarexecSignaller;
 }

@@ -1,7 +1,7 @@
 /**
- * oar-node-change-state (spec §9), run by almighty. Exit 0 nothing to do, 1 nodes or resources
- * changed (almighty runs the scheduler), 2 jobs were fragged (almighty runs Leon); 1 as well on a
- * configuration or database failure.
+ * oar-node-change-state (docs/modules.md §9), run by almighty. Exit 0 nothing to do, 1 nodes or
+ * resources changed (almighty runs the scheduler), 2 jobs were fragged (almighty runs Leon); 1 as
+ * well on a configuration or database failure.
  */
 import { runNodeChangeState } from "./node_change_state.ts";
 import { makeLauncher } from "../../lib/launch/launcher.ts";

@@ -1,12 +1,12 @@
 /**
- * NodeChangeState (spec §9): acts on the events other modules wrote (job end states, node
- * suspicion, automatic resubmission, hold/suspend/resume), then applies the resources' pending
+ * NodeChangeState (docs/modules.md §9): acts on the events other modules wrote (job end states,
+ * node suspicion, automatic resubmission, hold/suspend/resume), then applies the resources' pending
  * next_state, then feeds the newly Suspected resources to the healing script. Returns the
  * module's exit code: 0 nothing for the scheduler, 1 nodes or resources changed, 2 jobs were
  * fragged (Leon must run).
  *
  * Differences from OAR 3: event-driven suspicion only touches Alive nodes (or nodes Suspected by
- * Finaud) (DECISIONS §3, in setNodeState); HOLD_RUNNING_JOB suspends a Running job and
+ * Finaud) (docs/differences.md §3, in setNodeState); HOLD_RUNNING_JOB suspends a Running job and
  * HOLD_WAITING_JOB only holds Waiting ones (§7); suspension stops the job's processes through
  * oarexec; "the first node" is the head node (§15); a job created by an automatic resubmission
  * is not resubmitted automatically again (user-reported issue #149); the healing script runs.
@@ -425,7 +425,7 @@ async function suspectNodes(
   }
 }
 
-/** Rule 8 (DECISIONS §7). Returns the exit code it calls for. */
+/** Rule 8 (docs/differences.md §7). Returns the exit code it calls for. */
 async function holdOrResume(
   ctx: NodeChangeStateContext,
   t: string,

@@ -1,7 +1,7 @@
 /**
  * The local oarexec agent (`oarexec --serve`): one resident oarexec that runs every job the local
  * launcher starts on this host, each exactly as a per-job oarexec would (lib/exec/run.ts),
- * so that a job costs a shell and not a Deno start-up (DESIGN.md "where the time goes": ~60 ms
+ * so that a job costs a shell and not a Deno start-up (docs/architecture.md §9: ~60 ms
  * of CPU per oarexec process, the largest per-job cost of the local launcher).
  *
  * It listens on a unix socket in OAREXEC_DIRECTORY, takes one request per connection

@@ -1,7 +1,7 @@
 /**
- * Reading the job descriptor bipbip writes on oarexec's stdin (spec §4.5): the whole stream up
- * to end of file within a deadline (exit 30 past it), then a validated JSON descriptor (exit 31
- * when it is not one).
+ * Reading the job descriptor bipbip writes on oarexec's stdin (docs/modules.md §4.5): the whole
+ * stream up to end of file within a deadline (exit 30 past it), then a validated JSON descriptor
+ * (exit 31 when it is not one).
  */
 import {
   MAX_MESSAGE_BYTES,

@@ -1,6 +1,6 @@
 /**
- * oarexec in INTERACTIVE mode (spec §4.5): the job's files, prologue and rendezvous as for a
- * passive job, then no command of its own: the job is the user's shell, which oarsub opens on
+ * oarexec in INTERACTIVE mode (docs/modules.md §4.5): the job's files, prologue and rendezvous as
+ * for a passive job, then no command of its own: the job is the user's shell, which oarsub opens on
  * this node (cli/oarsub/shell.ts). oarexec keeps the job's session file, where every
  * session records itself (lib/exec/sessions.ts), and ends the job:
  *
@@ -30,7 +30,7 @@ import {
 import { identitySwitch } from "../../lib/exec/user_command.ts";
 import { killSessions, sessionFilePath, SessionWatch } from "../../lib/exec/sessions.ts";
 
-/** oarexec's codes for an interactive job stopped on purpose (spec §4.5 table). */
+/** oarexec's codes for an interactive job stopped on purpose (docs/modules.md §4.5 table). */
 export const InteractiveExit = { stopped: 34, stoppedEpilogue: 33 } as const;
 
 /** Time from the rendezvous for `oarsub -I` to open its session (an ssh login included). */

@@ -1,6 +1,6 @@
 /**
- * oarexec: runs a job on its head node (spec §4.5). Started by bipbip's launcher with the job
- * descriptor on stdin; see modules/oarexec/oarexec.ts for its two modes.
+ * oarexec: runs a job on its head node (docs/modules.md §4.5). Started by bipbip's launcher with
+ * the job descriptor on stdin; see modules/oarexec/oarexec.ts for its two modes.
  */
 import { oarexecMain } from "./oarexec.ts";
 

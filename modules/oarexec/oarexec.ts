@@ -1,5 +1,5 @@
 /**
- * oarexec's entry (spec §4.5), run on the job's head node by a launcher (lib/launch/):
+ * oarexec's entry (docs/modules.md §4.5), run on the job's head node by a launcher (lib/launch/):
  *
  *   oarexec             reads the descriptor on stdin; with detach_oarexec=1 it starts
  *                       `oarexec --detached` in a session of its own, hands it the descriptor,

@@ -1,7 +1,7 @@
 /**
- * oar-sarko: the periodic "villains" check (spec §7), run by almighty and optionally by cron
- * (deploy/cron.d/oar-sarko). Exit 1 when Leon has work, else 0 (also when another run holds the
- * lock); 1 as well on a configuration or database failure.
+ * oar-sarko: the periodic "villains" check (docs/modules.md §7), run by almighty and optionally by
+ * cron (deploy/cron.d/oar-sarko). Exit 1 when Leon has work, else 0 (also when another run holds
+ * the lock); 1 as well on a configuration or database failure.
  */
 import { withModuleLock } from "../../lib/runtime/module_lock.ts";
 import { makeLauncher } from "../../lib/launch/launcher.ts";

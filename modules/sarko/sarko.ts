@@ -1,10 +1,10 @@
 /**
- * Sarko, the periodic "villains" check (spec §7): frag timers, walltimes, checkpoints,
+ * Sarko, the periodic "villains" check (docs/modules.md §7): frag timers, walltimes, checkpoints,
  * desktop-computing expiry and the dead switch. Returns the module's exit code: 1 when Leon has
  * work (a job was fragged or its frag timer fired), else 0.
  *
- * Differences from OAR 3 (DECISIONS §4-§6): a suspended job's walltime is extended by the time
- * it spent suspended; a job gets one WALLTIME event and one checkpoint signal, not one per
+ * Differences from OAR 3 (docs/differences.md §4-§6): a suspended job's walltime is extended by the
+ * time it spent suspended; a job gets one WALLTIME event and one checkpoint signal, not one per
  * run; the dead switch only applies to resources logged Absent or Suspected. Sarko also ends
  * jobs left in Launching or Finishing by a process that died (modules/sarko/stuck_jobs.ts).
  */
@@ -38,7 +38,7 @@ export interface SarkoContext {
 /** The account Sarko frags jobs as (OAR's `$OARDO_USER`, i.e. oar). */
 export const SARKO_USER = "oar";
 
-/** Leon's soft and hard delays after a frag (spec §6.3): JOBDEL_* override LEON_*. */
+/** Leon's soft and hard delays after a frag (docs/modules.md §6.3): JOBDEL_* override LEON_*. */
 export function leonDelays(config: Config): { soft: number; hard: number } {
   const pick = (override: string, base: string) =>
     config.str(override).trim() !== "" ? config.int(override) : config.int(base);

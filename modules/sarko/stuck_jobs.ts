@@ -1,5 +1,5 @@
 /**
- * Jobs left in a transient state by a process that died (DECISIONS, issue on faults: no job stays
+ * Jobs left in a transient state by a process that died (docs/differences.md §18: no job stays
  * stuck). Run by sarko, so it works from cron too:
  *
  * - Launching for longer than a launch can take (2×TIMEOUT_SSH, the rendezvous limit, plus a

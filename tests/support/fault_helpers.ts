@@ -142,7 +142,7 @@ export async function allJobIds(sql: Sql): Promise<number[]> {
   return rows.map((r) => r.job_id);
 }
 
-/** What a job's end must be explained by (spec §9.1): the events of each final state. */
+/** What a job's end must be explained by (docs/modules.md §9.1): the events of each final state. */
 const TERMINATE_CAUSES = ["SWITCH_INTO_TERMINATE_STATE", "EPILOGUE_ERROR", "CPUSET_CLEAN_ERROR"];
 const ERROR_CAUSES = [
   ...ERROR_EVENTS,

@@ -1,5 +1,5 @@
 /**
- * What `deno task start` sets up on a fresh machine (DESIGN.md "Embedded default"): the
+ * What `deno task start` sets up on a fresh machine (docs/architecture.md §7): the
  * database `oar` with OAR's schema on the embedded PostgreSQL, a local cluster registered the
  * first time, and the `oar.conf` every module and command then finds under `./var`.
  */

@@ -1,13 +1,13 @@
 /**
  * The Gantt tables (`gantt_jobs_predictions`, `gantt_jobs_resources` and their `_visu` copies).
  *
- * Spec §11 step 2 flushes and rebuilds them every round. The result is the same here, but only
- * what changed is written: the previous round's content is read, the new one built in memory
- * (kept reservations, jobs holding resources now, this round's decisions), and the difference
- * applied, per moldable. In steady state most of a large queue keeps its prediction, so a round
- * writes a few rows instead of ~10^5 twice (tables and `_visu` copies). When most rows change,
- * the tables are truncated and rewritten in bulk (COPY) instead: deleting ~10^5 rows one by one
- * leaves as many dead index entries, which made every later insert several times slower.
+ * docs/modules.md §11 step 2 flushes and rebuilds them every round. The result is the same here,
+ * but only what changed is written: the previous round's content is read, the new one built in
+ * memory (kept reservations, jobs holding resources now, this round's decisions), and the
+ * difference applied, per moldable. In steady state most of a large queue keeps its prediction, so
+ * a round writes a few rows instead of ~10^5 twice (tables and `_visu` copies). When most rows
+ * change, the tables are truncated and rewritten in bulk (COPY) instead: deleting ~10^5 rows one by
+ * one leaves as many dead index entries, which made every later insert several times slower.
  */
 import type { Queryable } from "../../../lib/db/client.ts";
 import { RESOURCE_HOLDING_STATES, SUSPENDED_STATES } from "../../../lib/job/states.ts";

@@ -6,7 +6,7 @@
  * block is taken when the levels below can be satisfied inside it.
  *
  * Counts: n > 0, ALL (-1: every block of the level within the job's constraint set, all of them
- * free) and BEST (-2: as many blocks as are free, at least one) — DECISIONS #57.
+ * free) and BEST (-2: as many blocks as are free, at least one) — docs/differences.md #57.
  *
  * Resources are "ordered ids" (0-based positions in SCHEDULER_RESOURCE_ORDER). When the order
  * groups a block's members together (the usual case: ordered by host), every block is one range

@@ -1,6 +1,6 @@
 /**
- * The job types (`-t ...`, job_types rows) that change where Kamelot may place a job (spec §11
- * Kamelot "Extras"; timesharing has its own module):
+ * The job types (`-t ...`, job_types rows) that change where Kamelot may place a job
+ * (docs/modules.md §11 Kamelot "Extras"; timesharing has its own module):
  *   - `container[=<name>]`: the job's resources and window become a slot set named after the
  *     job id (or `<name>`), where its inner jobs are placed;
  *   - `inner=<name>`: placed inside that container, never beyond its resources or its end;

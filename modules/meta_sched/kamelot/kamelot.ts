@@ -1,11 +1,11 @@
 /**
- * Kamelot's conservative backfilling, in memory (spec §11 "Kamelot"): jobs are taken in
+ * Kamelot's conservative backfilling, in memory (docs/modules.md §11 "Kamelot"): jobs are taken in
  * priority order; each gets, among its moldables, the earliest-finishing window where its
  * request fits, and that window is reserved in the slot set at once. Every job thus holds a
  * reservation, and a later job can only use a hole that delays no earlier one.
  *
  * A job that cannot be placed is reported with a reason and skipped: one odd job never stops
- * the others (DECISIONS #47/#120/#132/#139).
+ * the others (docs/differences.md #47/#120/#132/#139).
  */
 import {
   blocksRequest,
@@ -40,7 +40,7 @@ export interface SchedJob {
   after?: number[];
   /**
    * Timesharing key (timesharing.ts): the job may share resources with jobs of the same key,
-   * and with no other. Absent: the job needs its resources to itself (DECISIONS #61).
+   * and with no other. Absent: the job needs its resources to itself (docs/differences.md #61).
    */
   timesharing?: string | null;
   /** `-t inner=<name>`: placed inside that container's slot set, never in the default one. */

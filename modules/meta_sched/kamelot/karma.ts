@@ -1,7 +1,7 @@
 /**
- * Fairsharing (JOB_PRIORITY=FAIRSHARE, spec §11 "Kamelot"): each waiting job gets a karma from
- * the `accounting` table over a sliding window, and jobs are scheduled lowest karma first, so
- * users and projects that consumed less than their share go ahead.
+ * Fairsharing (JOB_PRIORITY=FAIRSHARE, docs/modules.md §11 "Kamelot"): each waiting job gets a
+ * karma from the `accounting` table over a sliding window, and jobs are scheduled lowest karma
+ * first, so users and projects that consumed less than their share go ahead.
  *
  *   karma = coef_project  × (project_used / total_used  − project_target / 100)
  *         + coef_user     × (user_used    / total_used  − user_target / 100)

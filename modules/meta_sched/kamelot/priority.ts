@@ -1,5 +1,5 @@
 /**
- * Multifactor job priority (JOB_PRIORITY=MULTIFACTOR, spec §11 "Kamelot"), after OAR 3's
+ * Multifactor job priority (JOB_PRIORITY=MULTIFACTOR, docs/modules.md §11 "Kamelot"), after OAR 3's
  * oar/kao/multifactor_priority.py, itself after Slurm's: each waiting job gets
  *
  *   priority = Σ weight × factor, over age, queue, work, size, karma, qos and nice

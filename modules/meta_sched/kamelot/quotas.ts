@@ -1,6 +1,6 @@
 /**
- * Scheduling quotas (OAR 3's `QUOTAS=yes`, spec §11 Kamelot "Extras"): limits on what groups
- * of jobs may use at a time, written in the JSON file QUOTAS_CONF_FILE:
+ * Scheduling quotas (OAR 3's `QUOTAS=yes`, docs/modules.md §11 Kamelot "Extras"): limits on what
+ * groups of jobs may use at a time, written in the JSON file QUOTAS_CONF_FILE:
  *
  *     {"quotas": {"queue,project,job_type,user": [max_resources, max_running_jobs,
  *                                                  max_resource_hours], ...}}
@@ -22,7 +22,7 @@
  * A job may be placed in a window only if, over the whole window, adding it keeps every
  * applying rule within its limits; otherwise Kamelot tries later, when earlier jobs end.
  *
- * Where OAR 3 went wrong (DECISIONS #95, #100) and what we do instead:
+ * Where OAR 3 went wrong (docs/differences.md #95, #100) and what we do instead:
  *   - `/` rules were checked against the aggregated counters too (a per-user limit capped all
  *     users together): here a `/` rule counts the job's own value only;
  *   - resource-hours of the slots of a window were summed, counting a job once per slot it

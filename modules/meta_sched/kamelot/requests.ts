@@ -65,10 +65,10 @@ interface JobRowDb {
 }
 
 /**
- * Waiting, non-reservation jobs of the queues, in priority order, at most `limit` (spec §11
- * Kamelot: sorted by JOB_PRIORITY, then truncated to MAX_JOB_PER_QUEUES_GROUP_SCHEDULING_ROUND).
- * FIFO (job id) unless `prioritize` orders them (fairsharing): the limit applies after it, and
- * only the jobs kept get their requests read.
+ * Waiting, non-reservation jobs of the queues, in priority order, at most `limit` (docs/modules.md
+ * §11 Kamelot: sorted by JOB_PRIORITY, then truncated to
+ * MAX_JOB_PER_QUEUES_GROUP_SCHEDULING_ROUND). FIFO (job id) unless `prioritize` orders them
+ * (fairsharing): the limit applies after it, and only the jobs kept get their requests read.
  */
 export async function loadWaitingJobs(
   sql: Queryable,

@@ -1,7 +1,8 @@
 /**
- * The scheduler's view of the resources (spec §11 step 2): every resource gets a dense 0-based
- * "ordered id" following SCHEDULER_RESOURCE_ORDER; only Alive and Absent ones are schedulable;
- * HIERARCHY_LABELS become the hierarchy levels; `available_upto` dates become pseudo-jobs.
+ * The scheduler's view of the resources (docs/modules.md §11 step 2): every resource gets a dense
+ * 0-based "ordered id" following SCHEDULER_RESOURCE_ORDER; only Alive and Absent ones are
+ * schedulable; HIERARCHY_LABELS become the hierarchy levels; `available_upto` dates become
+ * pseudo-jobs.
  */
 import type { Config } from "../../../lib/runtime/config.ts";
 import type { Queryable } from "../../../lib/db/client.ts";

@@ -2,7 +2,7 @@
  * The slot set (Kamelot's Gantt chart): time-ordered, contiguous slots `[b, e]` (inclusive
  * seconds), each with the resources free during the whole slot. A job placed at `start` for
  * `duration` seconds occupies `[start, start + duration - 1]`: the next job may begin at
- * `start + duration` exactly (walltime boundaries to the second, DECISIONS #104).
+ * `start + duration` exactly (walltime boundaries to the second, docs/differences.md #104).
  *
  * Free resources are bitsets (bitset.ts) over the ordered ids of the initial set: a window's
  * free resources are the AND of its slots. Two neighbouring slots differ only by the jobs that

@@ -1,9 +1,9 @@
 /**
- * Timesharing (`-t timesharing=<who>,<what>`, spec §11 Kamelot "Extras"): jobs whose keys are
- * equal may run on the same resources at the same time. `<who>` is `user` (only the owner's
- * jobs) or `*` (anyone's), `<what>` is `name` (only jobs of the same name) or `*` (any name);
- * as in OAR, the key is the pair after substitution, so `user,*` jobs of alice share with each
- * other but not with `*,*` jobs.
+ * Timesharing (`-t timesharing=<who>,<what>`, docs/modules.md §11 Kamelot "Extras"): jobs whose
+ * keys are equal may run on the same resources at the same time. `<who>` is `user` (only the
+ * owner's jobs) or `*` (anyone's), `<what>` is `name` (only jobs of the same name) or `*` (any
+ * name); as in OAR, the key is the pair after substitution, so `user,*` jobs of alice share with
+ * each other but not with `*,*` jobs.
  */
 
 /** The sharing key of a job, or null when it does not timeshare. */
