@@ -6,7 +6,7 @@ import type { Config } from "../runtime/config.ts";
 import { type AgentRequest, encodeAgentRequest, parseAgentExit } from "../protocol/mod.ts";
 import { agentSocketPath } from "../exec/agent_path.ts";
 import { spawnDetachedOarexec } from "../runtime/spawn.ts";
-import type { LaunchResult } from "./launcher.ts";
+import type { LaunchResult } from "./types.ts";
 
 const MAX_OUTPUT = 8192;
 /** An agent prints `ready` within this (a Deno start-up, on a loaded host). */

@@ -7,8 +7,9 @@ import { type HeldJobs, localHeldJobs } from "./held_jobs.ts";
 import type { Config } from "../runtime/config.ts";
 import type { Logger } from "../runtime/log.ts";
 import { spawnDetachedOarexec } from "../runtime/spawn.ts";
-import type { Launcher, LaunchResult, SignalOptions } from "./launcher.ts";
+import type { Launcher, LaunchResult, SignalOptions } from "./types.ts";
 import { awaitRendezvous } from "./rendezvous.ts";
+import { runSignal } from "./run_signal.ts";
 import { signalOarexecScript } from "./signal_script.ts";
 import {
   connectAgent,
@@ -112,48 +113,4 @@ export class LocalLauncher implements Launcher {
   heldJobs(_host: string, jobIds: number[]): Promise<HeldJobs | null> {
     return localHeldJobs(this.config, jobIds);
   }
-}
-
-/**
- * Runs a signalling command: without waiting, it is left to finish on its own (a dead node
- * must not hold anyone up, issue #153); waiting, it gets TIMEOUT_SSH.
- */
-export async function runSignal(
-  argv: string[],
-  config: Config,
-  wait: boolean,
-): Promise<string | null> {
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      stdin: "null",
-      stdout: "null",
-      stderr: wait ? "piped" : "null",
-    }).spawn();
-  } catch (e) {
-    return `cannot run ${argv[0]}: ${e}`;
-  }
-  if (!wait) {
-    child.unref();
-    child.status.catch(() => {});
-    return null;
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const out = await Promise.race([
-    child.output(),
-    new Promise<null>((r) => (timer = setTimeout(() => r(null), config.int("TIMEOUT_SSH") * 1000))),
-  ]);
-  clearTimeout(timer);
-  if (out === null) {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    return `${argv[0]} timed out`;
-  }
-  if (!out.success) {
-    const err = new TextDecoder().decode(out.stderr).trim().slice(0, 500);
-    return `${argv[0]} exited with ${out.code}${err ? `: ${err}` : ""}`;
-  }
-  return null;
 }

@@ -5,7 +5,7 @@
  * launcher's exit code says why when it ended, and a launcher still running at the deadline is
  * killed.
  */
-import type { LaunchResult } from "./launcher.ts";
+import type { LaunchResult } from "./types.ts";
 
 const MAX_OUTPUT = 8192;
 

@@ -6,9 +6,9 @@
  */
 import type { Config } from "../runtime/config.ts";
 import type { Logger } from "../runtime/log.ts";
-import type { Launcher, LaunchResult, SignalOptions } from "./launcher.ts";
+import type { Launcher, LaunchResult, SignalOptions } from "./types.ts";
 import { type HeldJobs, heldJobsScript, outputOf, parseHeldJobs } from "./held_jobs.ts";
-import { runSignal } from "./local.ts";
+import { runSignal } from "./run_signal.ts";
 import { sshPort, unreachableHosts } from "./ping.ts";
 import { awaitRendezvous } from "./rendezvous.ts";
 import { signalOarexecScript } from "./signal_script.ts";
