@@ -13,13 +13,8 @@
  *
  * The steps (steps/) run in this order over one round state (steps/round_state.ts).
  */
-import type { Config } from "../../lib/runtime/config.ts";
 import type { Sql } from "../../lib/db/client.ts";
 import { inTransaction } from "../../lib/job/events.ts";
-import type { Logger } from "../../lib/runtime/log.ts";
-import type { Notifier } from "../../lib/transport/notifier.ts";
-import type { OarexecSignaller } from "../../lib/launch/oarexec_signal.ts";
-import type { OarsubNotify } from "../../lib/job/oarsub_notify.ts";
 import { acknowledgeReservations } from "./steps/acknowledge_reservations.ts";
 import { applyStateChanges } from "./steps/apply_state_changes.ts";
 import { beginRound } from "./steps/begin_round.ts";
@@ -34,6 +29,9 @@ import { retryInnerJobs } from "./steps/retry_inner_jobs.ts";
 import { saveGantt } from "./steps/save_gantt.ts";
 import { scheduleQueueGroups } from "./steps/schedule_queue_groups.ts";
 import { abandonVisuCopy, finishVisuCopy, openVisuCopy } from "./steps/visu_copy.ts";
+import type { RoundContext } from "./steps/round_state.ts";
+
+export type { RoundContext };
 
 /**
  * The connections a round's pool needs: its transaction, the `_visu` copy's transaction beside
@@ -43,23 +41,6 @@ import { abandonVisuCopy, finishVisuCopy, openVisuCopy } from "./steps/visu_copy
  * (an idle round: 38 → 32 ms of PostgreSQL, 110 → 98 ms of meta_sched, from 5 to 3).
  */
 export const ROUND_POOL_SIZE = 3;
-
-export interface RoundContext {
-  /** A pool of at least ROUND_POOL_SIZE connections. */
-  sql: Sql;
-  config: Config;
-  log: Logger;
-  notifier: Notifier;
-  /** DB time by default; tests pass their own. */
-  now?: number;
-  /** TCP to oarsub by default. */
-  oarsub?: OarsubNotify;
-  /**
-   * Asks a besteffort job with `checkpoint > 0` to checkpoint before it is killed (docs/modules.md
-   * §11 step 7); without one, such a job is killed at once, with a warning.
-   */
-  signaller?: OarexecSignaller;
-}
 
 export interface RoundReport {
   exitCode: number;

@@ -8,9 +8,8 @@ import { fairshareSettings } from "../kamelot/karma.ts";
 import { multifactorOrdering } from "../kamelot/priority_jobs.ts";
 import { loadResourceSet } from "../kamelot/resource_set.ts";
 import { notifyOarsub } from "../../../lib/job/oarsub_notify.ts";
-import type { RoundContext } from "../round.ts";
 import { type GroupJobs, groupJobs, queueGroups, type QueueRow } from "./group_jobs.ts";
-import { deferred, type RoundState } from "./round_state.ts";
+import { deferred, type RoundContext, type RoundState } from "./round_state.ts";
 
 export async function beginRound(ctx: RoundContext): Promise<RoundState> {
   const { sql, config, log } = ctx;

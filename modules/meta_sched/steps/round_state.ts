@@ -20,6 +20,24 @@ import type { ResourceSet } from "../kamelot/resource_set.ts";
 import type { SlotSet } from "../kamelot/slots.ts";
 import type { GroupJobs, QueueRow } from "./group_jobs.ts";
 
+/** What a round is given: its connections, configuration and companions. */
+export interface RoundContext {
+  /** A pool of at least ROUND_POOL_SIZE (../round.ts) connections. */
+  sql: Sql;
+  config: Config;
+  log: Logger;
+  notifier: Notifier;
+  /** DB time by default; tests pass their own. */
+  now?: number;
+  /** TCP to oarsub by default. */
+  oarsub?: OarsubNotify;
+  /**
+   * Asks a besteffort job with `checkpoint > 0` to checkpoint before it is killed (docs/modules.md
+   * §11 step 7); without one, such a job is killed at once, with a warning.
+   */
+  signaller?: OarexecSignaller;
+}
+
 /** A decision of this round: a moldable's start and resources. */
 export interface GanttRow {
   moldableId: number;
