@@ -382,7 +382,7 @@ Deno.test("ssh launcher: a job started and killed through a real sshd", opts, as
       `-oUserKnownHostsFile=/dev/null -oLogLevel=ERROR`,
     // The node's oarexec, with the node's configuration (here: the same file).
     OAREXEC_REMOTE_CMD: `OARCONFFILE=${conf0} ${Deno.execPath()} run --quiet --allow-all ` +
-      join(Deno.cwd(), "modules", "oarexec.ts"),
+      join(Deno.cwd(), "modules", "oarexec", "main.ts"),
   });
   await Deno.copyFile(rig.confPath, conf0);
   const listener = new ReportListener(rig.port);
