@@ -4,7 +4,9 @@
  */
 import { assertEquals, assertStringIncludes } from "./support/assert.ts";
 import { permissionsDoc, sampleOarConf } from "../tools/deploy_docs.ts";
-import { DEFAULTS, parseOarConf } from "../lib/runtime/config.ts";
+import { Config, DEFAULTS, parseOarConf } from "../lib/runtime/config.ts";
+import { moduleCommand } from "../lib/runtime/spawn.ts";
+import { oarexecCommand } from "../lib/exec/oarexec_command.ts";
 import { bakedHeader } from "../tools/compile.ts";
 import { freePort } from "./support/ports.ts";
 import { waitFor } from "./support/proc.ts";
@@ -18,6 +20,20 @@ Deno.test("deploy/oar.conf lists every key with its default, as the code has the
   const values = parseOarConf(onDisk.replace(/^#([A-Z0-9_]+=)/gm, "$1"));
   assertEquals(values.size, Object.keys(DEFAULTS).length);
   for (const [k, d] of Object.entries(DEFAULTS)) assertEquals(values.get(k), d.value, k);
+});
+
+Deno.test("oarexec's command without the permission table is the table's", () => {
+  const configs = [
+    new Config(),
+    new Config({ SERVER_HOSTNAME: "10.0.0.1", SERVER_PORT: 7000, LOG_FILE: "/var/log/oar.log" }),
+    new Config({ OAREXEC_DIRECTORY: "/var/lib/oar-x" }, "/etc/oar/oar.conf"),
+    new Config({ OARDIR: "/opt/oar/dist" }, "/etc/oar/oar.conf"),
+  ];
+  for (const config of configs) {
+    for (const args of [[], ["--detached"], ["--serve"]]) {
+      assertEquals(oarexecCommand(config, args), moduleCommand("oarexec", config, args));
+    }
+  }
 });
 
 Deno.test("deploy/PERMISSIONS.md matches lib/permissions/mod.ts", async () => {

@@ -5,7 +5,7 @@
 import type { Config } from "../runtime/config.ts";
 import { type AgentRequest, encodeAgentRequest, parseAgentExit } from "../protocol/mod.ts";
 import { agentSocketPath } from "../exec/agent_path.ts";
-import { spawnDetachedOarexec } from "../runtime/spawn.ts";
+import { spawnDetachedOarexec } from "../exec/oarexec_command.ts";
 import type { LaunchResult } from "./types.ts";
 
 const MAX_OUTPUT = 8192;

@@ -6,7 +6,7 @@
 import { type HeldJobs, localHeldJobs } from "./held_jobs.ts";
 import type { Config } from "../runtime/config.ts";
 import type { Logger } from "../runtime/log.ts";
-import { spawnDetachedOarexec } from "../runtime/spawn.ts";
+import { spawnDetachedOarexec } from "../exec/oarexec_command.ts";
 import type { Launcher, LaunchResult, SignalOptions } from "./types.ts";
 import { awaitRendezvous } from "./rendezvous.ts";
 import { runSignal } from "./run_signal.ts";

@@ -8,9 +8,11 @@
  */
 import type { Config } from "../runtime/config.ts";
 import { dbPermissionFlags } from "../db/target.ts";
-import { joinPath, projectRoot, varDir } from "../runtime/paths.ts";
+import { joinPath, projectRoot } from "../runtime/paths.ts";
+import { baseFlagSet, serverPortAddress } from "../runtime/entry_flags.ts";
 import { LIBZMQ_PATH } from "../transport/zmq_path.ts";
 import { agentSocketPath } from "../exec/agent_path.ts";
+import { addNodeExecutionFlags } from "../exec/oarexec_command.ts";
 import { usesLocalLauncher } from "../launch/local_hosts.ts";
 
 export const DAEMONS = ["almighty", "appendice_proxy", "bipbip_commander", "greta"] as const;
@@ -133,55 +135,9 @@ export function entrySpec(name: EntryName): EntrySpec {
   return { entry: `${dir}/${name}/main.ts`, needs: MODULE_NEEDS[name] };
 }
 
-/** Environment variables every entry may read: where the configuration and var dir are. */
-const BASE_ENV = ["OARCONFFILE", "OAR_VAR_DIR", "OAR_SUPERVISED", "OAR_STANDBY"];
-
-class FlagSet {
-  readonly #sets = new Map<string, Set<string>>();
-  readonly #all = new Set<string>();
-
-  add(kind: string, ...values: string[]): void {
-    const set = this.#sets.get(kind) ?? new Set<string>();
-    for (const v of values) if (v !== "") set.add(v);
-    this.#sets.set(kind, set);
-  }
-
-  /** Grants a whole permission (no list): used where the target cannot be known ahead. */
-  all(kind: string): void {
-    this.#all.add(kind);
-  }
-
-  /** Merges flags in Deno's `--allow-x=a,b` form. */
-  addFlags(flags: string[]): void {
-    for (const f of flags) {
-      const m = /^--allow-([a-z]+)(?:=(.*))?$/.exec(f);
-      if (!m) throw new Error(`unexpected flag ${f}`);
-      if (m[2] === undefined) this.all(m[1]);
-      else this.add(m[1], ...m[2].split(","));
-    }
-  }
-
-  render(): string[] {
-    const kinds = [...new Set([...this.#sets.keys(), ...this.#all])].sort();
-    const flags: string[] = [];
-    for (const k of kinds) {
-      const values = [...(this.#sets.get(k) ?? [])].sort();
-      // An empty list would read as "nothing" to us but as nothing at all to Deno: leave it out.
-      if (this.#all.has(k)) flags.push(`--allow-${k}`);
-      else if (values.length > 0) flags.push(`--allow-${k}=${values.join(",")}`);
-    }
-    return flags;
-  }
-}
-
 /** The first word of a command line (the program a module must be allowed to run). */
 export function programOf(commandLine: string): string {
   return commandLine.trim().split(/\s+/)[0] ?? "";
-}
-
-/** Config file the children read; granted explicitly so nothing else under /etc is readable. */
-function configFiles(config: Config): string[] {
-  return config.source ? [config.source] : ["/etc/oar/oar.conf", joinPath(varDir(), "oar.conf")];
 }
 
 /**
@@ -189,11 +145,7 @@ function configFiles(config: Config): string[] {
  * table is exhaustive over `Need`.
  */
 export function permissionFlags(name: EntryName, config: Config): string[] {
-  const f = new FlagSet();
-  f.add("env", ...BASE_ENV);
-  f.add("read", ...configFiles(config));
-  const logFile = config.str("LOG_FILE");
-  if (logFile !== "" && logFile !== ":stderr:") f.add("write", logFile);
+  const f = baseFlagSet(config);
   const serverPort = config.int("SERVER_PORT");
   for (const need of MODULE_NEEDS[name]) {
     switch (need) {
@@ -208,7 +160,7 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         f.add("net", `0.0.0.0:${serverPort}`);
         break;
       case "tcp_server_port":
-        f.add("net", `${config.str("SERVER_HOSTNAME")}:${serverPort}`);
+        f.add("net", serverPortAddress(config));
         break;
       case "spawn_modules": {
         const oardir = config.str("OARDIR");
@@ -268,10 +220,7 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         f.add("write", config.str("OAR_RUNTIME_DIRECTORY"));
         break;
       case "node_execution":
-        // oarexec runs users' commands, as their users, wherever their files are.
-        for (const k of ["read", "write", "run", "env", "sys"]) f.all(k);
-        // The local agent's socket (modules/oarexec/agent.ts).
-        f.add("net", `unix:${agentSocketPath(config)}`);
+        addNodeExecutionFlags(f, config);
         break;
       case "runtime_state":
         f.add("read", config.str("OAR_RUNTIME_DIRECTORY"));

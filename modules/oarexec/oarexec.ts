@@ -17,7 +17,7 @@ import { readDescriptor } from "./descriptor_input.ts";
 import { OarexecLog } from "../../lib/exec/log.ts";
 import { runOarexec } from "../../lib/exec/run.ts";
 import { runInteractiveOarexec } from "./interactive.ts";
-import { spawnDetachedOarexec } from "../../lib/runtime/spawn.ts";
+import { spawnDetachedOarexec } from "../../lib/exec/oarexec_command.ts";
 import { serveAgent } from "./agent.ts";
 import { agentSocketPath } from "../../lib/exec/agent_path.ts";
 import { dirname } from "node:path";
