@@ -1,13 +1,15 @@
 /**
  * Shared set-up of the CLI tests: a fresh database with resources, an oar.conf pointing at it,
  * and a PULL socket standing in for almighty (APPENDICE_SERVER_PORT), so that notifications
- * can be checked and commands never wait on an absent peer. Commands run as real child
- * processes with their own permission flags (runEntry).
+ * can be checked and commands never wait on an absent peer, and a command server (the commands'
+ * privileged half). Commands run as real child processes with their own permission flags
+ * (runEntry).
  */
 import type { EntryName } from "../lib/permissions/mod.ts";
 import { PullSocket, terminate } from "../lib/transport/zmq.ts";
 import { bindLoopback } from "./support/ports.ts";
-import { runEntry, spawnEntry } from "./support/proc.ts";
+import { runEntry, type Running, spawnEntry } from "./support/proc.ts";
+import { startCommandServer } from "./support/command_server.ts";
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";
 
 export class CliEnv implements AsyncDisposable {
@@ -15,6 +17,7 @@ export class CliEnv implements AsyncDisposable {
     readonly db: TestDb,
     readonly conf: string,
     readonly almighty: PullSocket,
+    readonly server: Running,
   ) {}
 
   static async create(extra: Record<string, string | number> = {}): Promise<CliEnv> {
@@ -27,7 +30,9 @@ export class CliEnv implements AsyncDisposable {
       LOG_LEVEL: 1,
       ...extra,
     });
-    return new CliEnv(db, conf, almighty);
+    // The commands' privileged half, as the server host runs it.
+    const server = await startCommandServer(conf);
+    return new CliEnv(db, conf, almighty, server);
   }
 
   get sql() {
@@ -58,6 +63,7 @@ export class CliEnv implements AsyncDisposable {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
+    await this.server.stop();
     this.almighty.close();
     await terminate();
     await this.db.drop();

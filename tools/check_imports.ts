@@ -18,10 +18,20 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 /**
  * The user-side parts of the user commands (repository-relative entries): what runs as the user,
- * with the user's rights, and must reach no server-side code. Empty until the commands are split
- * into a user-side part and a privileged part.
+ * with the user's rights, and must reach no server-side code: their privileged half runs in the
+ * command server (modules/command_server/).
  */
-export const USER_SIDE_ENTRIES: readonly string[] = [];
+export const USER_SIDE_ENTRIES: readonly string[] = [
+  "cli/oarsub/main.ts",
+  "cli/oarstat/main.ts",
+  "cli/oardel/main.ts",
+  "cli/oarhold/main.ts",
+  "cli/oarresume/main.ts",
+  "cli/oarnodes/main.ts",
+  "cli/oarnodesetting/main.ts",
+  "cli/oarproperty/main.ts",
+  "cli/oarnotify/main.ts",
+];
 
 /** The node program: what runs on the compute nodes. */
 export const NODE_ENTRIES: readonly string[] = ["modules/oarexec/main.ts"];

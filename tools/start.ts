@@ -20,7 +20,8 @@ import { embeddedConfigFile, varDir } from "../lib/runtime/paths.ts";
 import { exitCodeOf } from "../lib/runtime/signals.ts";
 import { moduleCommand } from "../lib/runtime/spawn.ts";
 
-const USAGE = "usage: deno task start [--hosts N] [--cores N] [--port-base N]";
+const USAGE = "usage: deno task start [--hosts N] [--cores N] [--port-base N] " +
+  "[--allow-system-user NAME]...";
 
 export async function main(args: string[]): Promise<number> {
   let opts;
@@ -31,6 +32,8 @@ export async function main(args: string[]): Promise<number> {
         hosts: { type: "string", default: String(DEFAULT_CLUSTER.hosts) },
         cores: { type: "string", default: String(DEFAULT_CLUSTER.coresPerHost) },
         "port-base": { type: "string", default: "6666" },
+        // Jobs of root and system accounts are refused unless allowed (written in oar.conf).
+        "allow-system-user": { type: "string", multiple: true, default: [] },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -63,6 +66,8 @@ export async function main(args: string[]): Promise<number> {
   } else {
     const dir = varDir();
     await Deno.mkdir(dir, { recursive: true });
+    // Users reach the command server's socket in it (the database and oar.conf are private).
+    await Deno.chmod(dir, 0o755);
     let pg;
     try {
       pg = await ensureEmbeddedPostgres({
@@ -87,6 +92,7 @@ export async function main(args: string[]): Promise<number> {
       }
       confPath = embeddedConfigFile();
       const values = embeddedConfig(pg, "oar", dir, portBase);
+      values.JOB_SYSTEM_USERS_ALLOWED = opts["allow-system-user"].join(",");
       await Deno.mkdir(String(values.OAREXEC_DIRECTORY), { recursive: true });
       await Deno.mkdir(String(values.OAR_RUNTIME_DIRECTORY), { recursive: true });
       // Written once: later edits by the admin are kept.
@@ -94,6 +100,9 @@ export async function main(args: string[]): Promise<number> {
         await Deno.writeTextFile(
           confPath,
           renderConfig(values, "oar-deno embedded default; written by deno task start"),
+          // It says how to reach the database: for the server's user only. Users reach the
+          // server through the command server's socket, beside it in the var directory.
+          { mode: 0o600 },
         );
       }
     } catch (e) {

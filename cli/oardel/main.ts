@@ -1,8 +1,11 @@
-/** oardel (lib/cli/oardel.ts). */
-import { oardelMain } from "../../lib/cli/oardel.ts";
+/**
+ * oardel, as the user runs it: the command line goes to the command server, which acts as the
+ * caller the kernel names (lib/cli/client.ts); the work itself is lib/cli/.
+ */
+import { runRemote } from "../../lib/cli/client.ts";
 
 export function main(args: string[]): Promise<number> {
-  return oardelMain(args);
+  return runRemote("oardel", args);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

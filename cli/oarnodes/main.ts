@@ -1,8 +1,11 @@
-/** oarnodes: resources and their states (cli/oarnodes/oarnodes.ts). */
-import { oarnodesMain } from "./oarnodes.ts";
+/**
+ * oarnodes, as the user runs it: the command line goes to the command server, which acts as the
+ * caller the kernel names (lib/cli/client.ts); the work itself is lib/cli/.
+ */
+import { runRemote } from "../../lib/cli/client.ts";
 
 export function main(args: string[]): Promise<number> {
-  return oarnodesMain(args);
+  return runRemote("oarnodes", args);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,8 +1,11 @@
-/** oarnotify (cli/oarnotify/oarnotify.ts). */
-import { oarnotifyMain } from "./oarnotify.ts";
+/**
+ * oarnotify, as the user runs it: the command line goes to the command server, which acts as the
+ * caller the kernel names (lib/cli/client.ts); the work itself is lib/cli/.
+ */
+import { runRemote } from "../../lib/cli/client.ts";
 
 export function main(args: string[]): Promise<number> {
-  return oarnotifyMain(args);
+  return runRemote("oarnotify", args);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,8 +1,11 @@
-/** oarproperty (cli/oarproperty/oarproperty.ts). */
-import { oarpropertyMain } from "./oarproperty.ts";
+/**
+ * oarproperty, as the user runs it: the command line goes to the command server, which acts as the
+ * caller the kernel names (lib/cli/client.ts); the work itself is lib/cli/.
+ */
+import { runRemote } from "../../lib/cli/client.ts";
 
 export function main(args: string[]): Promise<number> {
-  return oarpropertyMain(args);
+  return runRemote("oarproperty", args);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,8 +1,11 @@
-/** oarstat: job information (lib/cli/oarstat.ts). */
-import { oarstatMain } from "../../lib/cli/oarstat.ts";
+/**
+ * oarstat, as the user runs it: the command line goes to the command server, which acts as the
+ * caller the kernel names (lib/cli/client.ts); the work itself is lib/cli/.
+ */
+import { runRemote } from "../../lib/cli/client.ts";
 
 export function main(args: string[]): Promise<number> {
-  return oarstatMain(args);
+  return runRemote("oarstat", args);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -5,30 +5,32 @@
  * connectable (not Running, someone else's), 2 working directory; otherwise the shell's own
  * exit status. Ctrl-C (or a hangup, or TERM) while waiting deletes the job, exit 1.
  */
-import type { CliContext } from "../../lib/cli/frame.ts";
-import { printError, printWarning } from "../../lib/cli/frame.ts";
-import { isAdmin } from "../../lib/cli/identity.ts";
-import { fragJob, FragResult } from "../../lib/job/frag.ts";
-import { getJob, getJobTypes, type Job, jobCurrentHosts } from "../../lib/job/jobs.ts";
-import { lookupAccount } from "../../lib/exec/passwd.ts";
-import type { JobTypes } from "../../lib/protocol/mod.ts";
+import { callCommandServer } from "../../lib/cli/client.ts";
+import { InteractiveExit, type JobStatus, type ShellInfo } from "../../lib/cli/oarsub_options.ts";
 import { classifyNotification, endsWait, NotificationFilter } from "./notifications.ts";
 import type { NotificationListener } from "./listener.ts";
-import {
-  interactiveEnvironment,
-  runSession,
-  sessionFilePath,
-  sessionScript,
-  type ShellTarget,
-} from "./shell.ts";
+import { runSession, sessionScript } from "./shell.ts";
 
-export const InteractiveExit = {
-  interrupted: 1,
-  workdir: 2,
-  notStarted: 11,
-  noop: 17,
-  notConnectable: 20,
-} as const;
+export { InteractiveExit };
+
+function printError(msg: string): void {
+  console.error(`#ERROR: ${msg}`);
+}
+
+function printWarning(msg: string): void {
+  console.error(`#WARNING: ${msg}`);
+}
+
+/** The job's state, asked of the command server; null when it cannot say. */
+export async function jobStatus(jobId: number): Promise<JobStatus | null> {
+  const r = await callCommandServer("oarsub:status", [String(jobId)]);
+  return r.exit === 0 ? (r.result as JobStatus) : null;
+}
+
+/** The reference's qdel on ^C: the server deletes the job as oardel would. */
+async function cancelJob(jobId: number): Promise<void> {
+  await callCommandServer("oarsub:cancel", [String(jobId)]);
+}
 
 /** How often the wait looks at the job itself (a notification may never come). */
 const STATE_POLL_MS = 2000;
@@ -67,10 +69,8 @@ const INTERRUPTS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
  * `listener` is the socket whose address is in the job's info_type.
  */
 export async function interactiveJob(
-  ctx: CliContext,
   listener: NotificationListener,
   jobId: number,
-  user: string,
 ): Promise<number> {
   info("Interactive mode: waiting...");
   const events = new Events();
@@ -100,15 +100,15 @@ export async function interactiveJob(
         if (e.kind === "signal") {
           if (e.signal === "SIGINT") console.log("Caught Interrupt (^C), cancelling job(s)...");
           else console.log(`Caught ${e.signal}, cancelling job(s)...`);
-          await cancelJob(ctx, jobId, user);
+          await cancelJob(jobId);
           return InteractiveExit.interrupted;
         }
         if (e.kind === "closed") {
           printError("the notification socket closed");
-          await cancelJob(ctx, jobId, user);
+          await cancelJob(jobId);
           return InteractiveExit.notStarted;
         }
-        const verdict = await stateVerdict(ctx, jobId);
+        const verdict = await stateVerdict(jobId);
         if (verdict !== null) return verdict;
       }
     })();
@@ -119,12 +119,12 @@ export async function interactiveJob(
     await reading;
   }
   if (outcome !== "started") return outcome;
-  return await connectJob(ctx, jobId, user, "START");
+  return await connectJob(jobId, "START");
 }
 
 /** While waiting: whether the job's own state already settles the outcome. */
-async function stateVerdict(ctx: CliContext, jobId: number): Promise<number | null> {
-  const job = await getJob(ctx.sql, jobId);
+async function stateVerdict(jobId: number): Promise<number | null> {
+  const job = await jobStatus(jobId);
   if (!job) {
     printError(`job ${jobId} disappeared`);
     return InteractiveExit.notStarted;
@@ -135,48 +135,11 @@ async function stateVerdict(ctx: CliContext, jobId: number): Promise<number | nu
     );
     return InteractiveExit.notStarted;
   }
-  if (job.state === "Running" && "noop" in await getJobTypes(ctx.sql, jobId)) {
+  if (job.noop) {
     printWarning(" It is not possible to connect to a NOOP job.");
     return InteractiveExit.noop;
   }
   return null;
-}
-
-/** The reference's qdel on ^C: the job is deleted as oardel would. */
-async function cancelJob(ctx: CliContext, jobId: number, user: string): Promise<void> {
-  const r = await fragJob(ctx.sql, jobId, user);
-  if (r === FragResult.ok || r === FragResult.alreadyFragged) {
-    console.log(`Deleting the job = ${jobId} ...REGISTERED.`);
-    ctx.notifier().almighty("ChState");
-    ctx.notifier().almighty("Qdel");
-  } else {
-    printWarning(`Cannot delete the job ${jobId} (${r})`);
-  }
-}
-
-/** COSYSTEM_HOSTNAME for cosystem jobs or jobs without hosts, DEPLOY_HOSTNAME for deploy. */
-function headNode(ctx: CliContext, types: JobTypes, hosts: string[]): string {
-  if ("cosystem" in types || hosts.length === 0) return ctx.config.str("COSYSTEM_HOSTNAME");
-  if ("deploy" in types) return ctx.config.str("DEPLOY_HOSTNAME");
-  return hosts[0];
-}
-
-/** Whether `user` may open a shell in `job`; prints why not. */
-function refusal(job: Job | null, jobId: number, user: string): number | null {
-  if (!job) {
-    printError(`Job ${jobId} does not exist.`);
-    return InteractiveExit.notConnectable;
-  }
-  let refused = false;
-  if (job.state !== "Running") {
-    printError(`Job ${jobId} is not running, current state is ${job.state}.`);
-    refused = true;
-  }
-  if (job.job_user !== user && !isAdmin(user)) {
-    printError(`User mismatch for job ${jobId} (job user is ${job.job_user}).`);
-    refused = true;
-  }
-  return refused ? InteractiveExit.notConnectable : null;
 }
 
 /**
@@ -184,48 +147,16 @@ function refusal(job: Job | null, jobId: number, user: string): number | null {
  * Running job on its head node, with the job's environment. Returns the exit status.
  */
 export async function connectJob(
-  ctx: CliContext,
   jobId: number,
-  user: string,
   kind: "START" | "CONNECT" = "CONNECT",
 ): Promise<number> {
-  const job = await getJob(ctx.sql, jobId);
-  const refused = refusal(job, jobId, user);
-  if (refused !== null || !job) return refused ?? InteractiveExit.notConnectable;
-  const types = await getJobTypes(ctx.sql, jobId);
-  if ("noop" in types) {
-    printWarning(" It is not possible to connect to a NOOP job.");
-    return InteractiveExit.noop;
-  }
-  const head = headNode(ctx, types, await jobCurrentHosts(ctx.sql, jobId));
-  const walltime = await ctx.sql<{ w: number }[]>`
-    SELECT moldable_walltime AS w FROM moldable_job_descriptions
-    WHERE moldable_id = ${job.assigned_moldable_job}`;
-  const tmp = ctx.config.str("OAREXEC_DIRECTORY");
-  const script = sessionScript({
-    env: interactiveEnvironment(job, walltime.length ? Number(walltime[0].w) : 0, tmp),
-    sessionFile: sessionFilePath(tmp, jobId),
-    kind,
-  });
-  const launcher = ctx.config.str("OAREXEC_LAUNCHER").trim().toLowerCase() === "local"
-    ? "local"
-    : "ssh";
-  const account = await lookupAccount(user);
-  let privateKey: string | null = null;
-  if (launcher === "ssh" && user === job.job_user) {
-    const rows = await ctx.sql<{ k: string }[]>`
-      SELECT ssh_private_key AS k FROM challenges WHERE job_id = ${jobId}`;
-    privateKey = rows[0]?.k ?? null;
-  }
-  const target: ShellTarget = {
-    launcher,
-    host: head,
-    sshCommand: ctx.config.str("OPENSSH_CMD"),
-    privateKey,
-    shell: account?.shell ?? "/bin/sh",
-    home: account?.home ?? "/",
-    user,
-  };
+  // The server checks that the caller may (its job, Running, not noop) and says how.
+  const r = await callCommandServer("oarsub:connect", [String(jobId)]);
+  if (r.exit !== 0) return r.exit;
+  const target = r.result as ShellInfo;
+  const head = target.host;
+  const launcher = target.launcher;
+  const script = sessionScript({ env: target.env, sessionFile: target.sessionFile, kind });
   console.log(`Connect to OAR job ${jobId} via the node ${head}`);
   // The shell owns the terminal: ^C is for it. A hangup or TERM ends it (and so the session).
   let child: Deno.ChildProcess | null = null;
@@ -257,7 +188,6 @@ export async function connectJob(
  * The job's own state settles it too, should a notification be lost. 0 granted, 1 refused.
  */
 export async function reservationAnswer(
-  ctx: CliContext,
   listener: NotificationListener,
   jobId: number,
 ): Promise<number> {
@@ -276,7 +206,7 @@ export async function reservationAnswer(
         // state is polled until then), while a refusal can only stop the wait.
         if (
           e.line === "GOOD RESERVATION" &&
-          (await getJob(ctx.sql, jobId))?.reservation === "Scheduled"
+          (await jobStatus(jobId))?.reservation === "Scheduled"
         ) {
           break;
         }
@@ -287,7 +217,7 @@ export async function reservationAnswer(
         if (e.line.trim() !== "") info(e.line.trim());
         continue;
       }
-      const job = await getJob(ctx.sql, jobId);
+      const job = await jobStatus(jobId);
       if (!job || job.state === "Error" || job.state === "Terminated") {
         printError(`Reservation not valid --> KO (job ${jobId} ${job?.state ?? "gone"})`);
         return 1;

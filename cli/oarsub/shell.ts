@@ -12,45 +12,13 @@
  *
  * User strings (job name, directory, project) reach the script only single-quoted.
  */
-import { shellQuote } from "../../lib/launch/signal_script.ts";
-import { nodeFilePath, resourceFilePath } from "../../lib/exec/job_files.ts";
-import { walltimeText } from "../../lib/exec/run.ts";
-import type { Job } from "../../lib/job/jobs.ts";
+import { shellQuote } from "../../lib/runtime/shell_quote.ts";
 import { sessionFilePath } from "../../lib/exec/sessions.ts";
 
 /** The wrapper tells its caller it could not record the session (an `-I` job cannot run). */
 export const REGISTER_FAILED_EXIT = 3;
 /** The reference's code for a working directory that cannot be entered. */
 export const WORKDIR_EXIT = 2;
-
-/** The OAR_* variables the job's own command sees, for the interactive shell. */
-export function interactiveEnvironment(
-  job: Job,
-  walltimeSeconds: number,
-  tmp: string,
-): Record<string, string> {
-  const nodeFile = nodeFilePath(tmp, job.job_id);
-  const resFile = resourceFilePath(tmp, job.job_id);
-  return {
-    OAR_JOB_ID: String(job.job_id),
-    OAR_JOBID: String(job.job_id),
-    OAR_ARRAY_ID: String(job.array_id),
-    OAR_ARRAY_INDEX: String(job.array_index),
-    OAR_USER: job.job_user,
-    OAR_NODEFILE: nodeFile,
-    OAR_NODE_FILE: nodeFile,
-    OAR_FILE_NODES: nodeFile,
-    OAR_RESOURCE_PROPERTIES_FILE: resFile,
-    OAR_RESOURCE_FILE: resFile,
-    OAR_WORKDIR: job.launching_directory,
-    OAR_WORKING_DIRECTORY: job.launching_directory,
-    OAR_O_WORKDIR: job.launching_directory,
-    OAR_JOB_NAME: job.job_name ?? "",
-    OAR_PROJECT_NAME: job.project ?? "",
-    OAR_JOB_WALLTIME: walltimeText(walltimeSeconds),
-    OAR_JOB_WALLTIME_SECONDS: String(walltimeSeconds),
-  };
-}
 
 export interface SessionScriptOptions {
   env: Record<string, string>;

@@ -4,21 +4,16 @@
  * `#WARNING:` lines on stderr, results on stdout). Whatever goes wrong ends as a message and an
  * exit code, never as a stack trace.
  */
+import { currentScope, errOut } from "./scope.ts";
+import type { CliContext } from "./context.ts";
+
+export type { CliContext };
 import { type Config, ConfigError, loadConfig } from "../runtime/config.ts";
-import { connect, dbTarget, describeTarget, type Sql } from "../db/client.ts";
-import { type Logger, setupLogging } from "../runtime/log.ts";
+import { connect, dbTarget, describeTarget } from "../db/client.ts";
+import { setupLogging } from "../runtime/log.ts";
 import { ZmqNotifier } from "../transport/zmq_notifier.ts";
-import type { Notifier } from "../transport/notifier.ts";
 import { PropertyError } from "../properties/expr.ts";
 import { IdentityError } from "./identity.ts";
-
-export interface CliContext {
-  config: Config;
-  sql: Sql;
-  log: Logger;
-  /** Created on first use, so read-only commands open no socket. */
-  notifier(): Notifier;
-}
 
 /** A refusal with OAR's exit code; `usage` adds the command's usage text. */
 export class CliError extends Error {
@@ -34,11 +29,11 @@ export function exitStatus(code: number): number {
 }
 
 export function printError(msg: string): void {
-  console.error(`#ERROR: ${msg}`);
+  errOut(`#ERROR: ${msg}`);
 }
 
 export function printWarning(msg: string): void {
-  console.error(`#WARNING: ${msg}`);
+  errOut(`#WARNING: ${msg}`);
 }
 
 const CONNECTION_RE = /ECONNREFUSED|ENOENT|ENOTFOUND|CONNECT_TIMEOUT|connect|password/i;
@@ -52,6 +47,15 @@ export async function runCli(
   usage: string,
   body: (ctx: CliContext) => Promise<number>,
 ): Promise<number> {
+  // In the command server: the server's configuration, pool and notifier, shared by requests.
+  const scope = currentScope();
+  if (scope) {
+    try {
+      return exitStatus(await body(scope.context));
+    } catch (e) {
+      return reportFailure(e, usage, scope.context.config);
+    }
+  }
   let config: Config;
   try {
     config = loadConfig();
@@ -82,7 +86,7 @@ export async function runCli(
 export function reportFailure(e: unknown, usage: string, config?: Config): number {
   if (e instanceof CliError) {
     printError(e.message);
-    if (e.usage) console.error(usage);
+    if (e.usage) errOut(usage);
     return exitStatus(e.code);
   }
   if (e instanceof PropertyError) {

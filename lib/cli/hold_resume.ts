@@ -5,6 +5,7 @@
  * not the owner, -3 wrong state, -4 -r or a Suspended job reserved to root/oar
  * (USERS_ALLOWED_HOLD_RESUME=no).
  */
+import { out } from "./scope.ts";
 import { insertEvent } from "../job/events.ts";
 import { getJob, getJobTypes } from "../job/jobs.ts";
 import { parse } from "./args.ts";
@@ -99,11 +100,11 @@ export async function holdResumeMain(kind: Request, args: string[]): Promise<num
       : parse(args, common);
     const v = values as Record<string, string | boolean | undefined>;
     if (v.help) {
-      console.log(usage);
+      out(usage);
       return 0;
     }
     if (v.version) {
-      console.log("OAR version : 3.0.0 (oar-deno)");
+      out("OAR version : 3.0.0 (oar-deno)");
       return 0;
     }
     if (!positionals.length && v.array === undefined && v.sql === undefined) {
@@ -130,7 +131,7 @@ export async function holdResumeMain(kind: Request, args: string[]): Promise<num
         if (sent) ctx.notifier().almighty("ChState");
         return 1;
       }
-      console.log(
+      out(
         `[${id}] ${kind === "hold" ? "Hold" : "Resume"} request was sent to the OAR server.`,
       );
       sent = true;

@@ -4,6 +4,7 @@
  * the real user is root or oar: anyone else could set it to act as another user.
  */
 import { envGet } from "../runtime/env.ts";
+import { currentScope } from "./scope.ts";
 
 /** Users allowed to act on anyone's jobs and to act as another user. */
 export const ADMIN_USERS: ReadonlySet<string> = new Set(["root", "oar"]);
@@ -31,8 +32,13 @@ export async function osUserName(): Promise<string> {
   throw new IdentityError("cannot tell which user runs this command");
 }
 
-/** The user a command acts as: OARDO_USER for root/oar, the OS user otherwise. */
+/**
+ * The user a command acts as. In the command server: the request's, which the server took from
+ * the kernel. In a process of its own: OARDO_USER for root/oar, the OS user otherwise.
+ */
 export async function actingUser(): Promise<string> {
+  const scope = currentScope();
+  if (scope) return scope.user;
   const real = await osUserName();
   const asked = envGet("OARDO_USER");
   if (!asked || asked === real) return real;

@@ -4,6 +4,7 @@
  * type of running jobs (-b). Messages and exit codes are OAR's: -1 not the owner (1), -2
  * already being deleted (6), -3 no such job (7); several different errors give 15.
  */
+import { out } from "./scope.ts";
 import { dbNow } from "../db/client.ts";
 import type { Queryable } from "../db/client.ts";
 import { insertEvent, inTransaction } from "../job/events.ts";
@@ -86,7 +87,7 @@ async function deleteJobs(ctx: CliContext, ids: number[], user: string): Promise
   for (const id of ids) {
     const r = await fragJob(ctx.sql, id, user);
     if (r === FragResult.ok) {
-      console.log(`Deleting the job = ${id} ...REGISTERED.`);
+      out(`Deleting the job = ${id} ...REGISTERED.`);
       registered.push(id);
       notify = true;
     } else if (r === FragResult.notAllowed) {
@@ -106,7 +107,7 @@ async function deleteJobs(ctx: CliContext, ids: number[], user: string): Promise
     ctx.notifier().almighty("Qdel");
   }
   if (registered.length) {
-    console.log(`The job(s) [ ${registered.join(" ")} ] will be deleted in the near future.`);
+    out(`The job(s) [ ${registered.join(" ")} ] will be deleted in the near future.`);
   }
   return codes.code;
 }
@@ -116,7 +117,7 @@ async function forceTerminate(ctx: CliContext, ids: number[]): Promise<number> {
   const maxDuration = 2 * ctx.config.int("OAR_SSH_CONNECTION_TIMEOUT") +
     ctx.config.int("SERVER_PROLOGUE_EPILOGUE_TIMEOUT");
   for (const id of ids) {
-    console.log(`Force the termination of the job = ${id} ...`);
+    out(`Force the termination of the job = ${id} ...`);
     const job = await getJob(ctx.sql, id);
     if (job?.state !== "Finishing") {
       printWarning(`The job ${id} is not in the Finishing state.`);
@@ -130,7 +131,7 @@ async function forceTerminate(ctx: CliContext, ids: number[]): Promise<number> {
         jobId: id,
         description: `Force to Terminate the job ${id} which is in Finishing state`,
       });
-      console.log("REGISTERED.");
+      out("REGISTERED.");
     } else {
       printWarning(
         `The job ${id} is not in the Finishing state for more than ${maxDuration}s ` +
@@ -176,7 +177,7 @@ async function toggleBesteffort(ctx: CliContext, ids: number[], user: string): P
         description: `User ${user} ${isBesteffort ? "removed" : "added"} the besteffort type.`,
       });
     });
-    console.log(`${isBesteffort ? "Remove" : "Add"} besteffort type for the job ${id}.`);
+    out(`${isBesteffort ? "Remove" : "Add"} besteffort type for the job ${id}.`);
   }
   ctx.notifier().almighty("ChState");
   return codes.code;
@@ -186,11 +187,11 @@ export async function oardelMain(args: string[]): Promise<number> {
   return await runCli("oardel", OARDEL_USAGE, async (ctx) => {
     const { values, positionals } = parse(args, OPTIONS);
     if (values.help) {
-      console.log(OARDEL_USAGE);
+      out(OARDEL_USAGE);
       return 0;
     }
     if (values.version) {
-      console.log("OAR version : 3.0.0 (oar-deno)");
+      out("OAR version : 3.0.0 (oar-deno)");
       return 0;
     }
     if (!positionals.length && values.array === undefined && values.sql === undefined) {

@@ -2,6 +2,7 @@
  * oarstat: job information (OAR 3's oarstat): the default table, -f full, -s states,
  * -e events, -J JSON with OAR's keys, selections by -j, -u, --array and --sql.
  */
+import { errOut, out as print } from "./scope.ts";
 import type { Queryable } from "../db/client.ts";
 import { dbNow } from "../db/client.ts";
 import type { Job } from "../job/jobs.ts";
@@ -11,7 +12,7 @@ import { type Param, parseExpression, toParameterised } from "../properties/expr
 import { formatTimedelta } from "../submission/walltime.ts";
 import { intOption, list, parse } from "./args.ts";
 import { CliError, printWarning, runCli } from "./frame.ts";
-import { osUserName } from "./identity.ts";
+import { actingUser } from "./identity.ts";
 
 export const OARSTAT_USAGE = `Usage: oarstat [OPTIONS]
 
@@ -185,10 +186,10 @@ async function hostsOf(sql: Queryable, jobs: Job[]): Promise<Map<number, string[
 }
 
 function printTable(jobs: Job[], now: number): void {
-  console.log("Job id    S User     Duration   System message");
-  console.log("--------- - -------- ---------- ------------------------------------------------");
+  print("Job id    S User     Duration   System message");
+  print("--------- - -------- ---------- ------------------------------------------------");
   for (const j of jobs) {
-    console.log(
+    print(
       `${String(j.job_id).padEnd(9)} ${STATE2CHAR[j.state] ?? "-"} ${j.job_user.padEnd(8)} ` +
         `${formatTimedelta(jobDuration(j, now)).padStart(10)} ${j.message}`,
     );
@@ -198,14 +199,14 @@ function printTable(jobs: Job[], now: number): void {
 function printFull(jobs: Job[], hosts: Map<number, string[]>): void {
   for (const j of jobs) {
     const d = jobToDict(j);
-    console.log(`id: ${j.job_id}`);
+    print(`id: ${j.job_id}`);
     for (const [k, v] of Object.entries(d)) {
       if (k === "id" || v === null || v === "" || v === 0) continue;
-      console.log(`    ${k} = ${v}`);
+      print(`    ${k} = ${v}`);
     }
     const h = hosts.get(j.job_id);
-    if (h?.length) console.log(`    network_adresses = ${h.join(",")}`);
-    console.log("");
+    if (h?.length) print(`    network_adresses = ${h.join(",")}`);
+    print("");
   }
 }
 
@@ -215,17 +216,17 @@ export async function oarstatMain(args: string[]): Promise<number> {
     values = parse(markBareUser(args), OPTIONS, false).values;
   } catch (e) {
     if (e instanceof CliError) {
-      console.error(`#ERROR: ${e.message}\n${OARSTAT_USAGE}`);
+      errOut(`#ERROR: ${e.message}\n${OARSTAT_USAGE}`);
       return 2;
     }
     throw e;
   }
   if (values.help) {
-    console.log(OARSTAT_USAGE);
+    print(OARSTAT_USAGE);
     return 0;
   }
   if (values.version) {
-    console.log("OAR version : 3.0.0 (oar-deno)");
+    print("OAR version : 3.0.0 (oar-deno)");
     return 0;
   }
   return await runCli("oarstat", OARSTAT_USAGE, async (ctx) => {
@@ -238,7 +239,7 @@ export async function oarstatMain(args: string[]): Promise<number> {
       );
     }
     let user: string | null = values.user ?? null;
-    if (user === THIS_USER) user = await osUserName();
+    if (user === THIS_USER) user = await actingUser();
     const sql = ctx.sql;
     if (values.state || values.events) {
       const target = arrayId !== null
@@ -255,11 +256,11 @@ export async function oarstatMain(args: string[]): Promise<number> {
       const rows = await sql<{ job_id: number; state: string }[]>`
         SELECT job_id, state FROM jobs WHERE job_id = ANY(${target}::int[]) ORDER BY job_id`;
       if (values.json) {
-        console.log(
+        print(
           JSON.stringify(Object.fromEntries(rows.map((r) => [String(r.job_id), r.state]))),
         );
       } else {
-        for (const r of rows) console.log(`${r.job_id}: ${r.state}`);
+        for (const r of rows) print(`${r.job_id}: ${r.state}`);
       }
       return 0;
     }
@@ -277,7 +278,7 @@ export async function oarstatMain(args: string[]): Promise<number> {
         if (hosts.has(j.job_id)) d.network_adresses = hosts.get(j.job_id)!.join(",");
         out[String(j.job_id)] = d;
       }
-      console.log(JSON.stringify(out, null, 4));
+      print(JSON.stringify(out, null, 4));
     } else if (values.full) {
       printFull(jobs, await hostsOf(sql, jobs));
     } else if (jobs.length) {
@@ -300,12 +301,12 @@ async function printEvents(sql: Queryable, ids: number[], json: boolean): Promis
         description: e.description,
       });
     }
-    console.log(JSON.stringify(out));
+    print(JSON.stringify(out));
     return 0;
   }
-  console.log("Date                Job id Type                           Description");
+  print("Date                Job id Type                           Description");
   for (const e of events) {
-    console.log(
+    print(
       `${localToSql(e.date)} ${String(e.job_id).padEnd(6)} ${e.type.padEnd(30)} ${e.description}`,
     );
   }

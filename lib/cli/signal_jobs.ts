@@ -4,6 +4,7 @@
  * oarexec send the job's checkpoint signal; URG makes it send the user's signal, written first to
  * `USER_SIGNAL_<id>`. Events CHECKPOINT_SUCCESS/ERROR or SIGNAL_SUCCESS/ERROR record each.
  */
+import { out } from "./scope.ts";
 import { insertEvent } from "../job/events.ts";
 import { getJob } from "../job/jobs.ts";
 import { makeLauncher } from "../launch/launcher.ts";
@@ -67,7 +68,7 @@ export async function signalJobs(
       printError(`The job ${id} could not be notified on ${host}: ${error}`);
       code = checkpoint ? 5 : 3;
     } else {
-      console.log(`The job ${id} was notified to ${action} on ${host}.`);
+      out(`The job ${id} was notified to ${action} on ${host}.`);
     }
   }
   return code;

@@ -13,6 +13,8 @@ export const OarexecExit = {
   nodeFile: 5,
   pidFile: 6,
   userShell: 7,
+  /** The job's user is root, oar or a system account this node does not allow. */
+  userNotAllowed: 9,
   tmpDirectory: 8,
   workingDirectory: 10,
   outputFiles: 20,
@@ -26,7 +28,7 @@ export const OarexecExit = {
 } as const;
 
 /** Codes oarexec exits with before the rendezvous (it has not reported anything then). */
-export const EARLY_EXITS: ReadonlySet<number> = new Set([1, 5, 6, 7, 8, 30, 31]);
+export const EARLY_EXITS: ReadonlySet<number> = new Set([1, 5, 6, 7, 8, 9, 30, 31]);
 
 /** How the job ended, as oarexec saw it. */
 export interface Outcome {

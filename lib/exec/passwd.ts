@@ -12,6 +12,11 @@ export interface Account {
 
 const NAME_RE = /^[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,63}\$?$/;
 
+/** Whether `name` has the shape of a user name (it may still name no account). */
+export function isValidUserName(name: string): boolean {
+  return NAME_RE.test(name);
+}
+
 export function parsePasswdLine(line: string): Account | null {
   const f = line.split(":");
   if (f.length < 7) return null;
@@ -44,6 +49,30 @@ export async function lookupAccount(name: string): Promise<Account | null> {
     if (!out.success) return null;
     const a = parsePasswdLine(new TextDecoder().decode(out.stdout).trim());
     return a && a.name === name ? a : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The account of a uid (the command server's caller), or null when it has none. */
+export async function lookupAccountByUid(uid: number): Promise<Account | null> {
+  if (!Number.isInteger(uid) || uid < 0) return null;
+  try {
+    for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {
+      const a = parsePasswdLine(line);
+      if (a && a.uid === uid) return a;
+    }
+  } catch { /* fall through to getent */ }
+  try {
+    const out = await new Deno.Command("getent", {
+      args: ["passwd", String(uid)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (!out.success) return null;
+    const a = parsePasswdLine(new TextDecoder().decode(out.stdout).trim());
+    return a && a.uid === uid ? a : null;
   } catch {
     return null;
   }

@@ -55,6 +55,11 @@ export interface RunOptions {
   signals?: SignalSource;
   /** How the job's files are written and removed (the agent recycles them). */
   files?: SmallFiles;
+  /**
+   * Why the job's account may not run a job here (root, oar, system accounts: the node's
+   * oar.conf decides, lib/exec/system_users.ts), or null. The database row alone is not trusted.
+   */
+  refuseAccount: (account: Account) => string | null;
 }
 
 export type Handled =
@@ -249,6 +254,12 @@ export async function runOarexec(d: OarexecDescriptor, opts: RunOptions): Promis
       log.info(`user ${d.job_user} does not exist on this node`);
       removeJobFiles(tmp, jobId, { files });
       return OarexecExit.userShell;
+    }
+    const refusal = opts.refuseAccount(account);
+    if (refusal !== null) {
+      log.info(`${refusal} on this node (JOB_SYSTEM_USERS_ALLOWED): the job is not run`);
+      removeJobFiles(tmp, jobId, { files });
+      return OarexecExit.userNotAllowed;
     }
     if (identitySwitch(account) === "impossible") {
       log.info(`cannot run a job of ${d.job_user}: oarexec runs as uid ${Deno.uid()}, not root`);

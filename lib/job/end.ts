@@ -184,6 +184,12 @@ export function endOfJobEvents(
       return r([
         ev("USER_SHELL", p + `Cannot get shell of user ${job.job_user}, so I suspect node ${head}`),
       ]);
+    case 9:
+      // The job's own user is refused (root, a system account): the job's fault, not the node's.
+      return r([
+        toError,
+        ev("USER_NOT_ALLOWED", p + `oarexec on ${head} refuses to run a job of ${job.job_user}`),
+      ]);
     case 8:
       return r([
         ev(

@@ -7,10 +7,9 @@
  */
 import { join } from "node:path";
 import type { Config } from "../runtime/config.ts";
+import { shellQuote } from "../runtime/shell_quote.ts";
 
-export function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
-}
+export { shellQuote };
 
 const SIGNAL_RE = /^(SIG)?[A-Z0-9]{1,10}$/;
 

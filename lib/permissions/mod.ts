@@ -14,8 +14,16 @@ import { LIBZMQ_PATH } from "../transport/zmq_path.ts";
 import { agentSocketPath } from "../exec/agent_path.ts";
 import { addNodeExecutionFlags } from "../exec/oarexec_command.ts";
 import { usesLocalLauncher } from "../launch/local_hosts.ts";
+import { LIBC_PATH } from "../transport/libc_path.ts";
+import { COMMAND_ENV } from "../protocol/commands.ts";
 
-export const DAEMONS = ["almighty", "appendice_proxy", "bipbip_commander", "greta"] as const;
+export const DAEMONS = [
+  "almighty",
+  "appendice_proxy",
+  "bipbip_commander",
+  "greta",
+  "command_server",
+] as const;
 export const ONE_SHOTS = [
   "meta_sched",
   "sarko",
@@ -59,9 +67,17 @@ type Need =
   | "ssh_keygen"
   | "runtime_state"
   | "interactive"
-  | "scheduler_files";
+  | "scheduler_files"
+  | "command_server"
+  | "command_client"
+  | "user_lookup";
 
 const NEED_REASONS: Record<Need, string> = {
+  command_server:
+    "serves the user commands on COMMAND_SERVER_SOCKET and learns each caller from the kernel " +
+    "(SO_PEERCRED through libc)",
+  command_client: "sends the command line to the command server (COMMAND_SERVER_SOCKET)",
+  user_lookup: "finds the caller's account (/etc/passwd, getent for NSS accounts)",
   db: "reads and writes OAR's database",
   zmq: "talks to almighty/bipbip_commander/greta over ZeroMQ (libzmq through FFI)",
   listen_server_port: "listens on SERVER_PORT for oarsub, oardel and oarexec lines",
@@ -107,15 +123,18 @@ const MODULE_NEEDS: Record<EntryName, Need[]> = {
   node_change_state: ["db", "zmq", "ssh", "notify_oarsub", "server_scripts"],
   bipbip: ["db", "zmq", "ssh", "pingchecker", "notify_oarsub", "server_scripts"],
   oarexec: ["node_execution", "tcp_server_port"],
-  oarsub: ["db", "zmq", "user_identity", "read_user_files", "ssh_keygen", "interactive"],
-  oarstat: ["db", "user_identity"],
-  oardel: ["db", "zmq", "user_identity", "ssh"],
-  oarhold: ["db", "zmq", "user_identity"],
-  oarresume: ["db", "zmq", "user_identity"],
-  oarnodes: ["db"],
-  oarnodesetting: ["db", "zmq", "user_identity"],
-  oarproperty: ["db", "user_identity"],
-  oarnotify: ["db", "zmq", "user_identity"],
+  // The commands' privileged half: everything the commands did with the database, and more.
+  command_server: ["db", "zmq", "ssh", "ssh_keygen", "command_server", "user_lookup"],
+  // The commands as users run them hold no credentials: they only reach the command server.
+  oarsub: ["command_client", "read_user_files", "interactive"],
+  oarstat: ["command_client"],
+  oardel: ["command_client"],
+  oarhold: ["command_client"],
+  oarresume: ["command_client"],
+  oarnodes: ["command_client"],
+  oarnodesetting: ["command_client"],
+  oarproperty: ["command_client"],
+  oarnotify: ["command_client"],
   "oar-database": ["db"],
 };
 
@@ -133,6 +152,11 @@ export function isEntryName(s: string): s is EntryName {
 export function entrySpec(name: EntryName): EntrySpec {
   const dir = (COMMANDS as readonly string[]).includes(name) ? "cli" : "modules";
   return { entry: `${dir}/${name}/main.ts`, needs: MODULE_NEEDS[name] };
+}
+
+function dirname(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? "/" : path.slice(0, i);
 }
 
 /** The first word of a command line (the program a module must be allowed to run). */
@@ -222,6 +246,27 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
       case "node_execution":
         addNodeExecutionFlags(f, config);
         break;
+      case "command_server": {
+        const socket = config.str("COMMAND_SERVER_SOCKET");
+        f.add("ffi", LIBC_PATH);
+        f.add("read", dirname(socket));
+        f.add("write", dirname(socket));
+        f.add("net", `unix:${socket}`);
+        break;
+      }
+      case "command_client": {
+        const socket = config.str("COMMAND_SERVER_SOCKET");
+        f.add("read", dirname(socket));
+        f.add("write", socket);
+        f.add("net", `unix:${socket}`);
+        f.add("env", "OAR_COMMAND_SOCKET", ...COMMAND_ENV);
+        f.add("sys", "hostname");
+        break;
+      }
+      case "user_lookup":
+        f.add("read", "/etc/passwd");
+        f.add("run", "getent");
+        break;
       case "runtime_state":
         f.add("read", config.str("OAR_RUNTIME_DIRECTORY"));
         f.add("write", config.str("OAR_RUNTIME_DIRECTORY"));
@@ -235,7 +280,9 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         f.all("read");
         break;
       case "ssh_keygen":
+        // The pair is made in a private temporary directory, read back and removed.
         f.add("run", "ssh-keygen");
+        f.add("read", "/tmp");
         f.add("write", "/tmp");
         break;
       case "scheduler_files":

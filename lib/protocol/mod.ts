@@ -14,6 +14,7 @@
  * - oarexec_agent.ts: requests to the local oarexec agent;
  * - standby.ts: almighty's `go` to a standby one-shot module and its answers;
  * - job_types.ts: the job types parser;
+ * - commands.ts: the user commands' requests to the command server and its replies;
  * - lines.ts: lines out of byte streams; common.ts: the parse result, limits, Python JSON.
  *
  * Parsers never throw: they return `{ ok: true, value }` or `{ ok: false, error }`.
@@ -33,3 +34,4 @@ export * from "./oarexec_agent.ts";
 export * from "./standby.ts";
 export * from "./job_types.ts";
 export * from "./lines.ts";
+export * from "./commands.ts";

@@ -200,6 +200,22 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
   // Submission
   OARSUB_DEFAULT_RESOURCES: { value: "/resource_id=1", doc: "resources when -l gives none" },
   OARSUB_DEFAULT_WALLTIME: { value: 7200, doc: "walltime (seconds) when -l gives none" },
+  JOB_USER_MIN_UID: {
+    value: 1000,
+    doc: "jobs of accounts below this uid (system accounts), of root and of oar are refused",
+  },
+  JOB_SYSTEM_USERS_ALLOWED: {
+    value: "",
+    doc: "comma-separated system accounts (e.g. root) whose jobs are allowed all the same",
+  },
+  COMMAND_SERVER_WITH_ALMIGHTY: {
+    value: "yes",
+    doc: "almighty starts and supervises the command server (no: it runs on its own)",
+  },
+  COMMAND_SERVER_SOCKET: {
+    value: "/run/oar/oar-commands.sock",
+    doc: "unix socket where the command server serves the user commands",
+  },
   OARSUB_FORCE_JOB_KEY: { value: "no", doc: "always generate a job key" },
   OARSUB_NODES_RESOURCES: { value: "network_address", doc: "resource column that -l nodes= means" },
   // User notification

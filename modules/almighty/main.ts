@@ -63,6 +63,10 @@ async function automaton(
   stop.addEventListener("abort", () => companions.stopping(), { once: true });
   companions.add("appendice_proxy", moduleCommand("appendice_proxy", config));
   companions.add("bipbip_commander", moduleCommand("bipbip_commander", config));
+  // The user commands' privileged half, on the server host (a frontend runs its own).
+  if (config.bool("COMMAND_SERVER_WITH_ALMIGHTY")) {
+    companions.add("command_server", moduleCommand("command_server", config));
+  }
   if (config.bool("ENERGY_SAVING_INTERNAL")) {
     companions.add("greta", moduleCommand("greta", config));
   }

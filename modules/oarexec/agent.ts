@@ -12,6 +12,7 @@
  * Each job keeps its pid file (holding the agent's pid): liveness checks and the ssh-era
  * signal scripts keep working, and a dead agent shows as dead oarexecs.
  */
+import type { Account } from "../../lib/exec/passwd.ts";
 import {
   encodeAgentExit,
   type OarexecDescriptor,
@@ -35,6 +36,8 @@ export interface AgentOptions {
   rendezvous: string;
   /** Called once the socket listens (the starter waits for it). */
   onReady?: () => void;
+  /** Why an account may not run a job here (lib/exec/run.ts RunOptions.refuseAccount). */
+  refuseAccount: (account: Account) => string | null;
   /** The agent's own log (the jobs have theirs). */
   log?: (msg: string) => void;
 }
@@ -340,6 +343,7 @@ async function runJob(
     return closeQuietly(conn);
   }
   const code = await runOarexec(d, {
+    refuseAccount: opts.refuseAccount,
     log,
     rendezvous: async () => {
       await send(opts.rendezvous + "\n");

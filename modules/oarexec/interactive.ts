@@ -99,6 +99,12 @@ export async function runInteractiveOarexec(
       removeJobFiles(tmp, jobId);
       return OarexecExit.userShell;
     }
+    const refusal = opts.refuseAccount(account);
+    if (refusal !== null) {
+      log.info(`${refusal} on this node (JOB_SYSTEM_USERS_ALLOWED): the job is not run`);
+      removeJobFiles(tmp, jobId);
+      return OarexecExit.userNotAllowed;
+    }
     // The sessions record themselves as the job's user.
     try {
       await Deno.writeTextFile(sessionFile, "", { mode: 0o600 });

@@ -13,6 +13,7 @@
  * passes to bipbip; later ones are reported over TCP.
  */
 import { Config, loadConfig } from "../../lib/runtime/config.ts";
+import { privilegedAccountRefusal } from "../../lib/exec/system_users.ts";
 import { readDescriptor } from "./descriptor_input.ts";
 import { OarexecLog } from "../../lib/exec/log.ts";
 import { runOarexec } from "../../lib/exec/run.ts";
@@ -51,6 +52,7 @@ export async function oarexecMain(args: string[]): Promise<number> {
     // The job is the user's shell (modules/oarexec/interactive.ts); detached the same way.
     if (!detached && d.detach_oarexec === 1) return await relayDetached(read.text, rendezvous, log);
     return await runInteractiveOarexec(d, {
+      refuseAccount: (a) => privilegedAccountRefusal(a, config ?? new Config()),
       log,
       rendezvous: async () => {
         await writeAll(Deno.stdout, rendezvous + "\n");
@@ -59,7 +61,9 @@ export async function oarexecMain(args: string[]): Promise<number> {
     });
   }
   if (!detached && d.detach_oarexec === 1) return await relayDetached(read.text, rendezvous, log);
+  const nodeConf = config ?? new Config();
   return await runOarexec(d, {
+    refuseAccount: (a) => privilegedAccountRefusal(a, nodeConf),
     log,
     rendezvous: async () => {
       await writeAll(Deno.stdout, rendezvous + "\n");
@@ -159,6 +163,7 @@ async function serve(config: Config, rendezvous: string): Promise<number> {
     return await serveAgent({
       socketPath,
       idleMs: config.int("OAREXEC_AGENT_IDLE_TIME") * 1000,
+      refuseAccount: (a) => privilegedAccountRefusal(a, config),
       rendezvous,
       onReady: () => {
         try {

@@ -65,6 +65,9 @@ export class TestServer {
       String(opts.cores ?? 2),
       "--port-base",
       String(this.portBase),
+      // The tests submit as root.
+      "--allow-system-user",
+      "root",
     ];
     const child = new Deno.Command(Deno.execPath(), {
       args,

@@ -171,6 +171,10 @@ export async function writeConfigFile(
   const dir = await Deno.makeTempDir({ prefix: "oar-deno-conf-" });
   db.addTempDir(dir);
   const values: Record<string, string | number> = Object.fromEntries(db.config.entries());
+  // Each test's own command server socket (almighty starts one), never the system's.
+  values.COMMAND_SERVER_SOCKET = join(dir, "oar-commands.sock");
+  // The tests run as root and their jobs are root's: allowed, as an admin may allow them.
+  values.JOB_SYSTEM_USERS_ALLOWED = "root";
   Object.assign(values, extra);
   const lines = Object.entries(values).map(([k, v]) => {
     if (typeof v === "number") return `${k}=${v}`;

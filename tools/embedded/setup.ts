@@ -96,6 +96,7 @@ export function embeddedConfig(
     OAREXEC_LAUNCHER: "local",
     OAREXEC_DIRECTORY: join(varDir, "oarexec"),
     OAR_RUNTIME_DIRECTORY: join(varDir, "run"),
+    COMMAND_SERVER_SOCKET: join(varDir, "oar-commands.sock"),
     HIERARCHY_LABELS: "resource_id,network_address,cpu,core",
   };
 }

@@ -2,10 +2,10 @@
  * oarsub: submit a batch job (OAR 3's options, outputs and exit codes; see the usage text).
  * Interactive jobs (-I) and connections to running jobs (-C) are cli/oarsub/interactive.ts.
  */
+import { out } from "./scope.ts";
 import { resolve } from "node:path";
-import { getJob } from "../../lib/job/jobs.ts";
-import { resourceColumns } from "../../lib/properties/columns.ts";
-import { PropertyError } from "../../lib/properties/expr.ts";
+import { resourceColumns } from "../properties/columns.ts";
+import { PropertyError } from "../properties/expr.ts";
 import {
   checkNotify,
   checkOutputFile,
@@ -13,16 +13,21 @@ import {
   parseDependency,
   parseReservationDate,
   SubmissionError,
-} from "../../lib/submission/checks.ts";
-import { generateKeyPair } from "../../lib/submission/job_key.ts";
+} from "../submission/checks.ts";
+import { generateKeyPair } from "../submission/job_key.ts";
 import {
   type Moldable,
   parseResourceRequest,
   ResourceRequestError,
-} from "../../lib/submission/resource_request.ts";
-import { scanScript } from "../../lib/submission/scan_script.ts";
-import { type JobRequest, parseJobProperties, submitJobs } from "../../lib/submission/submit.ts";
-import { intOption, list, parse } from "../../lib/cli/args.ts";
+} from "../submission/resource_request.ts";
+import { scanScript } from "../submission/scan_script.ts";
+import { type JobRequest, parseJobProperties, submitJobs } from "../submission/submit.ts";
+import { intOption, list, parse } from "./args.ts";
+import { OAR_VERSION, OARSUB_USAGE, OPTIONS } from "./oarsub_options.ts";
+import { oarsubConnectMain } from "./oarsub_jobs.ts";
+import { lookupAccount } from "../exec/passwd.ts";
+import { privilegedAccountRefusal } from "../exec/system_users.ts";
+import { callerCwd, currentScope, readCallerFile, setResult } from "./scope.ts";
 import {
   type CliContext,
   CliError,
@@ -32,77 +37,8 @@ import {
   printWarning,
   reportFailure,
   runCli,
-} from "../../lib/cli/frame.ts";
-import { actingUser } from "../../lib/cli/identity.ts";
-import { connectJob, interactiveJob, reservationAnswer } from "./interactive.ts";
-import { NotificationListener, submissionHostName } from "./listener.ts";
-
-export const OAR_VERSION = "3.0.0 (oar-deno)";
-
-export const OARSUB_USAGE = `Usage: oarsub [OPTIONS] [COMMAND]
-
-Submit a job to OAR batch scheduler.
-
-  -q, --queue QUEUE            destination queue (default: default)
-  -l, --resource RESOURCES     resources, e.g. "/nodes=2/core=4,walltime=1:30:00";
-                               "{sql}/host=1+/licence=2" for groups; repeat -l for moldable
-                               alternatives; walltime is hours[:minutes[:seconds]]
-  -p, --property EXPR          constraints on resource properties (SQL WHERE syntax)
-  -r, --reservation DATE       advance reservation at "YYYY-MM-DD hh:mm:ss"
-  -t, --type TYPE              job type: besteffort, idempotent, noop, cosystem, deploy,
-                               timesharing=user,name, container, inner=ID, token:NAME=N ...
-  -a, --after JOBID[,min[,max]]  start after the given job
-      --array N                an array of N identical jobs
-      --array-param-file FILE  an array job: one job per line of FILE, given as arguments
-  -n, --name NAME              job name
-  -O, --stdout FILE            stdout file (%jobid% and %jobname% replaced)
-  -E, --stderr FILE            stderr file
-  -d, --directory DIR          working directory (default: the current directory)
-      --project PROJECT        project the job belongs to
-      --notify METHOD          "mail:addr" or "exec:/path/to/script args", optional [TAGS]
-      --checkpoint SECONDS     send the checkpoint signal this long before the walltime
-      --signal NUM             checkpoint signal (default 12, SIGUSR2)
-      --hold                   submit in the Hold state (oarresume releases it)
-  -S, --scanscript             read #OAR directives in the script
-  -J, --json                   print the result in JSON
-      --wait                   block until the job ends; exit with its exit code
-  -I, --interactive            interactive job: a shell on the job's first node once it
-                               starts; the job ends with the shell (^C before: deleted)
-  -C, --connect JOBID          a shell in a running job of yours, with its environment
-  -V, --version                print OAR version
-  -h, --help                   show this help`;
-
-const OPTIONS = {
-  interactive: { type: "boolean", short: "I" },
-  queue: { type: "string", short: "q" },
-  resource: { type: "string", short: "l", multiple: true },
-  property: { type: "string", short: "p" },
-  reservation: { type: "string", short: "r" },
-  connect: { type: "string", short: "C" },
-  array: { type: "string" },
-  "array-param-file": { type: "string" },
-  scanscript: { type: "boolean", short: "S" },
-  checkpoint: { type: "string" },
-  signal: { type: "string" },
-  type: { type: "string", short: "t", multiple: true },
-  directory: { type: "string", short: "d" },
-  project: { type: "string" },
-  name: { type: "string", short: "n" },
-  after: { type: "string", short: "a", multiple: true },
-  notify: { type: "string" },
-  "use-job-key": { type: "boolean", short: "k" },
-  "import-job-key-from-file": { type: "string", short: "i" },
-  "import-job-key-inline": { type: "string" },
-  "export-job-key-to-file": { type: "string", short: "e" },
-  stdout: { type: "string", short: "O" },
-  stderr: { type: "string", short: "E" },
-  hold: { type: "boolean" },
-  resubmit: { type: "string" },
-  json: { type: "boolean", short: "J" },
-  wait: { type: "boolean" },
-  version: { type: "boolean", short: "V" },
-  help: { type: "boolean", short: "h" },
-} as const;
+} from "./frame.ts";
+import { actingUser } from "./identity.ts";
 
 type Values = ReturnType<typeof parse<typeof OPTIONS>>["values"];
 
@@ -135,10 +71,23 @@ async function parseCommandLine(args: string[]): Promise<Parsed> {
   const command = positionals[0] ?? null;
   if (values.scanscript && !values.help && !values.version) {
     if (!command) throw new CliError("-S needs a script to scan", 2, true);
-    const scriptArgs = await scanScript(command.trim().split(/\s+/)[0]);
+    const scriptArgs = await scanScript(command.trim().split(/\s+/)[0], readCallerFile);
     merged = merge(values, parse(scriptArgs, OPTIONS, false).values);
   }
   return { values: merged, command };
+}
+
+/**
+ * OAR 3's default admission rule, and more: root, oar and system accounts own no job unless
+ * JOB_SYSTEM_USERS_ALLOWED says so (oarexec checks again on the node).
+ */
+async function refuseSystemUser(ctx: CliContext, user: string): Promise<void> {
+  const account = await lookupAccount(user);
+  if (!account) throw new SubmissionError(`unknown user ${user}`, 1);
+  const refusal = privilegedAccountRefusal(account, ctx.config);
+  if (refusal !== null) {
+    throw new SubmissionError(`${refusal} (JOB_SYSTEM_USERS_ALLOWED in oar.conf)`, 1);
+  }
 }
 
 /** Builds the request from parsed options (reads the columns of `resources`). */
@@ -190,11 +139,13 @@ async function buildRequest(
     if (n > 100000) throw new SubmissionError("An array of job may have at most 100000 jobs.", 6);
     commands = Array(n).fill(cmd);
   }
-  const cwd = Deno.cwd();
-  let host = "localhost";
-  try {
-    host = Deno.hostname();
-  } catch { /* no --allow-sys=hostname */ }
+  const cwd = callerCwd();
+  let host = currentScope()?.hostname || "localhost";
+  if (!currentScope()) {
+    try {
+      host = Deno.hostname();
+    } catch { /* no --allow-sys=hostname */ }
+  }
   return {
     user,
     commands,
@@ -223,7 +174,7 @@ async function buildRequest(
 async function readArrayParams(path: string, command: string): Promise<string[]> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readCallerFile(path);
   } catch {
     throw new SubmissionError(`Cannot open the parameter file ${path}`, 12);
   }
@@ -234,32 +185,11 @@ async function readArrayParams(path: string, command: string): Promise<string[]>
   return lines.map((l) => `${command} ${l}`);
 }
 
-/** The exit status a finished job's raw wait status stands for (shell conventions). */
-export function jobExitStatus(state: string, exitCode: number | null): number {
-  if (exitCode === null) return state === "Terminated" ? 0 : 1;
-  const signal = exitCode & 0x7f;
-  const code = signal === 0 ? (exitCode >> 8) & 0xff : 128 + signal;
-  return code === 0 && state === "Error" ? 1 : code;
-}
-
-/** Polls the jobs' states until all are final; returns the first non-zero exit status. */
-async function waitForJobs(ctx: CliContext, ids: number[], pollMs = 500): Promise<number> {
-  let status = 0;
-  for (const id of ids) {
-    for (;;) {
-      const job = await getJob(ctx.sql, id);
-      if (!job) return 1;
-      if (job.state === "Terminated" || job.state === "Error") {
-        const s = jobExitStatus(job.state, job.exit_code);
-        if (status === 0) status = s;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, pollMs));
-    }
-  }
-  return status;
-}
-
+/**
+ * The submission, in the command server: checks, admission, the jobs written, almighty told.
+ * What comes after (oarsub -I's shell, -r's verdict, --wait, -C) is the user's oarsub's, which
+ * asks for the job's state and shell through cli/oarsub/ (lib/cli/oarsub_jobs.ts answers).
+ */
 export async function oarsubMain(args: string[]): Promise<number> {
   let parsed: Parsed;
   try {
@@ -269,23 +199,20 @@ export async function oarsubMain(args: string[]): Promise<number> {
   }
   const { values: v, command } = parsed;
   if (v.help) {
-    console.log(OARSUB_USAGE);
+    out(OARSUB_USAGE);
     return 0;
   }
   if (v.version) {
-    console.log(`OAR version : ${OAR_VERSION}`);
+    out(`OAR version : ${OAR_VERSION}`);
     return 0;
   }
   if (v.connect !== undefined) {
-    let id: number;
+    // The user's oarsub asks for a valid id's shell itself (oarsub:connect); here, a bad one.
     try {
-      id = parseJobId(v.connect);
+      return await oarsubConnectMain([String(parseJobId(v.connect))]);
     } catch (e) {
       return submissionFailure(e);
     }
-    return await runCli("oarsub", OARSUB_USAGE, async (ctx) => {
-      return await connectJob(ctx, id, await actingUser());
-    });
   }
   // The reference: an advance reservation waits for its approval, not for a shell.
   const interactive = (v.interactive ?? false) && v.reservation === undefined;
@@ -310,26 +237,27 @@ export async function oarsubMain(args: string[]): Promise<number> {
     printError("importing or exporting job keys is not supported: every job gets its own key");
     return 1;
   }
-  let listener: NotificationListener | null = null;
   return await runCli("oarsub", OARSUB_USAGE, async (ctx) => {
     try {
       const user = await actingUser();
+      await refuseSystemUser(ctx, user);
       const req = await buildRequest(ctx, v, command, args, user);
-      // The job names oarsub's socket from the start (a refused request opens none); an
-      // advance reservation waits there for the scheduler's verdict.
+      // The job names oarsub's socket from the start; an advance reservation waits there for
+      // the scheduler's verdict. The user's oarsub opened it and says where it is.
       if (interactive || req.reservationDate !== null) {
-        try {
-          listener = NotificationListener.open(submissionHostName());
-        } catch (e) {
-          throw new CliError(`cannot listen for the job's notifications: ${(e as Error).message}`);
+        const infoType = currentScope()?.infoType ?? null;
+        if (infoType === null || !/^[A-Za-z0-9.:-]{1,255}:\d{1,5}$/.test(infoType)) {
+          throw new CliError(
+            "an interactive job or a reservation needs oarsub's notification socket",
+          );
         }
-        req.infoType = listener.infoType;
+        req.infoType = infoType;
       }
       const keys = await generateKeyPair();
       const submitted = await submitJobs(ctx.sql, req, keys);
       const ids = submitted.jobIds;
       if (v.json) {
-        console.log(
+        out(
           JSON.stringify(
             ids.length === 1 ? { job_id: ids[0] } : { job_ids: ids, array_id: submitted.arrayId },
             null,
@@ -337,19 +265,20 @@ export async function oarsubMain(args: string[]): Promise<number> {
           ),
         );
       } else {
-        for (const id of ids) console.log(`OAR_JOB_ID=${id}`);
-        if (ids.length > 1) console.log(`OAR_ARRAY_ID=${submitted.arrayId}`);
+        for (const id of ids) out(`OAR_JOB_ID=${id}`);
+        if (ids.length > 1) out(`OAR_ARRAY_ID=${submitted.arrayId}`);
       }
       ctx.log.debug("user {user} submitted job(s) {ids}", { user, ids: ids.join(",") });
       ctx.notifier().almighty(interactive ? "Qsub -I" : "Qsub");
-      if (interactive) return await interactiveJob(ctx, listener!, ids[0], user);
-      if (listener) return await reservationAnswer(ctx, listener, ids[0]);
-      if (v.wait) return await waitForJobs(ctx, ids);
+      setResult({
+        jobIds: ids,
+        arrayId: submitted.arrayId,
+        interactive,
+        reservation: req.reservationDate !== null,
+      });
       return 0;
     } catch (e) {
       return submissionFailure(e);
-    } finally {
-      listener?.close();
     }
   });
 }

@@ -2,13 +2,14 @@
  * oarnodes: resources and their states, by host and by resource; -s states only, -l host
  * list, -e events of hosts (since a date), -J JSON; selection by host names, -r ids or --sql.
  */
-import type { Queryable } from "../../lib/db/client.ts";
-import { resourceColumns } from "../../lib/properties/columns.ts";
-import { type Param, parseExpression, toParameterised } from "../../lib/properties/expr.ts";
-import { parseReservationDate } from "../../lib/submission/checks.ts";
-import { intOption, list, parse } from "../../lib/cli/args.ts";
-import { CliError, runCli } from "../../lib/cli/frame.ts";
-import { localToSql } from "../../lib/cli/oarstat.ts";
+import { out as print } from "./scope.ts";
+import type { Queryable } from "../db/client.ts";
+import { resourceColumns } from "../properties/columns.ts";
+import { type Param, parseExpression, toParameterised } from "../properties/expr.ts";
+import { parseReservationDate } from "../submission/checks.ts";
+import { intOption, list, parse } from "./args.ts";
+import { CliError, runCli } from "./frame.ts";
+import { localToSql } from "./oarstat.ts";
 
 export const OARNODES_USAGE = `Usage: oarnodes [OPTIONS] [HOSTNAME]...
 
@@ -103,11 +104,11 @@ export async function oarnodesMain(args: string[]): Promise<number> {
   return await runCli("oarnodes", OARNODES_USAGE, async (ctx) => {
     const { values, positionals } = parse(markBareEvents(args), OPTIONS);
     if (values.help) {
-      console.log(OARNODES_USAGE);
+      print(OARNODES_USAGE);
       return 0;
     }
     if (values.version) {
-      console.log("OAR version : 3.0.0 (oar-deno)");
+      print("OAR version : 3.0.0 (oar-deno)");
       return 0;
     }
     const ids = list(values.resource).map((s) => intOption("-r", s, { min: 1 })!);
@@ -122,8 +123,8 @@ export async function oarnodesMain(args: string[]): Promise<number> {
     }
     if (values.list) {
       const hosts = [...new Set(rows.map((r) => r.network_address))];
-      if (values.json) console.log(JSON.stringify(hosts));
-      else for (const h of hosts) console.log(h);
+      if (values.json) print(JSON.stringify(hosts));
+      else for (const h of hosts) print(h);
       return 0;
     }
     if (values.state) {
@@ -136,11 +137,11 @@ export async function oarnodesMain(args: string[]): Promise<number> {
         for (const [h, rs] of byHost) {
           out[h] = Object.fromEntries(rs.map((r) => [String(r.resource_id), r.state]));
         }
-        console.log(JSON.stringify(out));
+        print(JSON.stringify(out));
       } else {
         for (const [h, rs] of byHost) {
-          console.log(h);
-          for (const r of rs) console.log(`    ${r.resource_id}: ${r.state}`);
+          print(h);
+          for (const r of rs) print(`    ${r.resource_id}: ${r.state}`);
         }
       }
       return 0;
@@ -151,17 +152,17 @@ export async function oarnodesMain(args: string[]): Promise<number> {
       for (const r of rows) {
         out[String(r.resource_id)] = { ...r, jobs: jobs.get(r.resource_id) ?? [] };
       }
-      console.log(JSON.stringify(out, null, 4));
+      print(JSON.stringify(out, null, 4));
       return 0;
     }
     for (const r of rows) {
-      console.log(`network_address: ${r.network_address}`);
-      console.log(`resource_id: ${r.resource_id}`);
-      console.log(`state: ${r.state}`);
+      print(`network_address: ${r.network_address}`);
+      print(`resource_id: ${r.resource_id}`);
+      print(`state: ${r.state}`);
       const j = jobs.get(r.resource_id);
-      if (j?.length) console.log(`jobs: ${j.join(", ")}`);
-      console.log(`properties: ${properties(r)}`);
-      console.log("");
+      if (j?.length) print(`jobs: ${j.join(", ")}`);
+      print(`properties: ${properties(r)}`);
+      print("");
     }
     return 0;
   });
@@ -198,11 +199,11 @@ async function printEvents(
         description: r.description,
       });
     }
-    console.log(JSON.stringify(out));
+    print(JSON.stringify(out));
     return 0;
   }
   for (const r of rows) {
-    console.log(`${r.hostname} ${localToSql(r.date)} [${r.job_id}] ${r.type}: ${r.description}`);
+    print(`${r.hostname} ${localToSql(r.date)} [${r.job_id}] ${r.type}: ${r.description}`);
   }
   return 0;
 }

@@ -3,10 +3,11 @@
  * integer (or with -c a varchar) column, -d NAME drops one, -l lists them, --rename OLD,NEW.
  * Names are plain lower-case SQL identifiers; OAR's own columns cannot be dropped or renamed.
  */
-import { BUILTIN_RESOURCE_COLUMNS, resourceColumns } from "../../lib/properties/columns.ts";
-import { requireAdmin } from "../../lib/cli/admin.ts";
-import { list, parse } from "../../lib/cli/args.ts";
-import { CliError, runCli } from "../../lib/cli/frame.ts";
+import { out } from "./scope.ts";
+import { BUILTIN_RESOURCE_COLUMNS, resourceColumns } from "../properties/columns.ts";
+import { requireAdmin } from "./admin.ts";
+import { list, parse } from "./args.ts";
+import { CliError, runCli } from "./frame.ts";
 
 export const OARPROPERTY_USAGE = `Usage: oarproperty [OPTIONS]
 
@@ -48,11 +49,11 @@ export async function oarpropertyMain(args: string[]): Promise<number> {
   return await runCli("oarproperty", OARPROPERTY_USAGE, async (ctx) => {
     const { values: v } = parse(args, OPTIONS, false);
     if (v.help) {
-      console.log(OARPROPERTY_USAGE);
+      out(OARPROPERTY_USAGE);
       return 0;
     }
     if (v.version) {
-      console.log("OAR version : 3.0.0 (oar-deno)");
+      out("OAR version : 3.0.0 (oar-deno)");
       return 0;
     }
     const adds = list(v.add).map(checkName);
@@ -73,7 +74,7 @@ export async function oarpropertyMain(args: string[]): Promise<number> {
       // Names are validated identifiers; sql() quotes them all the same.
       if (v.varchar) await sql`ALTER TABLE resources ADD COLUMN ${sql(name)} varchar(255)`;
       else await sql`ALTER TABLE resources ADD COLUMN ${sql(name)} integer`;
-      if (!v.quiet) console.log(`Added property: ${name}`);
+      if (!v.quiet) out(`Added property: ${name}`);
     }
     for (const name of dels) {
       if (BUILTIN_RESOURCE_COLUMNS.has(name)) {
@@ -81,7 +82,7 @@ export async function oarpropertyMain(args: string[]): Promise<number> {
       }
       if (!columns.has(name)) throw new CliError(`Property ${name} does not exist`, 1);
       await sql`ALTER TABLE resources DROP COLUMN ${sql(name)}`;
-      if (!v.quiet) console.log(`Deleted property: ${name}`);
+      if (!v.quiet) out(`Deleted property: ${name}`);
     }
     for (const [from, to] of renames) {
       if (BUILTIN_RESOURCE_COLUMNS.has(from)) {
@@ -95,12 +96,12 @@ export async function oarpropertyMain(args: string[]): Promise<number> {
         await tx`UPDATE job_resource_descriptions SET res_job_resource_type = ${to}
           WHERE res_job_resource_type = ${from} AND res_job_index = 'CURRENT'`;
       });
-      if (!v.quiet) console.log(`Rename property ${from} into ${to}`);
+      if (!v.quiet) out(`Rename property ${from} into ${to}`);
     }
     if (v.list) {
       columns = await resourceColumns(sql);
       for (const name of columns.keys()) {
-        if (!BUILTIN_RESOURCE_COLUMNS.has(name)) console.log(name);
+        if (!BUILTIN_RESOURCE_COLUMNS.has(name)) out(name);
       }
     }
     return 0;

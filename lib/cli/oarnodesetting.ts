@@ -5,15 +5,16 @@
  * previous available_upto, docs/differences.md #109); --drain on|off. Resources are chosen by -h
  * host, -r id or --sql. Almighty gets ChState after a state request.
  */
-import type { Queryable } from "../../lib/db/client.ts";
-import { inTransaction } from "../../lib/job/events.ts";
-import { resourceColumns, SYSTEM_PROPERTIES } from "../../lib/properties/columns.ts";
-import type { ColumnSet } from "../../lib/properties/expr.ts";
-import { type Param, parseExpression, toParameterised } from "../../lib/properties/expr.ts";
-import { addResource, type NextState } from "../../lib/resource/resources.ts";
-import { requireAdmin } from "../../lib/cli/admin.ts";
-import { intOption, list, parse } from "../../lib/cli/args.ts";
-import { CliError, runCli } from "../../lib/cli/frame.ts";
+import { errOut, out } from "./scope.ts";
+import type { Queryable } from "../db/client.ts";
+import { inTransaction } from "../job/events.ts";
+import { resourceColumns, SYSTEM_PROPERTIES } from "../properties/columns.ts";
+import type { ColumnSet } from "../properties/expr.ts";
+import { type Param, parseExpression, toParameterised } from "../properties/expr.ts";
+import { addResource, type NextState } from "../resource/resources.ts";
+import { requireAdmin } from "./admin.ts";
+import { intOption, list, parse } from "./args.ts";
+import { CliError, runCli } from "./frame.ts";
 
 export const OARNODESETTING_USAGE = `Usage: oarnodesetting [OPTIONS]
 
@@ -110,11 +111,11 @@ export async function oarnodesettingMain(args: string[]): Promise<number> {
   return await runCli("oarnodesetting", OARNODESETTING_USAGE, async (ctx) => {
     const { values: v } = parse(args, OPTIONS, false);
     if (v.help) {
-      console.log(OARNODESETTING_USAGE);
+      out(OARNODESETTING_USAGE);
       return 0;
     }
     if (v.version) {
-      console.log("OAR version : 3.0.0 (oar-deno)");
+      out("OAR version : 3.0.0 (oar-deno)");
       return 0;
     }
     const hosts = list(v.hostname);
@@ -145,7 +146,7 @@ export async function oarnodesettingMain(args: string[]): Promise<number> {
         type: type === undefined ? undefined : String(type),
         properties: rest,
       });
-      console.log(`New resource added: ${id}`);
+      out(`New resource added: ${id}`);
       ids = [id];
     } else {
       if (!hosts.length && !rids.length && v.sql === undefined) {
@@ -153,14 +154,14 @@ export async function oarnodesettingMain(args: string[]): Promise<number> {
       }
       ids = await selectIds(sql, hosts, rids, v.sql, columns);
       if (!ids.length) {
-        console.error("#WARNING: no resource matches");
+        errOut("#WARNING: no resource matches");
         return 1;
       }
       if (Object.keys(assignments).length) {
         await sql`UPDATE resources SET ${sql(assignments)} WHERE resource_id = ANY(${ids}::int[])`;
         for (const id of ids) {
           for (const [k, val] of Object.entries(assignments)) {
-            console.log(`Set property ${k} to '${val}' for resource ${id}`);
+            out(`Set property ${k} to '${val}' for resource ${id}`);
           }
         }
       }
@@ -187,7 +188,7 @@ export async function oarnodesettingMain(args: string[]): Promise<number> {
       }
     });
     if (next && !v.add) {
-      for (const id of ids) console.log(`${id} --> ${next}`);
+      for (const id of ids) out(`${id} --> ${next}`);
     }
     if (next) ctx.notifier().almighty("ChState");
     return 0;

@@ -3,10 +3,11 @@
  * deactivate all queues, -e/-d one queue, --add-queue name,priority,policy, --remove-queue,
  * -l list; a positional argument is sent to almighty as a command (Qsub, Term, Scheduling...).
  */
-import { isAlmightyCommand } from "../../lib/protocol/mod.ts";
-import { requireAdmin } from "../../lib/cli/admin.ts";
-import { parse } from "../../lib/cli/args.ts";
-import { CliError, runCli } from "../../lib/cli/frame.ts";
+import { out } from "./scope.ts";
+import { isAlmightyCommand } from "../protocol/mod.ts";
+import { requireAdmin } from "./admin.ts";
+import { parse } from "./args.ts";
+import { CliError, runCli } from "./frame.ts";
 
 export const OARNOTIFY_USAGE = `Usage: oarnotify [OPTIONS] [COMMAND]
 
@@ -46,11 +47,11 @@ export async function oarnotifyMain(args: string[]): Promise<number> {
   return await runCli("oarnotify", OARNOTIFY_USAGE, async (ctx) => {
     const { values: v, positionals } = parse(args, OPTIONS);
     if (v.help) {
-      console.log(OARNOTIFY_USAGE);
+      out(OARNOTIFY_USAGE);
       return 0;
     }
     if (v.version) {
-      console.log("OAR version : 3.0.0 (oar-deno)");
+      out("OAR version : 3.0.0 (oar-deno)");
       return 0;
     }
     if (positionals.length > 1) throw new CliError("one command at a time", 2, true);
@@ -95,10 +96,10 @@ export async function oarnotifyMain(args: string[]): Promise<number> {
         SELECT queue_name, priority, scheduler_policy, state FROM queues
         ORDER BY priority DESC, queue_name`;
       for (const q of rows) {
-        console.log(q.queue_name);
-        console.log(`\tpriority = ${q.priority}`);
-        console.log(`\tpolicy = ${q.scheduler_policy}`);
-        console.log(`\tstate = ${q.state}`);
+        out(q.queue_name);
+        out(`\tpriority = ${q.priority}`);
+        out(`\tpolicy = ${q.scheduler_policy}`);
+        out(`\tstate = ${q.state}`);
       }
     }
     if (positionals.length) {
