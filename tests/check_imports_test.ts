@@ -16,7 +16,7 @@ function graph(edges: Record<string, string[]>): ImportGraph {
 }
 
 /** The layering rules alone: these graphs have no node program. */
-const LAYERING_ONLY = { ...RULES, nodeEntries: [] };
+const LAYERING_ONLY = { ...RULES, nodeEntries: [], userSideEntries: [] };
 
 Deno.test("check_imports: a cycle is reported as a path", () => {
   const report = checkImports(
@@ -87,7 +87,7 @@ Deno.test("check_imports: the node program reaching the database is reported wit
     "cli/oarstat/user.ts": ["lib/job/states.ts"],
     "lib/job/states.ts": [],
   };
-  const report = checkImports(graph(edges));
+  const report = checkImports(graph(edges), { ...RULES, userSideEntries: [] });
   assertEquals(report.imports, [
     "lib/runtime/spawn.ts -> lib/permissions/mod.ts  (node program reaches server-side code: " +
     "modules/oarexec/main.ts -> modules/oarexec/oarexec.ts -> lib/runtime/spawn.ts -> " +

@@ -46,11 +46,16 @@ export async function main(args: string[]): Promise<number> {
   return failed.length ? 1 : 0;
 }
 
-async function build(
+/**
+ * Builds one entry's artifact at `outDir/name`; `env` is set for it by its header (bundles
+ * only). Returns null, or what went wrong.
+ */
+export async function build(
   name: EntryName,
   outDir: string,
   flags: string[],
   denort: string | undefined,
+  env: Record<string, string> = {},
 ): Promise<string | null> {
   const entry = join(projectRoot, entrySpec(name).entry);
   const out = join(outDir, name);
@@ -67,7 +72,7 @@ async function build(
   if (!denort) {
     const body = await Deno.readTextFile(`${out}.js`);
     await Deno.remove(`${out}.js`);
-    await Deno.writeTextFile(out, `${bakedHeader(flags)}\n${body}`, { mode: 0o755 });
+    await Deno.writeTextFile(out, `${bakedHeader(flags, env)}\n${body}`, { mode: 0o755 });
     await Deno.chmod(out, 0o755);
   }
   return null;
@@ -77,9 +82,10 @@ async function build(
  * The first lines of a bundled artifact: the file is a shell script whose second line, a
  * comment to JavaScript, re-runs the file itself with deno and its permissions.
  */
-export function bakedHeader(flags: string[]): string {
+export function bakedHeader(flags: string[], env: Record<string, string> = {}): string {
   const quoted = ["--quiet", "--no-prompt", ...flags].map(shellQuote).join(" ");
-  return `#!/bin/sh\n//bin/true; exec deno run ${quoted} "$0" "$@"`;
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)} `).join("");
+  return `#!/bin/sh\n//bin/true; ${vars}exec deno run ${quoted} "$0" "$@"`;
 }
 
 function shellQuote(s: string): string {

@@ -54,7 +54,9 @@ export class TestServer {
   }
 
   /** Starts the server and waits until the proxy listens. */
-  async start(opts: { hosts?: number; cores?: number } = {}): Promise<void> {
+  async start(
+    opts: { hosts?: number; cores?: number; allowSystemUsers?: string[] } = {},
+  ): Promise<void> {
     const args = [
       "run",
       "-A",
@@ -65,9 +67,8 @@ export class TestServer {
       String(opts.cores ?? 2),
       "--port-base",
       String(this.portBase),
-      // The tests submit as root.
-      "--allow-system-user",
-      "root",
+      // The tests submit as root unless they say otherwise.
+      ...(opts.allowSystemUsers ?? ["root"]).flatMap((u) => ["--allow-system-user", u]),
     ];
     const child = new Deno.Command(Deno.execPath(), {
       args,
@@ -90,6 +91,21 @@ export class TestServer {
     ).catch((e) => {
       throw new Error(`${e.message}\n${this.#log}`);
     });
+    // The commands go through the command server: ready once its socket answers.
+    await waitFor("the command server to listen", async () => {
+      try {
+        (await Deno.connect({ transport: "unix", path: this.commandSocket })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, 60_000).catch((e) => {
+      throw new Error(`${e.message}\n${this.#log}`);
+    });
+  }
+
+  get commandSocket(): string {
+    return `${this.varDir}/oar-commands.sock`;
   }
 
   /** Adds keys to the server's oar.conf (takes effect at the next start). */
