@@ -400,6 +400,8 @@ async function runPhase(
       {
         ...embeddedConfig(pg, "oar", varDir, base),
         SCHEDULER_MIN_TIME_BETWEEN_2_CALLS: minBetween,
+        // The bench submits as root.
+        JOB_SYSTEM_USERS_ALLOWED: "root",
         ...(opts.artifacts ? { OARDIR: join(varDir, "dist") } : {}),
         ...opts.extra,
         LOG_LEVEL: opts.logLevel,

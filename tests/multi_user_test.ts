@@ -4,7 +4,12 @@
  * Users hold no database credentials: every command goes through the command server, which
  * knows each caller from the kernel. Needs root (useradd, runuser); ignored otherwise.
  */
-import { assertEquals, assertMatch, assertOk as assert, assertStringIncludes } from "./support/assert.ts";
+import {
+  assertEquals,
+  assertMatch,
+  assertOk as assert,
+  assertStringIncludes,
+} from "./support/assert.ts";
 import { TestServer } from "./support/server.ts";
 import { waitFor } from "./support/proc.ts";
 import { connect } from "../lib/db/client.ts";

@@ -64,7 +64,6 @@ type Need =
   | "node_execution"
   | "user_identity"
   | "read_user_files"
-  | "ssh_keygen"
   | "runtime_state"
   | "interactive"
   | "scheduler_files"
@@ -93,7 +92,6 @@ const NEED_REASONS: Record<Need, string> = {
   node_execution: "runs the job as its user: shell, prologue/epilogue, node and output files",
   user_identity: "reads who runs the command (uid, user name)",
   read_user_files: "reads job scripts and parameter files named by the user",
-  ssh_keygen: "creates each job's ssh key pair",
   interactive:
     "oarsub -I/-C: listens for its job's notifications and opens the job's shell (sh here, " +
     "or OPENSSH_CMD to the head node)",
@@ -124,7 +122,7 @@ const MODULE_NEEDS: Record<EntryName, Need[]> = {
   bipbip: ["db", "zmq", "ssh", "pingchecker", "notify_oarsub", "server_scripts"],
   oarexec: ["node_execution", "tcp_server_port"],
   // The commands' privileged half: everything the commands did with the database, and more.
-  command_server: ["db", "zmq", "ssh", "ssh_keygen", "command_server", "user_lookup"],
+  command_server: ["db", "zmq", "ssh", "command_server", "user_lookup"],
   // The commands as users run them hold no credentials: they only reach the command server.
   oarsub: ["command_client", "read_user_files", "interactive"],
   oarstat: ["command_client"],
@@ -278,12 +276,6 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         break;
       case "read_user_files":
         f.all("read");
-        break;
-      case "ssh_keygen":
-        // The pair is made in a private temporary directory, read back and removed.
-        f.add("run", "ssh-keygen");
-        f.add("read", "/tmp");
-        f.add("write", "/tmp");
         break;
       case "scheduler_files":
         // Read each round, only when the feature that needs them is on.
