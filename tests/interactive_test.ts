@@ -35,6 +35,7 @@ import { setupLogging } from "../lib/runtime/log.ts";
 import { RecordingNotifier } from "../lib/transport/notifier.ts";
 import type { Launcher, LaunchResult } from "../lib/launch/launcher.ts";
 import { NotificationListener } from "../cli/oarsub/listener.ts";
+import { startCommandServer } from "./support/command_server.ts";
 import { startSshd } from "./support/sshd.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -534,13 +535,13 @@ Deno.test("bipbip, interactive job: no rendezvous ⇒ oarsub told, the job is en
 
 /**
  * The shell part of `oarsub -I` (connectJob, kind START) in a child process of its own, with
- * `input` on its stdin, as oarsub runs it once GOOD JOB came.
+ * `input` on its stdin, as oarsub runs it once GOOD JOB came (it asks the command server of
+ * `confPath` how to reach the job).
  */
 function interactiveSession(confPath: string, jobId: number) {
   const code = `
-    import { runCli } from "${root}lib/cli/frame.ts";
     import { connectJob } from "${root}cli/oarsub/interactive.ts";
-    Deno.exit(await runCli("oarsub", "", (ctx) => connectJob(ctx, ${jobId}, "root", "START")));
+    Deno.exit(await connectJob(${jobId}, "START"));
   `;
   return new Deno.Command("setsid", {
     args: [Deno.execPath(), "eval", code],
@@ -569,6 +570,7 @@ Deno.test({
         `${root}modules/oarexec/main.ts`,
     });
     await Deno.copyFile(rig.confPath, nodeConf);
+    await using _commands = await startCommandServer(rig.confPath);
     const reports = new ReportListener(rig.port);
     const ctx: BipbipContext = {
       sql: db.sql,

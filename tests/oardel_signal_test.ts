@@ -19,12 +19,15 @@ import { LocalLauncher } from "../lib/launch/local.ts";
 import { launcherSignaller } from "../lib/launch/oarexec_signal.ts";
 import { leon } from "../modules/leon/leon.ts";
 import { fragJob } from "../lib/job/frag.ts";
+import { startCommandServer } from "./support/command_server.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
 Deno.test("oardel -s and -c reach the running job's processes", opts, async () => {
   await using db = await createTestDb();
   const rig = await execRig(db);
+  // oardel's privileged half, which signals the job through the launcher.
+  await using _commands = await startCommandServer(rig.confPath);
   const listener = new ReportListener(rig.port);
   const ctx = {
     sql: db.sql,

@@ -82,8 +82,10 @@ async function parseCommandLine(args: string[]): Promise<Parsed> {
  * JOB_SYSTEM_USERS_ALLOWED says so (oarexec checks again on the node).
  */
 async function refuseSystemUser(ctx: CliContext, user: string): Promise<void> {
-  const account = await lookupAccount(user);
-  if (!account) throw new SubmissionError(`unknown user ${user}`, 1);
+  // A name an admin gave in OARDO_USER may have no account here (the nodes decide); root's uid
+  // is 0 wherever it is.
+  const account = await lookupAccount(user) ??
+    { name: user, uid: user === "root" ? 0 : ctx.config.int("JOB_USER_MIN_UID") };
   const refusal = privilegedAccountRefusal(account, ctx.config);
   if (refusal !== null) {
     throw new SubmissionError(`${refusal} (JOB_SYSTEM_USERS_ALLOWED in oar.conf)`, 1);

@@ -13,7 +13,7 @@ import { CommandServer } from "./server.ts";
 import { COMMAND_HANDLERS } from "./commands.ts";
 
 export function main(_args: string[]): Promise<number> {
-  return runDaemon("command_server", async ({ config, log }) => {
+  return runDaemon("command_server", async ({ config, log, stop }) => {
     enterServerMode();
     const path = config.str("COMMAND_SERVER_SOCKET");
     // Its directory must let users reach the socket (0755); the socket itself is 0666.
@@ -27,6 +27,8 @@ export function main(_args: string[]): Promise<number> {
       context: { config, sql, log, notifier: () => (notifier ??= new ZmqNotifier(config, log)) },
     });
     log.info("listening on {path}", { path });
+    // A stop signal, or the end of almighty when it supervises us: serving ends, then close.
+    stop.addEventListener("abort", () => server.stop(), { once: true });
     return {
       run: async () => {
         await server.serve();
