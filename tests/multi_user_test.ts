@@ -32,13 +32,22 @@ async function has(program: string): Promise<boolean> {
   }
 }
 
-async function sh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await new Deno.Command(args[0], {
+async function sh(
+  args: string[],
+  input?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(args[0], {
     args: args.slice(1),
+    stdin: input === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-  })
-    .output();
+  }).spawn();
+  if (input !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(input));
+    await w.close();
+  }
+  const r = await child.output();
   const d = new TextDecoder();
   return { code: r.code, stdout: d.decode(r.stdout), stderr: d.decode(r.stderr) };
 }
@@ -62,7 +71,7 @@ async function ensureUser(name: string): Promise<string> {
 
 /** Runs `cmd` as `user` from the user's home, with a clean environment. */
 function asUser(user: string, home: string, env: Record<string, string> = {}) {
-  return (cmd: string[]) => {
+  return (cmd: string[], input?: string) => {
     const vars = Object.entries({ HOME: home, PATH: "/usr/local/bin:/usr/bin:/bin", ...env })
       .map(([k, v]) => `${k}=${v}`);
     return sh([
@@ -78,7 +87,7 @@ function asUser(user: string, home: string, env: Record<string, string> = {}) {
       'cd "$HOME" && exec "$@"',
       "sh",
       ...cmd,
-    ]);
+    ], input);
   };
 }
 
@@ -157,6 +166,25 @@ Deno.test({
         r = await mallory([bin("oarsub"), "-S", `${aliceHome}/job.sh`]);
         assert(r.code !== 0, r.stdout);
         assertStringIncludes(r.stderr, "Unable to read");
+      });
+
+      await t.step("alice's interactive job and her shell in a running job are hers", async () => {
+        let r = await alice(
+          [bin("oarsub"), "-I"],
+          'echo "I am $(id -un) in $OAR_JOB_ID"; exit 3\n',
+        );
+        assertEquals(r.code, 3, r.stderr);
+        assertMatch(r.stdout, /I am oartest_alice in \d+/);
+        r = await alice([bin("oarsub"), "sleep 60"]);
+        const id = jobId(r.stdout);
+        await running(id);
+        r = await alice([bin("oarsub"), "-C", String(id)], 'echo "inside $OAR_JOB_ID"; exit 0\n');
+        assertEquals(r.code, 0, r.stderr);
+        assertStringIncludes(r.stdout, `inside ${id}`);
+        r = await mallory([bin("oarsub"), "-C", String(id)], "id\n");
+        assertEquals(r.code, 20, r.stderr);
+        r = await alice([bin("oardel"), String(id)]);
+        assertEquals(r.code, 0, r.stderr);
       });
 
       await t.step("alice holds, resumes, signals and deletes; mallory cannot", async () => {
