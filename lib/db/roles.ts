@@ -127,7 +127,7 @@ async function createRoleIfAbsent(admin: Sql, name: string, quoted: string, attr
 }
 
 /**
- * Run as a superuser (or a role with CREATEROLE): creates the owner and read-only roles when
+ * Run as a superuser: creates the owner and read-only roles when
  * absent, and (re)sets the owner's password and attributes each time, so that the password in
  * oar.conf and the one in the database can never disagree. Idempotent.
  */
@@ -142,7 +142,10 @@ export async function ensureOarRoles(
   const qDb = quoteName(opts.dbName, "database name");
   checkPassword(opts.password);
   if (owner === readOnly) throw new Error(`the owner and read-only roles are both "${owner}"`);
-  const [{ me }] = await admin<{ me: string }[]>`SELECT current_user AS me`;
+  const [{ me, sup }] = await admin<{ me: string; sup: boolean }[]>`
+    SELECT current_user AS me, rolsuper AS sup FROM pg_roles WHERE rolname = current_user`;
+  // CREATEROLE alone would not do: only a superuser may set NOREPLICATION and NOBYPASSRLS.
+  if (!sup) throw new Error(`creating OAR's roles needs a superuser; "${me}" is not one`);
   if (owner === me) {
     // The attributes below would take the superuser's powers away from the session running this.
     throw new Error(`the owner role "${owner}" is the role running this; connect as another one`);
