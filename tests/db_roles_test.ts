@@ -6,6 +6,7 @@ import { assertEquals, assertOk, assertRejects } from "./support/assert.ts";
 import { createTestDb, testServerUrl } from "./support/testdb.ts";
 import { connectTarget, parseDbUrl, type Sql } from "../lib/db/client.ts";
 import { createSchema } from "../lib/db/schema.ts";
+import { startThrowawayPostgres } from "../tools/embedded/postgres.ts";
 import {
   checkPassword,
   ensureOarRoles,
@@ -207,4 +208,67 @@ Deno.test("grantReadOnly: every table but challenges, and tables created later",
     await admin.end();
     await dropRoles([owner, readOnly], [db.name]);
   }
+});
+
+/** psql on the PATH (deploy/db/roles.sql is a psql script). */
+function hasPsql(): boolean {
+  try {
+    return new Deno.Command("psql", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "deploy/db/roles.sql through psql: the same roles and grants as oar-database",
+  ignore: !hasPsql(),
+  fn: async () => {
+    // Fixed role names (oar, oar_ro): an instance of its own, never the shared server.
+    const pg = await startThrowawayPostgres();
+    const psql = async (...args: string[]) => {
+      const out = await new Deno.Command("psql", {
+        args: ["-X", "-q", "-h", pg.socketDir, "-p", String(pg.port), "-U", pg.superuser, ...args],
+        cwd: new URL("../", import.meta.url).pathname,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const d = new TextDecoder();
+      return { code: out.code, out: d.decode(out.stdout) + d.decode(out.stderr) };
+    };
+    try {
+      const password = generatePassword();
+      const first = await psql("-v", `password=${password}`, "-f", "deploy/db/roles.sql");
+      assertEquals(first.code, 0, first.out);
+      // The schema as oar, with the password the script set (scram: it is checked).
+      const asOar = connectTarget({
+        host: pg.socketDir,
+        port: pg.port,
+        database: "oar",
+        user: "oar",
+        password,
+      }, { max: 1 });
+      try {
+        await createSchema(asOar);
+      } finally {
+        await asOar.end();
+      }
+      // Again, now that the tables exist: the grants.
+      const again = await psql("-f", "deploy/db/roles.sql");
+      assertEquals(again.code, 0, again.out);
+      const check = await psql(
+        "-d",
+        "oar",
+        "-Atc",
+        `SELECT has_table_privilege('oar_ro', 'jobs', 'SELECT'),
+          has_table_privilege('oar_ro', 'challenges', 'SELECT'),
+          (SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = 'oar'),
+          (SELECT rolcanlogin FROM pg_roles WHERE rolname = 'oar_ro'),
+          pg_get_userbyid((SELECT datdba FROM pg_database WHERE datname = 'oar'))`,
+      );
+      assertEquals(check.out.trim(), "t|f|f|f|oar");
+    } finally {
+      await pg.stop();
+    }
+  },
 });
