@@ -35,7 +35,12 @@ import { join } from "node:path";
 import { type EmbeddedPg, ensureEmbeddedPostgres } from "../tools/embedded/postgres.ts";
 import { connectUrl, type Sql } from "../lib/db/client.ts";
 import { FINAL_STATES, isFinalState } from "../lib/job/states.ts";
-import { embeddedConfig, prepareEmbeddedDatabase, renderConfig } from "../tools/embedded/setup.ts";
+import {
+  type DbLogin,
+  embeddedConfig,
+  prepareEmbeddedDatabase,
+  renderConfig,
+} from "../tools/embedded/setup.ts";
 import { readConfigFile } from "../lib/runtime/config.ts";
 import { ZmqNotifier } from "../lib/transport/zmq_notifier.ts";
 import { resourceColumns } from "../lib/properties/columns.ts";
@@ -387,6 +392,7 @@ async function leftovers(varDir: string): Promise<string[]> {
 
 async function runPhase(
   pg: EmbeddedPg,
+  login: DbLogin,
   varDir: string,
   opts: Options,
   minBetween: number,
@@ -398,7 +404,7 @@ async function runPhase(
     confPath,
     renderConfig(
       {
-        ...embeddedConfig(pg, "oar", varDir, base),
+        ...embeddedConfig(pg, "oar", login, varDir, base),
         SCHEDULER_MIN_TIME_BETWEEN_2_CALLS: minBetween,
         // The bench submits as root.
         JOB_SYSTEM_USERS_ALLOWED: "root",
@@ -489,13 +495,16 @@ async function main(): Promise<number> {
       socketDir: join(varDir, "pgsocket"),
       settings: opts.pgStats ? { shared_preload_libraries: "pg_stat_statements" } : {},
     });
-    await prepareEmbeddedDatabase(pg, "oar", { hosts: opts.hosts, coresPerHost: opts.cores });
+    const login = await prepareEmbeddedDatabase(pg, "oar", {
+      hosts: opts.hosts,
+      coresPerHost: opts.cores,
+    });
     if (opts.launcher === "ssh") {
       cluster = await clusterUp({ hosts: opts.hosts, cores: opts.cores });
       const sql = connectUrl(pg.url("oar"), { max: 1 });
       await registerClusterResources(sql, cluster, { replace: true }).finally(() => sql.end());
     }
-    for (const m of opts.minBetween) await runPhase(pg, varDir, opts, m, cluster);
+    for (const m of opts.minBetween) await runPhase(pg, login, varDir, opts, m, cluster);
     return 0;
   } finally {
     if (cluster) await clusterDown(cluster).catch((e) => console.error(`cluster down: ${e}`));

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { assertEquals, assertOk, assertRejects, assertStringIncludes } from "./support/assert.ts";
 import { waitFor } from "./support/proc.ts";
 import { freePort } from "./support/ports.ts";
-import { connectUrl } from "../lib/db/client.ts";
+import { connectTarget, connectUrl } from "../lib/db/client.ts";
+import { embeddedConfig, prepareEmbeddedDatabase } from "../tools/embedded/setup.ts";
 import {
   type EmbeddedPg,
   ensureEmbeddedPostgres,
@@ -29,7 +30,16 @@ function processesOf(dataDir: string): number[] {
 }
 
 async function query<T>(pg: EmbeddedPg, fn: (sql: ReturnType<typeof connectUrl>) => Promise<T>) {
-  const sql = connectUrl(pg.url(), { max: 1 });
+  return await withDb(pg, "postgres", fn);
+}
+
+/** `fn` on one database of the instance, as the superuser. */
+async function withDb<T>(
+  pg: EmbeddedPg,
+  dbName: string,
+  fn: (sql: ReturnType<typeof connectUrl>) => Promise<T>,
+) {
+  const sql = connectUrl(pg.url(dbName), { max: 1 });
   try {
     return await fn(sql);
   } finally {
@@ -131,4 +141,127 @@ Deno.test({
       await Deno.remove(base, { recursive: true });
     }
   },
+});
+
+Deno.test("embedded default: the daemons' role owns the database, with its password and no more", async () => {
+  const base = await Deno.makeTempDir({ prefix: "oar-test-embedded-roles-" });
+  await Deno.chmod(base, 0o755);
+  const port = await freePort();
+  let pg: EmbeddedPg | undefined;
+  try {
+    pg = await ensureEmbeddedPostgres({
+      dir: join(base, "pg"),
+      socketDir: join(base, "run"),
+      port,
+    });
+    const cluster = { hosts: 1, coresPerHost: 2 };
+    const prepared = await prepareEmbeddedDatabase(pg, "oar", cluster);
+    assertEquals([prepared.login, prepared.created, prepared.registered], ["oar", true, 2]);
+    assertEquals(prepared.superuserDatabase, false);
+    const config = embeddedConfig(pg, "oar", prepared, base);
+    assertEquals(config.DB_BASE_LOGIN, "oar");
+    assertEquals(config.DB_BASE_PASSWD, prepared.password);
+    const target = {
+      host: String(config.DB_HOSTNAME),
+      port: Number(config.DB_PORT),
+      database: String(config.DB_BASE_NAME),
+      user: String(config.DB_BASE_LOGIN),
+      password: String(config.DB_BASE_PASSWD),
+    };
+
+    const asOar = connectTarget(target, { max: 1 });
+    try {
+      const [me] = await asOar`
+        SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user`;
+      assertEquals({ ...me }, { rolsuper: false, rolcreaterole: false, rolcreatedb: false });
+      const [jobs] = await asOar`
+        SELECT tableowner, (SELECT reloptions FROM pg_class WHERE oid = 'jobs'::regclass) AS opts
+        FROM pg_tables WHERE schemaname = 'public' AND tablename = 'jobs'`;
+      // fillfactor is set by createSchema "where the role may": the owner may.
+      assertEquals({ ...jobs }, { tableowner: "oar", opts: ["fillfactor=70"] });
+      // Not one table or sequence of the schema is owned by another role.
+      const others = await asOar`
+        SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND pg_get_userbyid(c.relowner) <> 'oar'`;
+      assertEquals(others.map((r) => r.relname), []);
+      const [job] = await asOar`
+        INSERT INTO jobs (job_user, command, state, queue_name, launching_directory,
+          checkpoint_signal)
+        VALUES ('alice', 'true', 'Waiting', 'default', '/tmp', 0) RETURNING job_id`;
+      const [read] = await asOar`SELECT job_user FROM jobs WHERE job_id = ${job.job_id}`;
+      assertEquals(read.job_user, "alice");
+      await asOar`INSERT INTO challenges (job_id, challenge) VALUES (${job.job_id}, 'secret')`;
+      for (
+        const forbidden of [
+          () => asOar`CREATE ROLE intruder LOGIN SUPERUSER`,
+          () => asOar`SELECT rolpassword FROM pg_authid`,
+          () => asOar`CREATE DATABASE other`,
+        ]
+      ) {
+        const e = await assertRejects(forbidden);
+        assertEquals((e as { code?: string }).code, "42501", e.message);
+      }
+    } finally {
+      await asOar.end();
+    }
+
+    // oar_ro, taken on by the superuser (trusted over the socket): reads, except the secrets.
+    await withDb(pg, "oar", async (su) => {
+      // A connection of its own, not a transaction: the expected error would abort one.
+      const conn = await su.reserve();
+      try {
+        await conn`SET ROLE oar_ro`;
+        const [{ n }] = await conn`SELECT count(*)::int AS n FROM jobs`;
+        assertEquals(n, 1);
+        await conn`SELECT count(*) FROM resources`;
+        const e = await assertRejects(() => conn`SELECT challenge FROM challenges`);
+        assertEquals((e as { code?: string }).code, "42501", e.message);
+      } finally {
+        conn.release();
+      }
+    });
+
+    // The password is checked: scram-sha-256 for every role but the superuser.
+    const wrong = connectTarget({ ...target, password: "not-the-password" }, { max: 1 });
+    try {
+      const e = await assertRejects(() => wrong`SELECT 1`);
+      assertEquals((e as { code?: string }).code, "28P01", e.message);
+    } finally {
+      await wrong.end();
+    }
+
+    // A second start with the password kept in oar.conf: same role, nothing created again.
+    const again = await prepareEmbeddedDatabase(pg, "oar", cluster, {
+      password: prepared.password,
+    });
+    assertEquals([again.created, again.registered, again.password], [false, 0, prepared.password]);
+    const reconnect = connectTarget(target, { max: 1 });
+    try {
+      const [{ n }] = await reconnect`SELECT count(*)::int AS n FROM resources`;
+      assertEquals(n, 2);
+    } finally {
+      await reconnect.end();
+    }
+
+    // A database made by an earlier version (owned by the superuser) is left with the
+    // superuser's login, as it was.
+    await query(pg, (sql) => sql`CREATE DATABASE legacy`);
+    const legacy = await prepareEmbeddedDatabase(pg, "legacy", cluster);
+    assertEquals([legacy.superuserDatabase, legacy.login, legacy.password], [
+      true,
+      pg.superuser,
+      "",
+    ]);
+    const [{ owner }] = await withDb(
+      pg,
+      "legacy",
+      (sql) => sql`SELECT tableowner AS owner FROM pg_tables WHERE tablename = 'jobs'`,
+    );
+    assertEquals(owner, pg.superuser);
+    await pg.stop();
+    pg = undefined;
+  } finally {
+    pg?.stopSync();
+    await Deno.remove(base, { recursive: true });
+  }
 });

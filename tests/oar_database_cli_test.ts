@@ -6,7 +6,10 @@ import { assertEquals, assertOk, assertStringIncludes } from "./support/assert.t
 import { createTestDb, type TestDb, writeConfigFile } from "./support/testdb.ts";
 import { runEntry } from "./support/proc.ts";
 import { freePort } from "./support/ports.ts";
-import { parseDbUrl } from "../lib/db/client.ts";
+import { connectUrl, parseDbUrl } from "../lib/db/client.ts";
+import { generatePassword } from "../lib/db/roles.ts";
+import { startThrowawayPostgres } from "../tools/embedded/postgres.ts";
+import { main as oarDatabaseMain } from "../cli/oar-database/main.ts";
 
 function cli(conf: string, ...args: string[]) {
   return runEntry("oar-database", conf, args);
@@ -123,4 +126,117 @@ Deno.test("oar-database --db-url overrides the configuration", async () => {
   assertEquals(r.code, 0, r.stderr);
   assertStringIncludes(r.stdout, `"${t.database}"`);
   assertEquals(await tableCount(db) > 20, true);
+});
+
+/**
+ * --create-roles makes cluster-wide roles with fixed names (oar, oar_ro), so it runs on a
+ * throwaway instance of its own, never on the shared test server. That instance is the embedded
+ * kind: the superuser is trusted on the socket, every other role needs its password.
+ */
+Deno.test("oar-database --create-roles, then --create as oar: oar owns it all, oar_ro reads", async () => {
+  const pg = await startThrowawayPostgres();
+  const dir = await Deno.makeTempDir({ prefix: "oar-deno-conf-" });
+  const password = generatePassword();
+  const su = connectUrl(pg.url("postgres"), { max: 1 });
+  try {
+    const conf = `${dir}/oar.conf`;
+    const values = {
+      DB_HOSTNAME: pg.socketDir,
+      DB_PORT: pg.port,
+      DB_BASE_NAME: "oar",
+      DB_BASE_LOGIN: "oar",
+      DB_BASE_PASSWD: password,
+    };
+    await Deno.writeTextFile(
+      conf,
+      Object.entries(values).map(([k, v]) => `${k}="${v}"`).join("\n") + "\n",
+    );
+    const superUrl = pg.url("oar");
+
+    // Bad input first: nothing may be created by any of these.
+    for (
+      const [args, message] of [
+        [["--create-roles", "--db-url", superUrl], "needs the password"],
+        [["--create-roles", "--db-url", superUrl, "--password", "has space"], "invalid"],
+        [["--check", "--password", password], "with --create-roles only"],
+      ] as const
+    ) {
+      const r = await runEntry("oar-database", conf, [...args]);
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertStringIncludes(r.stderr, message);
+    }
+    // The command's flags (lib/permissions/mod.ts) do not include OAR_DB_PASSWORD: a clear
+    // refusal, not a permission crash.
+    const noEnv = await runEntry("oar-database", conf, ["--create-roles", "--db-url", superUrl], {
+      env: { OAR_DB_PASSWORD: password },
+    });
+    assertEquals(noEnv.code, 2, noEnv.stderr);
+    assertStringIncludes(noEnv.stderr, "may not read OAR_DB_PASSWORD");
+    assertEquals((await su`SELECT 1 FROM pg_roles WHERE rolname = 'oar'`).length, 0);
+
+    const roles = await runEntry("oar-database", conf, [
+      "--create-roles",
+      "--db-url",
+      superUrl,
+      "--password",
+      password,
+    ]);
+    assertEquals(roles.code, 0, roles.stderr);
+    assertStringIncludes(roles.stdout, 'role "oar" created');
+    assertStringIncludes(roles.stdout, 'database "oar" created, owned by "oar"');
+
+    // Not a superuser: --create-roles is refused with what to do.
+    const asOar = await runEntry("oar-database", conf, [
+      "--create-roles",
+      "--db-url",
+      `postgres://oar:${password}@localhost:${pg.port}/oar?host=${
+        encodeURIComponent(pg.socketDir)
+      }`,
+      "--password",
+      password,
+    ]);
+    assertEquals(asOar.code, 1, asOar.stdout + asOar.stderr);
+    assertStringIncludes(asOar.stderr, 'needs a superuser; "oar" is not one');
+
+    // The admin's next step: --create as oar, from oar.conf.
+    const create = await runEntry("oar-database", conf, ["--create"]);
+    assertEquals(create.code, 0, create.stderr);
+    assertStringIncludes(create.stdout, 'role "oar_ro" may read');
+    assertEquals(
+      (await runEntry("oar-database", conf, ["--check"])).stdout.trim(),
+      "schema complete",
+    );
+
+    const db = connectUrl(pg.url("oar"), { max: 1 });
+    try {
+      const [{ n }] = await db`
+        SELECT count(*)::int AS n FROM pg_tables
+        WHERE schemaname = 'public' AND tableowner <> 'oar'`;
+      assertEquals(n, 0);
+      const [grants] = await db`
+        SELECT has_table_privilege('oar_ro', 'jobs', 'SELECT') AS jobs,
+          has_table_privilege('oar_ro', 'challenges', 'SELECT') AS challenges,
+          has_table_privilege('oar_ro', 'jobs', 'INSERT') AS insert`;
+      assertEquals({ ...grants }, { jobs: true, challenges: false, insert: false });
+    } finally {
+      await db.end();
+    }
+
+    // Run again with OAR_DB_PASSWORD where the environment may be read (in process, -A): the
+    // roles exist, the password is set again, and the old one no longer logs in.
+    const newPassword = generatePassword();
+    Deno.env.set("OAR_DB_PASSWORD", newPassword);
+    try {
+      assertEquals(await oarDatabaseMain(["--create-roles", "--db-url", superUrl]), 0);
+    } finally {
+      Deno.env.delete("OAR_DB_PASSWORD");
+    }
+    const stale = await runEntry("oar-database", conf, ["--check"]);
+    assertEquals(stale.code, 1, stale.stdout);
+    assertStringIncludes(stale.stderr, "cannot log in");
+  } finally {
+    await su.end();
+    await Deno.remove(dir, { recursive: true });
+    await pg.stop();
+  }
 });

@@ -11,17 +11,39 @@ import { existsSync } from "node:fs";
 import { findConfigFile, readConfigFile } from "../lib/runtime/config.ts";
 import { ensureEmbeddedPostgres } from "./embedded/postgres.ts";
 import {
+  type DbLogin,
   DEFAULT_CLUSTER,
   embeddedConfig,
   prepareEmbeddedDatabase,
   renderConfig,
 } from "./embedded/setup.ts";
 import { embeddedConfigFile, varDir } from "../lib/runtime/paths.ts";
+import { checkPassword, DEFAULT_OWNER } from "../lib/db/roles.ts";
 import { exitCodeOf } from "../lib/runtime/signals.ts";
 import { moduleCommand } from "../lib/runtime/spawn.ts";
 
 const USAGE = "usage: deno task start [--hosts N] [--cores N] [--port-base N] " +
   "[--allow-system-user NAME]...";
+
+/**
+ * DB_BASE_LOGIN and DB_BASE_PASSWD of the embedded default's oar.conf, written by an earlier
+ * start: the password stays the one generated the first time (the admin may have copied it).
+ */
+function keptLogin(confPath: string): DbLogin {
+  const config = readConfigFile(confPath);
+  const kept = { login: config.str("DB_BASE_LOGIN"), password: config.str("DB_BASE_PASSWD") };
+  if (kept.login === DEFAULT_OWNER) {
+    try {
+      checkPassword(kept.password);
+    } catch (e) {
+      throw new Error(
+        `DB_BASE_PASSWD in ${confPath}: ${(e as Error).message}; restore it, or remove ` +
+          `${confPath} to have a new password generated (with a new oar.conf)`,
+      );
+    }
+  }
+  return kept;
+}
 
 export async function main(args: string[]): Promise<number> {
   let opts;
@@ -79,19 +101,28 @@ export async function main(args: string[]): Promise<number> {
       return 1;
     }
     if (pg.startedHere) stopDb = () => pg.stop();
+    confPath = embeddedConfigFile();
     try {
-      const { created, registered } = await prepareEmbeddedDatabase(pg, "oar", {
+      const kept = existsSync(confPath) ? keptLogin(confPath) : null;
+      const prepared = await prepareEmbeddedDatabase(pg, "oar", {
         hosts,
         coresPerHost: cores,
-      });
+      }, { password: kept?.login === DEFAULT_OWNER ? kept.password : undefined });
+      const { created, registered } = prepared;
       if (created) console.error("oar-deno: created database oar with OAR's schema");
+      if (prepared.superuserDatabase || kept?.login === pg.superuser) {
+        console.error(
+          `oar-deno: the database still uses the PostgreSQL superuser (set up by an earlier ` +
+            `version); to move to the password-protected role ${DEFAULT_OWNER}, stop the server ` +
+            `and remove ${dir} to start afresh (its jobs and resources are lost)`,
+        );
+      }
       if (registered) {
         console.error(
           `oar-deno: registered ${registered} resources (${hosts} hosts × ${cores} cores)`,
         );
       }
-      confPath = embeddedConfigFile();
-      const values = embeddedConfig(pg, "oar", dir, portBase);
+      const values = embeddedConfig(pg, "oar", prepared, dir, portBase);
       values.JOB_SYSTEM_USERS_ALLOWED = opts["allow-system-user"].join(",");
       await Deno.mkdir(String(values.OAREXEC_DIRECTORY), { recursive: true });
       await Deno.mkdir(String(values.OAR_RUNTIME_DIRECTORY), { recursive: true });

@@ -1,5 +1,5 @@
 /**
- * oar-database: create, drop, reset or check OAR's database.
+ * oar-database: create, drop, reset or check OAR's database, and create its roles.
  *
  * Exit codes: 0 done (or schema complete), 1 failure (database unreachable, schema incomplete,
  * bad configuration), 2 bad arguments.
@@ -15,8 +15,18 @@ import {
   type Sql,
 } from "../../lib/db/client.ts";
 import { checkSchema, createSchema, dropSchema } from "../../lib/db/schema.ts";
+import {
+  checkPassword,
+  DEFAULT_OWNER,
+  DEFAULT_READ_ONLY,
+  ensureOarRoles,
+  ensureOwnedDatabase,
+  grantReadOnly,
+  roleExists,
+} from "../../lib/db/roles.ts";
 
 const USAGE = `Usage: oar-database (--create | --drop | --reset | --check) [--db-url URL]
+       oar-database --create-roles --db-url SUPERUSER_URL [--password PASSWORD]
 
 Manages OAR's database, the one named by the DB_* keys of oar.conf (OARCONFFILE, then
 /etc/oar/oar.conf).
@@ -26,12 +36,21 @@ Manages OAR's database, the one named by the DB_* keys of oar.conf (OARCONFFILE,
   --drop          drop every OAR table and type, with all their data
   --reset         --drop, then --create
   --check         list what is missing or different; exit 0 and print "schema complete" if nothing
+  --create-roles  as a superuser: create the role ${DEFAULT_OWNER} (login with a password, no other
+                  power) and the role ${DEFAULT_READ_ONLY} (no login; reads every table but
+                  challenges), set ${DEFAULT_OWNER}'s password (again, if it exists), and create the
+                  database owned by ${DEFAULT_OWNER} if it does not exist. Then run --create as
+                  ${DEFAULT_OWNER} (DB_BASE_LOGIN="${DEFAULT_OWNER}") so that it owns the tables
+  --password PW   the password of ${DEFAULT_OWNER} for --create-roles (default: $OAR_DB_PASSWORD;
+                  printable ASCII, no spaces)
   --db-url URL    use postgres://user[:password]@host[:port]/dbname instead of oar.conf
                   (a socket directory goes in ?host=/dir)
   -h, --help      show this help
+
+--create and --reset also let ${DEFAULT_READ_ONLY} read the tables, when that role exists.
 `;
 
-const ACTIONS = ["create", "drop", "reset", "check"] as const;
+const ACTIONS = ["create", "drop", "reset", "check", "create-roles"] as const;
 type Action = typeof ACTIONS[number];
 
 /** A failure with a message meant for the user (no stack trace). */
@@ -68,13 +87,32 @@ function explain(e: unknown, t: DbTarget): string {
   return `${where}: ${err.message ?? String(e)}`;
 }
 
-/** Creates the database itself when it does not exist, through a maintenance database. */
-async function ensureDatabase(t: DbTarget): Promise<boolean> {
+/**
+ * Runs `fn` connected to a maintenance database of the target's server ("postgres", else
+ * "template1"), as the target's user.
+ */
+async function withMaintenance<T>(t: DbTarget, fn: (admin: Sql) => Promise<T>): Promise<T> {
   let lastError: unknown;
   for (const maintenance of ["postgres", "template1"]) {
     if (maintenance === t.database) continue;
     const admin = connectTarget({ ...t, database: maintenance }, { max: 1 });
     try {
+      return await fn(admin);
+    } catch (e) {
+      lastError = e;
+      // Only a missing maintenance database is worth trying the next one.
+      if ((e as { code?: string }).code !== "3D000") break;
+    } finally {
+      await admin.end({ timeout: 5 });
+    }
+  }
+  throw lastError;
+}
+
+/** Creates the database itself when it does not exist, through a maintenance database. */
+async function ensureDatabase(t: DbTarget): Promise<boolean> {
+  try {
+    return await withMaintenance(t, async (admin) => {
       const rows = await admin`SELECT 1 FROM pg_database WHERE datname = ${t.database}`;
       if (rows.length > 0) return false;
       try {
@@ -85,19 +123,58 @@ async function ensureDatabase(t: DbTarget): Promise<boolean> {
         throw e;
       }
       return true;
-    } catch (e) {
-      lastError = e;
-      // Only a missing maintenance database is worth trying the next one.
-      if ((e as { code?: string }).code !== "3D000") break;
-    } finally {
-      await admin.end({ timeout: 5 });
-    }
+    });
+  } catch (e) {
+    throw new Failure(`cannot create the database: ${explain(e, t)}`);
   }
-  if (lastError) throw new Failure(`cannot create the database: ${explain(lastError, t)}`);
-  return false;
 }
 
-async function act(action: Action, t: DbTarget): Promise<number> {
+/** --create-roles: the roles of lib/db/roles.ts, and the database owned by the owner role. */
+async function createRoles(t: DbTarget, password: string): Promise<number> {
+  try {
+    return await withMaintenance(t, async (admin) => {
+      const roles = await ensureOarRoles(admin, { dbName: t.database, password });
+      console.log(
+        `role "${DEFAULT_OWNER}" ${roles.ownerCreated ? "created" : "updated"} ` +
+          "(login with the password given, no superuser, createdb, createrole or replication)",
+      );
+      console.log(
+        `role "${DEFAULT_READ_ONLY}" ${roles.readOnlyCreated ? "created" : "already exists"}`,
+      );
+      const db = await ensureOwnedDatabase(admin, t.database, DEFAULT_OWNER);
+      if (db.created) {
+        console.log(`database "${t.database}" created, owned by "${DEFAULT_OWNER}"`);
+      } else if (db.owner !== DEFAULT_OWNER) {
+        // Changing the owner of a live database (and of its tables) is the admin's decision.
+        console.log(
+          `database "${t.database}" already exists, owned by "${db.owner}": left as it is ` +
+            `(ALTER DATABASE and REASSIGN OWNED make "${DEFAULT_OWNER}" its owner)`,
+        );
+      } else {
+        console.log(`database "${t.database}" already exists, owned by "${DEFAULT_OWNER}"`);
+      }
+      console.log(
+        `next: oar-database --create with DB_BASE_LOGIN="${DEFAULT_OWNER}" and its password ` +
+          "in oar.conf, so that it creates and owns the tables",
+      );
+      return 0;
+    });
+  } catch (e) {
+    // Our own checks (names, not a superuser...) come as plain Errors: their message is enough.
+    if (e instanceof Error && !("code" in e)) throw new Failure(e.message);
+    throw new Failure(`cannot create the roles: ${explain(e, t)}`);
+  }
+}
+
+/** After --create or --reset: lets the read-only role read, when an admin created it. */
+async function grantIfReadOnlyRole(sql: Sql): Promise<void> {
+  if (!(await roleExists(sql, DEFAULT_READ_ONLY))) return;
+  await grantReadOnly(sql);
+  console.log(`role "${DEFAULT_READ_ONLY}" may read every table but challenges`);
+}
+
+async function act(action: Action, t: DbTarget, password: string): Promise<number> {
+  if (action === "create-roles") return await createRoles(t, password);
   if (action === "create" || action === "reset") {
     // --reset on a database that does not exist yet is a plain --create.
     if (await ensureDatabase(t)) console.log(`database "${t.database}" created`);
@@ -125,10 +202,12 @@ async function act(action: Action, t: DbTarget): Promise<number> {
         await dropSchema(sql);
         await createSchema(sql);
         console.log(`OAR schema re-created in database "${t.database}"`);
+        await grantIfReadOnlyRole(sql);
         return 0;
       case "create":
         await createSchema(sql);
         console.log(`OAR schema ready in database "${t.database}"`);
+        await grantIfReadOnlyRole(sql);
         return 0;
     }
   } catch (e) {
@@ -137,6 +216,11 @@ async function act(action: Action, t: DbTarget): Promise<number> {
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+function mayReadPasswordEnv(): boolean {
+  return Deno.permissions.querySync({ name: "env", variable: "OAR_DB_PASSWORD" }).state ===
+    "granted";
 }
 
 function usageError(message: string): number {
@@ -157,7 +241,9 @@ export async function main(args: string[]): Promise<number> {
         drop: { type: "boolean" },
         reset: { type: "boolean" },
         check: { type: "boolean" },
+        "create-roles": { type: "boolean" },
         "db-url": { type: "string" },
+        password: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -178,6 +264,27 @@ export async function main(args: string[]): Promise<number> {
     );
   }
 
+  let password = "";
+  if (chosen[0] === "create-roles") {
+    const need = `--create-roles needs the password of "${DEFAULT_OWNER}"`;
+    if (v.password !== undefined) {
+      password = v.password;
+    } else if (!mayReadPasswordEnv()) {
+      // Deno's flags for this command (lib/permissions/mod.ts) decide; say so, do not crash.
+      return usageError(`${need}: --password PW (this command may not read OAR_DB_PASSWORD)`);
+    } else {
+      password = Deno.env.get("OAR_DB_PASSWORD") ?? "";
+      if (password === "") return usageError(`${need}: --password PW or OAR_DB_PASSWORD`);
+    }
+    try {
+      checkPassword(password);
+    } catch (e) {
+      return usageError((e as Error).message);
+    }
+  } else if (v.password !== undefined) {
+    return usageError("--password goes with --create-roles only");
+  }
+
   let target: DbTarget;
   try {
     target = v["db-url"] !== undefined ? parseDbUrl(v["db-url"]) : dbTarget(loadConfig());
@@ -194,7 +301,7 @@ export async function main(args: string[]): Promise<number> {
   }
 
   try {
-    return await act(chosen[0], target);
+    return await act(chosen[0], target, password);
   } catch (e) {
     console.error(`oar-database: ${e instanceof Failure ? e.message : explain(e, target)}`);
     return 1;

@@ -21,7 +21,7 @@ export interface EmbeddedPg {
   /** Directory holding the server's unix socket (use it as DB_HOSTNAME). */
   socketDir: string;
   port: number;
-  /** Superuser role, trusted over the local socket. */
+  /** Superuser role, trusted over the local socket (other roles need their password). */
   superuser: string;
   /** True when this call started the server, false when it was already running. */
   startedHere: boolean;
@@ -316,6 +316,19 @@ async function initDataDir(bin: string, dataDir: string, acct: RunAs, noSync: bo
       "--locale=C",
       ...(noSync ? ["--no-sync"] : []),
     ], "initdb");
+    // Who may log in, for a new data directory (one made by an earlier version keeps its own,
+    // which trusted every role). The superuser stays trusted: only the server's account and root
+    // can open the socket, and the test harness and the setup of the embedded default connect
+    // as it. Every other role needs its password, so that the daemons' role (lib/db/roles.ts)
+    // is bound by its privileges and not a superuser in disguise. No TCP lines: nothing listens
+    // on the network.
+    await Deno.writeTextFile(
+      join(tmp, "pg_hba.conf"),
+      "# oar-deno embedded PostgreSQL (tools/embedded/postgres.ts): unix socket only\n" +
+        "# TYPE  DATABASE  USER  METHOD\n" +
+        `local   all       ${SUPERUSER}  trust\n` +
+        "local   all       all       scram-sha-256\n",
+    );
     // The settings that make it ours live in one file we rewrite at every start.
     await Deno.writeTextFile(
       join(tmp, "postgresql.conf"),
@@ -391,8 +404,8 @@ export async function ensureEmbeddedPostgres(opts: EnsureOptions): Promise<Embed
     // Nothing on the network: only processes that can open the socket file reach it.
     listen_addresses: "",
     unix_socket_directories: socketDir,
-    // Only the server's account (and root) may connect: the socket is the only access control,
-    // since every local connection is trusted.
+    // Only the server's account (and root) may connect. The superuser is trusted over the
+    // socket (pg_hba.conf, written by initDataDir), so the socket's mode is what guards it.
     unix_socket_permissions: "0700",
     port,
     ...settings,

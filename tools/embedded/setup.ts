@@ -1,11 +1,20 @@
 /**
- * What `deno task start` sets up on a fresh machine (docs/architecture.md §7): the
- * database `oar` with OAR's schema on the embedded PostgreSQL, a local cluster registered the
- * first time, and the `oar.conf` every module and command then finds under `./var`.
+ * What `deno task start` sets up on a fresh machine (docs/architecture.md §7): the database
+ * `oar` with OAR's schema on the embedded PostgreSQL, owned by the password-protected role `oar`
+ * the daemons log in as, a local cluster registered the first time, and the `oar.conf` every
+ * module and command then finds under `./var`.
  */
 import { join } from "node:path";
 import type { ConfigValue } from "../../lib/runtime/config.ts";
-import { connectUrl } from "../../lib/db/client.ts";
+import { connectTarget, connectUrl } from "../../lib/db/client.ts";
+import {
+  databaseOwner,
+  DEFAULT_OWNER as OWNER,
+  ensureOarRoles,
+  ensureOwnedDatabase,
+  generatePassword,
+  grantReadOnly,
+} from "../../lib/db/roles.ts";
 import type { EmbeddedPg } from "./postgres.ts";
 import { createSchema } from "../../lib/db/schema.ts";
 import { addResource } from "../../lib/resource/resources.ts";
@@ -20,29 +29,68 @@ export const DEFAULT_CLUSTER: ClusterShape = { hosts: 4, coresPerHost: 4 };
 /** The property columns OAR sites use for the hierarchy `resource_id,network_address,cpu,core`. */
 const PROPERTY_COLUMNS = ["host varchar(255)", "cpu integer", "core integer"];
 
-/** Creates the database and schema if needed; registers the cluster into an empty one. */
+/** The role and password the daemons and the command server log in with (DB_BASE_LOGIN/PASSWD). */
+export interface DbLogin {
+  login: string;
+  password: string;
+}
+
+export interface PreparedDatabase extends DbLogin {
+  created: boolean;
+  registered: number;
+  /**
+   * True for a database made by an earlier version, owned by the superuser: it is left as it
+   * was, and `login` is the superuser (trusted over the socket, no password).
+   */
+  superuserDatabase: boolean;
+}
+
+/**
+ * Creates the owner role `oar` (lib/db/roles.ts) with `opts.password` (a new random one when
+ * not given; the caller keeps it in oar.conf and passes it back next time), the database owned
+ * by it, and, connected as `oar` so that it owns every table and sequence, the schema, the
+ * resource property columns and the cluster (into an empty database); then lets `oar_ro` read.
+ * A database of an earlier version, owned by the superuser, is only completed as before.
+ */
 export async function prepareEmbeddedDatabase(
   pg: EmbeddedPg,
   dbName: string,
   cluster: ClusterShape,
-): Promise<{ created: boolean; registered: number }> {
+  opts: { password?: string } = {},
+): Promise<PreparedDatabase> {
   const admin = connectUrl(pg.url("postgres"), { max: 1 });
   let created = false;
+  let login: DbLogin;
+  let superuserDatabase = false;
   try {
-    const [exists] = await admin`SELECT 1 FROM pg_database WHERE datname = ${dbName}`;
-    if (!exists) {
-      await admin.unsafe(`CREATE DATABASE "${dbName.replaceAll('"', '""')}"`);
-      created = true;
+    const existing = await databaseOwner(admin, dbName);
+    if (existing?.ownerIsSuperuser) {
+      superuserDatabase = true;
+      login = { login: pg.superuser, password: "" };
+    } else {
+      const password = opts.password ?? generatePassword();
+      // Each time: sets the password again, so oar.conf and the database cannot disagree.
+      await ensureOarRoles(admin, { dbName, owner: OWNER, password });
+      created = (await ensureOwnedDatabase(admin, dbName, OWNER)).created;
+      login = { login: OWNER, password };
     }
   } finally {
     await admin.end();
   }
-  const sql = connectUrl(pg.url(dbName), { max: 1 });
+  const sql = connectTarget({
+    host: pg.socketDir,
+    port: pg.port,
+    database: dbName,
+    user: login.login,
+    password: login.password,
+  }, { max: 1 });
   try {
     await createSchema(sql);
     for (const col of PROPERTY_COLUMNS) {
       await sql.unsafe(`ALTER TABLE resources ADD COLUMN IF NOT EXISTS ${col}`);
     }
+    // The superuser's database predates the reader role: left as it was.
+    if (!superuserDatabase) await grantReadOnly(sql);
     const [{ n }] = await sql`SELECT count(*)::int AS n FROM resources`;
     let registered = 0;
     if (n === 0) {
@@ -61,7 +109,7 @@ export async function prepareEmbeddedDatabase(
         }
       }
     }
-    return { created, registered };
+    return { created, registered, ...login, superuserDatabase };
   } finally {
     await sql.end();
   }
@@ -72,8 +120,9 @@ export async function prepareEmbeddedDatabase(
  * proxy on base, almighty on base+4, bipbip_commander on base+5, greta on base+6.
  */
 export function embeddedConfig(
-  pg: Pick<EmbeddedPg, "socketDir" | "port" | "superuser">,
+  pg: Pick<EmbeddedPg, "socketDir" | "port">,
   dbName: string,
+  db: DbLogin,
   varDir: string,
   portBase = 6666,
 ): Record<string, ConfigValue> {
@@ -82,8 +131,8 @@ export function embeddedConfig(
     DB_HOSTNAME: pg.socketDir,
     DB_PORT: pg.port,
     DB_BASE_NAME: dbName,
-    DB_BASE_LOGIN: pg.superuser,
-    DB_BASE_PASSWD: "",
+    DB_BASE_LOGIN: db.login,
+    DB_BASE_PASSWD: db.password,
     SERVER_HOSTNAME: "localhost",
     SERVER_PORT: portBase,
     APPENDICE_SERVER_PORT: portBase + 4,
