@@ -27,10 +27,14 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))];
 }
 
+/** Where the commands run, so the jobs' output files land there: set by main. */
+let workDir: string | undefined;
+
 async function run(cmd: string[], env: Record<string, string> = {}): Promise<string> {
   const r = await new Deno.Command(cmd[0], {
     args: cmd.slice(1),
     env,
+    cwd: workDir,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -111,6 +115,8 @@ export async function main(args: string[]): Promise<number> {
     await run([Deno.execPath(), "task", "--quiet", "install", "--prefix", prefix], {
       OAR_VAR_DIR: varDir,
     });
+    workDir = join(varDir, "work");
+    await Deno.mkdir(workDir);
     const server = await serverPid(varDir);
     const oarsub = [join(prefix, "bin/oarsub"), "-l", "core=1", "true"];
     for (let i = 0; i < 5; i++) await run(oarsub); // warm-up: first runs cache compiled code
@@ -125,7 +131,20 @@ export async function main(args: string[]): Promise<number> {
       `oarstat -j ${id} (installed)`,
       await measure([join(prefix, "bin/oarstat"), "-j", id], runs, server),
     );
-    const task = [Deno.execPath(), "task", "--quiet", "oarsub", "-l", "core=1", "true"];
+    // deno task runs in the project's directory: -d keeps the jobs' files out of it.
+    const task = [
+      Deno.execPath(),
+      "task",
+      "--quiet",
+      "--config",
+      `${root}deno.json`,
+      "oarsub",
+      "-d",
+      workDir,
+      "-l",
+      "core=1",
+      "true",
+    ];
     const viaTask = await measure(task, Math.min(runs, 20), server, { OAR_VAR_DIR: varDir })
       .catch(() => null);
     if (viaTask) show("deno task oarsub (tools/run.ts)", viaTask);

@@ -1,8 +1,9 @@
 /**
- * oarsub: submit a batch job (OAR 3's options, outputs and exit codes; see the usage text).
- * Interactive jobs (-I) and connections to running jobs (-C) are cli/oarsub/interactive.ts.
+ * oarsub's submission, run by the command server for the caller the kernel named (OAR 3's
+ * options, outputs and exit codes; see the usage text). The user's side (cli/oarsub/) reads the
+ * user's files, and waits for interactive jobs, reservations and --wait, asking
+ * lib/cli/oarsub_jobs.ts for the job's state and shell.
  */
-import { out } from "./scope.ts";
 import { resolve } from "node:path";
 import { resourceColumns } from "../properties/columns.ts";
 import { PropertyError } from "../properties/expr.ts";
@@ -27,7 +28,7 @@ import { OAR_VERSION, OARSUB_USAGE, OPTIONS } from "./oarsub_options.ts";
 import { oarsubConnectMain } from "./oarsub_jobs.ts";
 import { lookupAccount } from "../exec/passwd.ts";
 import { privilegedAccountRefusal } from "../exec/system_users.ts";
-import { callerCwd, currentScope, readCallerFile, setResult } from "./scope.ts";
+import { callerCwd, currentScope, out, readCallerFile, setResult } from "./scope.ts";
 import {
   type CliContext,
   CliError,

@@ -69,7 +69,8 @@ type Need =
   | "scheduler_files"
   | "command_server"
   | "command_client"
-  | "user_lookup";
+  | "user_lookup"
+  | "db_setup";
 
 const NEED_REASONS: Record<Need, string> = {
   command_server:
@@ -77,6 +78,7 @@ const NEED_REASONS: Record<Need, string> = {
     "(SO_PEERCRED through libc)",
   command_client: "sends the command line to the command server (COMMAND_SERVER_SOCKET)",
   user_lookup: "finds the caller's account (/etc/passwd, getent for NSS accounts)",
+  db_setup: "reads OAR_DB_PASSWORD, the password --create-roles gives the oar role",
   db: "reads and writes OAR's database",
   zmq: "talks to almighty/bipbip_commander/greta over ZeroMQ (libzmq through FFI)",
   listen_server_port: "listens on SERVER_PORT for oarsub, oardel and oarexec lines",
@@ -133,7 +135,7 @@ const MODULE_NEEDS: Record<EntryName, Need[]> = {
   oarnodesetting: ["command_client"],
   oarproperty: ["command_client"],
   oarnotify: ["command_client"],
-  "oar-database": ["db"],
+  "oar-database": ["db", "db_setup"],
 };
 
 export const ALL_ENTRIES: readonly EntryName[] = [
@@ -261,6 +263,9 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         f.add("sys", "hostname");
         break;
       }
+      case "db_setup":
+        f.add("env", "OAR_DB_PASSWORD");
+        break;
       case "user_lookup":
         f.add("read", "/etc/passwd");
         f.add("run", "getent");
