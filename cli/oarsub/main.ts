@@ -5,9 +5,9 @@
  * itself, as the caller the kernel names, with every check (lib/cli/oarsub.ts). Afterwards this
  * side waits as asked (-I, -r, --wait), asking the server for the job's state.
  */
-import { parseArgs } from "node:util";
 import { callCommandServer } from "../../lib/cli/client.ts";
 import { OPTIONS } from "../../lib/cli/oarsub_options.ts";
+import { peekArgs } from "../../lib/cli/peek_args.ts";
 import { connectJob, interactiveJob, jobStatus, reservationAnswer } from "./interactive.ts";
 import { NotificationListener, submissionHostName } from "./listener.ts";
 
@@ -50,38 +50,28 @@ async function readOwnFile(path: string): Promise<string | null> {
   }
 }
 
-/** The options this side acts on; the server parses the whole line again and reports errors. */
-function peek(args: string[]) {
-  try {
-    return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch {
-    return null;
-  }
-}
-
 export async function main(args: string[]): Promise<number> {
-  const parsed = peek(args);
+  // The options this side acts on; the server parses the whole line again and reports errors.
+  const parsed = peekArgs(args, OPTIONS);
   if (parsed === null) return (await callCommandServer("oarsub", args)).exit;
   const v = parsed.values;
+  const str = (name: string) => typeof v[name] === "string" ? v[name] as string : undefined;
+  const flag = (name: string) => v[name] === true;
   const command = parsed.positionals[0] ?? null;
-  if (v.help || v.version) return (await callCommandServer("oarsub", args)).exit;
-  if (v.connect !== undefined) {
-    if (!/^\d{1,10}$/.test(v.connect.trim())) {
-      return (await callCommandServer("oarsub", args)).exit;
-    }
-    return await connectJob(Number(v.connect.trim()));
+  if (flag("help") || flag("version")) return (await callCommandServer("oarsub", args)).exit;
+  const connect = str("connect");
+  if (connect !== undefined) {
+    if (!/^\d{1,10}$/.test(connect.trim())) return (await callCommandServer("oarsub", args)).exit;
+    return await connectJob(Number(connect.trim()));
   }
   const files: Record<string, string | null> = {};
-  if (v.scanscript && command) {
-    const script = command.trim().split(/\s+/)[0];
-    files[script] = await readOwnFile(script);
-  }
-  const paramFile = v["array-param-file"];
+  const script = flag("scanscript") && command ? command.trim().split(/\s+/)[0] : undefined;
+  if (script !== undefined) files[script] = await readOwnFile(script);
+  const paramFile = str("array-param-file");
   if (paramFile !== undefined) files[paramFile] = await readOwnFile(paramFile);
   // -S may turn on -I or -r from the script's #OAR lines: the server says what it submitted.
-  const interactive = (v.interactive ?? false) && v.reservation === undefined;
-  const waits = interactive || v.reservation !== undefined ||
-    (v.scanscript === true && files[command?.trim().split(/\s+/)[0] ?? ""] !== undefined);
+  const reservation = str("reservation") !== undefined;
+  const waits = flag("interactive") || reservation || script !== undefined;
   let listener: NotificationListener | null = null;
   try {
     if (waits) {
@@ -103,7 +93,7 @@ export async function main(args: string[]): Promise<number> {
     if (submitted.reservation) return await reservationAnswer(listener!, submitted.jobIds[0]);
     listener?.close();
     listener = null;
-    if (v.wait) return await waitForJobs(submitted.jobIds);
+    if (flag("wait")) return await waitForJobs(submitted.jobIds);
     return 0;
   } finally {
     listener?.close();

@@ -13,7 +13,6 @@
  * User strings (job name, directory, project) reach the script only single-quoted.
  */
 import { shellQuote } from "../../lib/runtime/shell_quote.ts";
-import { sessionFilePath } from "../../lib/exec/sessions.ts";
 
 /** The wrapper tells its caller it could not record the session (an `-I` job cannot run). */
 export const REGISTER_FAILED_EXIT = 3;
@@ -182,5 +181,3 @@ export async function runSession(
     if (keyFile) await Deno.remove(keyFile).catch(() => {});
   }
 }
-
-export { sessionFilePath };
