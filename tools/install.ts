@@ -11,21 +11,12 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../lib/runtime/config.ts";
 import type { EntryName } from "../lib/permissions/mod.ts";
-import { permissionFlags } from "../lib/permissions/mod.ts";
+import { COMMANDS, permissionFlags } from "../lib/permissions/mod.ts";
 import { build } from "./compile.ts";
 import pLimit from "p-limit";
 
-export const USER_COMMANDS: readonly EntryName[] = [
-  "oarsub",
-  "oarstat",
-  "oardel",
-  "oarhold",
-  "oarresume",
-  "oarnodes",
-  "oarnotify",
-  "oarproperty",
-  "oarnodesetting",
-];
+/** Every command but oar-database, an admin tool that holds the credentials. */
+export const USER_COMMANDS: readonly EntryName[] = COMMANDS.filter((c) => c !== "oar-database");
 
 const USAGE = "usage: deno task install [--prefix DIR]   (default /usr/local)";
 

@@ -13,6 +13,7 @@
  * User strings (job name, directory, project) reach the script only single-quoted.
  */
 import { shellQuote } from "../../lib/runtime/shell_quote.ts";
+import type { ShellInfo } from "../../lib/cli/oarsub_options.ts";
 
 /** The wrapper tells its caller it could not record the session (an `-I` job cannot run). */
 export const REGISTER_FAILED_EXIT = 3;
@@ -91,18 +92,8 @@ export function sessionScript(o: SessionScriptOptions): string {
   return lines.join("\n") + "\n";
 }
 
-export interface ShellTarget {
-  launcher: "local" | "ssh";
-  host: string;
-  /** OPENSSH_CMD (ssh launcher). */
-  sshCommand: string;
-  /** The job's private key (ssh launcher), offered before the user's own. */
-  privateKey: string | null;
-  /** The account's login shell and home (local launcher). */
-  shell: string;
-  home: string;
-  user: string;
-}
+/** Where and how the shell runs: what the command server said (oarsub:connect). */
+export type ShellTarget = Omit<ShellInfo, "env" | "sessionFile">;
 
 /** This process's variable, when readable (a permission may not grant it). */
 function inherited(name: string): string | undefined {

@@ -90,12 +90,17 @@ export interface JobStatus {
 /** `oarsub:connect <id> <kind>`: what the user's oarsub needs to run the job's shell. */
 export interface ShellInfo {
   launcher: "local" | "ssh";
+  /** The job's head host. */
   host: string;
+  /** OPENSSH_CMD (ssh launcher). */
   sshCommand: string;
+  /** The job's private key (ssh launcher, its owner only), offered before the user's own. */
   privateKey: string | null;
+  /** The account's login shell and home (local launcher). */
   shell: string;
   home: string;
   user: string;
+  /** The job's OAR_* environment, and its session file on the head node. */
   env: Record<string, string>;
   sessionFile: string;
 }

@@ -27,52 +27,44 @@ export function parsePasswdLine(line: string): Account | null {
 }
 
 /** The account, or null when the user is unknown (or the name is not a valid user name). */
-export async function lookupAccount(name: string): Promise<Account | null> {
-  if (!NAME_RE.test(name)) return null;
-  try {
-    // Synchronous: a small local file, read once a job (see job_files.ts on thread hand-offs).
-    const text = Deno.readTextFileSync("/etc/passwd");
-    for (const line of text.split("\n")) {
-      if (line.startsWith(name + ":")) {
-        const a = parsePasswdLine(line);
-        if (a && a.name === name) return a;
-      }
-    }
-  } catch { /* fall through to getent */ }
-  try {
-    const out = await new Deno.Command("getent", {
-      args: ["passwd", "--", name],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    if (!out.success) return null;
-    const a = parsePasswdLine(new TextDecoder().decode(out.stdout).trim());
-    return a && a.name === name ? a : null;
-  } catch {
-    return null;
-  }
+export function lookupAccount(name: string): Promise<Account | null> {
+  if (!NAME_RE.test(name)) return Promise.resolve(null);
+  return findAccount((a) => a.name === name, name, (line) => line.startsWith(name + ":"));
 }
 
 /** The account of a uid (the command server's caller), or null when it has none. */
-export async function lookupAccountByUid(uid: number): Promise<Account | null> {
-  if (!Number.isInteger(uid) || uid < 0) return null;
+export function lookupAccountByUid(uid: number): Promise<Account | null> {
+  if (!Number.isInteger(uid) || uid < 0) return Promise.resolve(null);
+  return findAccount((a) => a.uid === uid, String(uid));
+}
+
+/**
+ * /etc/passwd first, then `getent passwd <key>` for NSS accounts; `quick` skips the lines that
+ * cannot match before they are parsed.
+ */
+async function findAccount(
+  matches: (a: Account) => boolean,
+  getentKey: string,
+  quick: (line: string) => boolean = () => true,
+): Promise<Account | null> {
   try {
+    // Synchronous: a small local file, read once a job (see job_files.ts on thread hand-offs).
     for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {
+      if (!quick(line)) continue;
       const a = parsePasswdLine(line);
-      if (a && a.uid === uid) return a;
+      if (a && matches(a)) return a;
     }
   } catch { /* fall through to getent */ }
   try {
     const out = await new Deno.Command("getent", {
-      args: ["passwd", String(uid)],
+      args: ["passwd", "--", getentKey],
       stdin: "null",
       stdout: "piped",
       stderr: "null",
     }).output();
     if (!out.success) return null;
     const a = parsePasswdLine(new TextDecoder().decode(out.stdout).trim());
-    return a && a.uid === uid ? a : null;
+    return a && matches(a) ? a : null;
   } catch {
     return null;
   }
