@@ -24,31 +24,54 @@ import {
   grantReadOnly,
   roleExists,
 } from "../../lib/db/roles.ts";
+import { helpText, type OptionTable, parserOptions } from "../../lib/cli/options.ts";
 
-const USAGE = `Usage: oar-database (--create | --drop | --reset | --check) [--db-url URL]
-       oar-database --create-roles --db-url SUPERUSER_URL [--password PASSWORD]
+export const OAR_DATABASE_OPTIONS = {
+  create: {
+    type: "boolean",
+    help: "create the database if it does not exist, then every missing table, type, index and " +
+      "default row (safe to run again)",
+  },
+  drop: { type: "boolean", help: "drop every OAR table and type, with all their data" },
+  reset: { type: "boolean", help: "--drop, then --create" },
+  check: {
+    type: "boolean",
+    help: 'list what is missing or different; exit 0 and print "schema complete" if nothing',
+  },
+  "create-roles": {
+    type: "boolean",
+    help: `as a superuser: create the role ${DEFAULT_OWNER} (login with a password, no other ` +
+      `power) and the role ${DEFAULT_READ_ONLY} (no login; reads every table but challenges), ` +
+      `set ${DEFAULT_OWNER}'s password (again, if it exists), and create the database owned by ` +
+      `${DEFAULT_OWNER} if it does not exist. Then run --create as ${DEFAULT_OWNER} ` +
+      `(DB_BASE_LOGIN="${DEFAULT_OWNER}") so that it owns the tables`,
+  },
+  password: {
+    type: "string",
+    arg: "PASSWORD",
+    help: `the password of ${DEFAULT_OWNER} for --create-roles (default: $OAR_DB_PASSWORD; ` +
+      "printable ASCII, no spaces)",
+  },
+  "db-url": {
+    type: "string",
+    arg: "URL",
+    help: "use postgres://user[:password]@host[:port]/dbname instead of oar.conf (a socket " +
+      "directory goes in ?host=/dir)",
+  },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies OptionTable;
 
-Manages OAR's database, the one named by the DB_* keys of oar.conf (OARCONFFILE, then
-/etc/oar/oar.conf).
-
-  --create        create the database if it does not exist, then every missing table, type,
-                  index and default row (safe to run again)
-  --drop          drop every OAR table and type, with all their data
-  --reset         --drop, then --create
-  --check         list what is missing or different; exit 0 and print "schema complete" if nothing
-  --create-roles  as a superuser: create the role ${DEFAULT_OWNER} (login with a password, no other
-                  power) and the role ${DEFAULT_READ_ONLY} (no login; reads every table but
-                  challenges), set ${DEFAULT_OWNER}'s password (again, if it exists), and create the
-                  database owned by ${DEFAULT_OWNER} if it does not exist. Then run --create as
-                  ${DEFAULT_OWNER} (DB_BASE_LOGIN="${DEFAULT_OWNER}") so that it owns the tables
-  --password PW   the password of ${DEFAULT_OWNER} for --create-roles (default: $OAR_DB_PASSWORD;
-                  printable ASCII, no spaces)
-  --db-url URL    use postgres://user[:password]@host[:port]/dbname instead of oar.conf
-                  (a socket directory goes in ?host=/dir)
-  -h, --help      show this help
-
---create and --reset also let ${DEFAULT_READ_ONLY} read the tables, when that role exists.
-`;
+export const OAR_DATABASE_HELP = helpText(
+  "oar-database",
+  [
+    "(--create | --drop | --reset | --check) [--db-url URL]",
+    "--create-roles --db-url SUPERUSER_URL [--password PASSWORD]",
+  ],
+  "Manages OAR's database, the one named by the DB_* keys of oar.conf (OARCONFFILE, then " +
+    "/etc/oar/oar.conf).",
+  OAR_DATABASE_OPTIONS,
+  `--create and --reset also let ${DEFAULT_READ_ONLY} read the tables, when that role exists.`,
+);
 
 const ACTIONS = ["create", "drop", "reset", "check", "create-roles"] as const;
 type Action = typeof ACTIONS[number];
@@ -225,7 +248,7 @@ function mayReadPasswordEnv(): boolean {
 
 function usageError(message: string): number {
   console.error(`oar-database: ${message}\n`);
-  console.error(USAGE);
+  console.error(OAR_DATABASE_HELP);
   return 2;
 }
 
@@ -236,23 +259,15 @@ export async function main(args: string[]): Promise<number> {
       args,
       strict: true,
       allowPositionals: false,
-      options: {
-        create: { type: "boolean" },
-        drop: { type: "boolean" },
-        reset: { type: "boolean" },
-        check: { type: "boolean" },
-        "create-roles": { type: "boolean" },
-        "db-url": { type: "string" },
-        password: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
+      // The values' types are the table's; parseArgs gets its own keys only.
+      options: parserOptions(OAR_DATABASE_OPTIONS) as unknown as typeof OAR_DATABASE_OPTIONS,
     });
   } catch (e) {
     return usageError((e as Error).message);
   }
   const v = parsed.values;
   if (v.help) {
-    console.log(USAGE);
+    console.log(OAR_DATABASE_HELP);
     return 0;
   }
   const chosen = ACTIONS.filter((a) => v[a]);

@@ -1,18 +1,21 @@
 /**
- * Argument parsing shared by the commands: node:util parseArgs in strict mode, with its errors
- * turned into OAR's usage refusal (exit 2, as click does), and typed integer options.
+ * Argument parsing shared by the commands: node:util parseArgs in strict mode over a command's
+ * option table (./options.ts, which also makes its help), with its errors turned into OAR's usage
+ * refusal (exit 2, as click does), and typed integer options.
  */
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseArgs } from "node:util";
 import { CliError } from "./frame.ts";
+import { type OptionTable, parserOptions } from "./options.ts";
 
-export type Options = NonNullable<ParseArgsConfig["options"]>;
-
-export function parse<T extends Options>(
+/** Parses `args` against a command's option table (parseArgs sees only its parser keys). */
+export function parse<T extends OptionTable>(
   args: string[],
-  options: T,
+  table: T,
   allowPositionals = true,
 ) {
   try {
+    // The values' types come from the table's literal types; the parser gets its own keys only.
+    const options = parserOptions(table) as unknown as T;
     return parseArgs({ args, options, allowPositionals, strict: true });
   } catch (e) {
     const msg = (e as Error).message.replace(/\. To specify a positional.*$/s, "");

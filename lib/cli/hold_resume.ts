@@ -9,29 +9,47 @@ import { out } from "./scope.ts";
 import { insertEvent } from "../job/events.ts";
 import { getJob, getJobTypes } from "../job/jobs.ts";
 import { parse } from "./args.ts";
+import { helpText, type OptionTable } from "./options.ts";
 import { type CliContext, CliError, printError, runCli } from "./frame.ts";
 import { actingUser, isAdmin } from "./identity.ts";
 import { targetJobs } from "./oardel.ts";
 
-export const OARHOLD_USAGE = `Usage: oarhold [OPTIONS] [JOB_ID]...
+const SELECTION = {
+  array: { type: "string", arg: "ARRAYID", help: "every job of an array" },
+  sql: { type: "string", arg: "FILTER", help: "the jobs matching a filter on the jobs table" },
+} as const satisfies OptionTable;
 
-Put jobs on hold: a Waiting job is not scheduled until oarresume; with -r a running job is
-suspended (its processes are frozen).
+const VERSION_HELP = {
+  version: { type: "boolean", short: "V", help: "print OAR version" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies OptionTable;
 
-  -r, --running      suspend running jobs (root/oar, or everyone if USERS_ALLOWED_HOLD_RESUME)
-      --array ID     every job of an array
-      --sql FILTER   the jobs matching a filter on the jobs table
-  -V, --version      print OAR version
-  -h, --help         show this help`;
+export const OARHOLD_OPTIONS = {
+  running: {
+    type: "boolean",
+    short: "r",
+    help: "suspend running jobs (root/oar, or everyone if USERS_ALLOWED_HOLD_RESUME)",
+  },
+  ...SELECTION,
+  ...VERSION_HELP,
+} as const satisfies OptionTable;
 
-export const OARRESUME_USAGE = `Usage: oarresume [OPTIONS] [JOB_ID]...
+export const OARRESUME_OPTIONS = { ...SELECTION, ...VERSION_HELP } as const satisfies OptionTable;
 
-Resume jobs put on hold (Hold becomes Waiting) or suspended (Suspended resumes).
+export const OARHOLD_HELP = helpText(
+  "oarhold",
+  "[OPTIONS] [JOB_ID]...",
+  "Put jobs on hold: a Waiting job is not scheduled until oarresume; with -r a running job is " +
+    "suspended (its processes are frozen).",
+  OARHOLD_OPTIONS,
+);
 
-      --array ID     every job of an array
-      --sql FILTER   the jobs matching a filter on the jobs table
-  -V, --version      print OAR version
-  -h, --help         show this help`;
+export const OARRESUME_HELP = helpText(
+  "oarresume",
+  "[OPTIONS] [JOB_ID]...",
+  "Resume jobs put on hold (Hold becomes Waiting) or suspended (Suspended resumes).",
+  OARRESUME_OPTIONS,
+);
 
 type Request = "hold" | "resume";
 
@@ -86,18 +104,12 @@ const REASONS: Record<Request, Record<number, string>> = {
 };
 
 export async function holdResumeMain(kind: Request, args: string[]): Promise<number> {
-  const usage = kind === "hold" ? OARHOLD_USAGE : OARRESUME_USAGE;
+  const usage = kind === "hold" ? OARHOLD_HELP : OARRESUME_HELP;
   const name = kind === "hold" ? "oarhold" : "oarresume";
   return await runCli(name, usage, async (ctx) => {
-    const common = {
-      array: { type: "string" },
-      sql: { type: "string" },
-      version: { type: "boolean", short: "V" },
-      help: { type: "boolean", short: "h" },
-    } as const;
     const { values, positionals } = kind === "hold"
-      ? parse(args, { ...common, running: { type: "boolean", short: "r" } } as const)
-      : parse(args, common);
+      ? parse(args, OARHOLD_OPTIONS)
+      : parse(args, OARRESUME_OPTIONS);
     const v = values as Record<string, string | boolean | undefined>;
     if (v.help) {
       out(usage);

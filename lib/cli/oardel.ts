@@ -11,6 +11,7 @@ import { insertEvent, inTransaction } from "../job/events.ts";
 import { fragJob, FragResult } from "../job/frag.ts";
 import { getJob, getJobTypes } from "../job/jobs.ts";
 import { intOption, parse } from "./args.ts";
+import { helpText, type OptionTable } from "./options.ts";
 import {
   type CliContext,
   CliError,
@@ -23,29 +24,34 @@ import { actingUser, isAdmin } from "./identity.ts";
 import { arrayJobIds, sqlJobIds } from "./job_select.ts";
 import { signalJobs } from "./signal_jobs.ts";
 
-export const OARDEL_USAGE = `Usage: oardel [OPTIONS] [JOB_ID]...
+export const OARDEL_OPTIONS = {
+  array: { type: "string", arg: "ARRAYID", help: "delete every job of an array" },
+  sql: {
+    type: "string",
+    arg: "FILTER",
+    help: "delete the jobs matching a filter on the jobs table",
+  },
+  checkpoint: { type: "boolean", short: "c", help: "send the checkpoint signal to the jobs" },
+  signal: { type: "string", short: "s", arg: "SIGNAL", help: "send a signal to the jobs" },
+  besteffort: {
+    type: "boolean",
+    short: "b",
+    help: "toggle the besteffort type of running jobs (root/oar)",
+  },
+  "force-terminate-finishing-job": {
+    type: "boolean",
+    help: "end jobs stuck in Finishing (root/oar; last resort)",
+  },
+  version: { type: "boolean", short: "V", help: "print OAR version" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies OptionTable;
 
-Kill or remove jobs from the waiting queue.
-
-      --array ARRAYID                  delete every job of an array
-      --sql FILTER                     delete the jobs matching a filter on the jobs table
-  -c, --checkpoint                     send the checkpoint signal to the jobs
-  -s, --signal SIGNAL                  send a signal to the jobs
-  -b, --besteffort                     toggle the besteffort type of running jobs (root/oar)
-      --force-terminate-finishing-job  end jobs stuck in Finishing (root/oar; last resort)
-  -V, --version                        print OAR version
-  -h, --help                           show this help`;
-
-const OPTIONS = {
-  checkpoint: { type: "boolean", short: "c" },
-  signal: { type: "string", short: "s" },
-  besteffort: { type: "boolean", short: "b" },
-  array: { type: "string" },
-  sql: { type: "string" },
-  "force-terminate-finishing-job": { type: "boolean" },
-  version: { type: "boolean", short: "V" },
-  help: { type: "boolean", short: "h" },
-} as const;
+export const OARDEL_HELP = helpText(
+  "oardel",
+  "[OPTIONS] [JOB_ID]...",
+  "Kill or remove jobs from the waiting queue.",
+  OARDEL_OPTIONS,
+);
 
 /** OAR's CommandReturns rule: one error code is kept, two different ones make 15. */
 export class ExitCodes {
@@ -184,10 +190,10 @@ async function toggleBesteffort(ctx: CliContext, ids: number[], user: string): P
 }
 
 export async function oardelMain(args: string[]): Promise<number> {
-  return await runCli("oardel", OARDEL_USAGE, async (ctx) => {
-    const { values, positionals } = parse(args, OPTIONS);
+  return await runCli("oardel", OARDEL_HELP, async (ctx) => {
+    const { values, positionals } = parse(args, OARDEL_OPTIONS);
     if (values.help) {
-      out(OARDEL_USAGE);
+      out(OARDEL_HELP);
       return 0;
     }
     if (values.version) {

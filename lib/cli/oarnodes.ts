@@ -8,32 +8,42 @@ import { resourceColumns } from "../properties/columns.ts";
 import { type Param, parseExpression, toParameterised } from "../properties/expr.ts";
 import { parseReservationDate } from "../submission/checks.ts";
 import { intOption, list, parse } from "./args.ts";
+import { helpText, type OptionTable } from "./options.ts";
 import { CliError, runCli } from "./frame.ts";
 import { localToSql } from "./oarstat.ts";
 
-export const OARNODES_USAGE = `Usage: oarnodes [OPTIONS] [HOSTNAME]...
+export const OARNODES_OPTIONS = {
+  resource: {
+    type: "string",
+    short: "r",
+    multiple: true,
+    arg: "ID",
+    help: "show only this resource (repeatable)",
+  },
+  sql: {
+    type: "string",
+    arg: "FILTER",
+    help: "show only the resources matching a filter on the resources table",
+  },
+  state: { type: "boolean", short: "s", help: "show only the states (per host, per resource)" },
+  list: { type: "boolean", short: "l", help: "list the host names" },
+  events: {
+    type: "string",
+    short: "e",
+    arg: "[DATE]",
+    help: 'show the events of the hosts (since "YYYY-MM-DD hh:mm:ss")',
+  },
+  json: { type: "boolean", short: "J", help: "print the result in JSON" },
+  version: { type: "boolean", short: "V", help: "print OAR version" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies OptionTable;
 
-Show resources and their states.
-
-  -r, --resource ID        show only this resource (repeatable)
-      --sql FILTER         show only the resources matching a filter on the resources table
-  -s, --state              show only the states (per host, per resource)
-  -l, --list               list the host names
-  -e, --events [DATE]      show the events of the hosts (since "YYYY-MM-DD hh:mm:ss")
-  -J, --json               print the result in JSON
-  -V, --version            print OAR version
-  -h, --help               show this help`;
-
-const OPTIONS = {
-  resource: { type: "string", short: "r", multiple: true },
-  sql: { type: "string" },
-  state: { type: "boolean", short: "s" },
-  list: { type: "boolean", short: "l" },
-  events: { type: "string", short: "e" },
-  json: { type: "boolean", short: "J" },
-  version: { type: "boolean", short: "V" },
-  help: { type: "boolean", short: "h" },
-} as const;
+export const OARNODES_HELP = helpText(
+  "oarnodes",
+  "[OPTIONS] [HOSTNAME]...",
+  "Show resources and their states.",
+  OARNODES_OPTIONS,
+);
 
 const NO_DATE = "\u0000no-date";
 
@@ -101,10 +111,10 @@ function properties(r: Row): string {
 }
 
 export async function oarnodesMain(args: string[]): Promise<number> {
-  return await runCli("oarnodes", OARNODES_USAGE, async (ctx) => {
-    const { values, positionals } = parse(markBareEvents(args), OPTIONS);
+  return await runCli("oarnodes", OARNODES_HELP, async (ctx) => {
+    const { values, positionals } = parse(markBareEvents(args), OARNODES_OPTIONS);
     if (values.help) {
-      print(OARNODES_USAGE);
+      print(OARNODES_HELP);
       return 0;
     }
     if (values.version) {

@@ -14,35 +14,64 @@ import { type Param, parseExpression, toParameterised } from "../properties/expr
 import { addResource, type NextState } from "../resource/resources.ts";
 import { requireAdmin } from "./admin.ts";
 import { intOption, list, parse } from "./args.ts";
+import { helpText, type OptionTable } from "./options.ts";
 import { CliError, runCli } from "./frame.ts";
 
-export const OARNODESETTING_USAGE = `Usage: oarnodesetting [OPTIONS]
+export const OARNODESETTING_OPTIONS = {
+  add: {
+    type: "boolean",
+    short: "a",
+    help: "add a new resource (with -h HOST and -p properties)",
+  },
+  hostname: {
+    type: "string",
+    short: "h",
+    multiple: true,
+    arg: "HOST",
+    help: "the resources of this host (repeatable)",
+  },
+  resource: {
+    type: "string",
+    short: "r",
+    multiple: true,
+    arg: "ID",
+    help: "this resource (repeatable)",
+  },
+  sql: {
+    type: "string",
+    arg: "FILTER",
+    help: "the resources matching a filter on the resources table",
+  },
+  state: {
+    type: "string",
+    short: "s",
+    arg: "STATE",
+    help: "ask for the state Alive, Absent or Dead",
+  },
+  property: {
+    type: "string",
+    short: "p",
+    multiple: true,
+    arg: "NAME=VALUE",
+    help: "set a property (repeatable)",
+  },
+  maintenance: {
+    type: "string",
+    short: "m",
+    arg: "on|off",
+    help: "maintenance mode (on: Absent, not schedulable; off: Alive)",
+  },
+  drain: { type: "string", short: "d", arg: "on|off", help: "drain mode (no new job)" },
+  version: { type: "boolean", short: "V", help: "print OAR version" },
+  help: { type: "boolean", help: "show this help" },
+} as const satisfies OptionTable;
 
-Change the state and properties of resources (root/oar only).
-
-  -a, --add                  add a new resource (with -h HOST and -p properties)
-  -h, --hostname HOST        the resources of this host (repeatable)
-  -r, --resource ID          this resource (repeatable)
-      --sql FILTER           the resources matching a filter on the resources table
-  -s, --state STATE          ask for the state Alive, Absent or Dead
-  -p, --property NAME=VALUE  set a property (repeatable)
-  -m, --maintenance on|off   maintenance mode (on: Absent, not schedulable; off: Alive)
-  -d, --drain on|off         drain mode (no new job)
-  -V, --version              print OAR version
-      --help                 show this help`;
-
-const OPTIONS = {
-  add: { type: "boolean", short: "a" },
-  hostname: { type: "string", short: "h", multiple: true },
-  resource: { type: "string", short: "r", multiple: true },
-  sql: { type: "string" },
-  state: { type: "string", short: "s" },
-  property: { type: "string", short: "p", multiple: true },
-  maintenance: { type: "string", short: "m" },
-  drain: { type: "string", short: "d" },
-  version: { type: "boolean", short: "V" },
-  help: { type: "boolean" },
-} as const;
+export const OARNODESETTING_HELP = helpText(
+  "oarnodesetting",
+  "[OPTIONS]",
+  "Change the state and properties of resources (root/oar only).",
+  OARNODESETTING_OPTIONS,
+);
 
 const STATES: Record<string, NextState> = { alive: "Alive", absent: "Absent", dead: "Dead" };
 
@@ -108,10 +137,10 @@ async function selectIds(
 }
 
 export async function oarnodesettingMain(args: string[]): Promise<number> {
-  return await runCli("oarnodesetting", OARNODESETTING_USAGE, async (ctx) => {
-    const { values: v } = parse(args, OPTIONS, false);
+  return await runCli("oarnodesetting", OARNODESETTING_HELP, async (ctx) => {
+    const { values: v } = parse(args, OARNODESETTING_OPTIONS, false);
     if (v.help) {
-      out(OARNODESETTING_USAGE);
+      out(OARNODESETTING_HELP);
       return 0;
     }
     if (v.version) {

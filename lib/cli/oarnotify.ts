@@ -7,34 +7,28 @@ import { out } from "./scope.ts";
 import { isAlmightyCommand } from "../protocol/mod.ts";
 import { requireAdmin } from "./admin.ts";
 import { parse } from "./args.ts";
+import { helpText, type OptionTable } from "./options.ts";
 import { CliError, runCli } from "./frame.ts";
 
-export const OARNOTIFY_USAGE = `Usage: oarnotify [OPTIONS] [COMMAND]
+export const OARNOTIFY_OPTIONS = {
+  "enable-all-queues": { type: "boolean", short: "E", help: "activate every queue" },
+  "disable-all-queues": { type: "boolean", short: "D", help: "deactivate every queue" },
+  "enable-queue": { type: "string", short: "e", arg: "NAME", help: "activate a queue" },
+  "disable-queue": { type: "string", short: "d", arg: "NAME", help: "deactivate a queue" },
+  "add-queue": { type: "string", arg: "NAME,PRIORITY,POLICY", help: "create a queue" },
+  "remove-queue": { type: "string", arg: "NAME", help: "remove a queue" },
+  "list-queues": { type: "boolean", short: "l", help: "list the queues" },
+  version: { type: "boolean", short: "V", help: "print OAR version" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies OptionTable;
 
-Manage queues and send a command to the OAR server (root/oar only).
-
-  -E, --enable-all-queues        activate every queue
-  -D, --disable-all-queues       deactivate every queue
-  -e, --enable-queue NAME        activate a queue
-  -d, --disable-queue NAME       deactivate a queue
-      --add-queue NAME,PRIORITY,POLICY   create a queue
-      --remove-queue NAME        remove a queue
-  -l, --list-queues              list the queues
-  COMMAND                        send COMMAND to almighty (default: Term)
-  -V, --version                  print OAR version
-  -h, --help                     show this help`;
-
-const OPTIONS = {
-  "enable-all-queues": { type: "boolean", short: "E" },
-  "disable-all-queues": { type: "boolean", short: "D" },
-  "enable-queue": { type: "string", short: "e" },
-  "disable-queue": { type: "string", short: "d" },
-  "add-queue": { type: "string" },
-  "remove-queue": { type: "string" },
-  "list-queues": { type: "boolean", short: "l" },
-  version: { type: "boolean", short: "V" },
-  help: { type: "boolean", short: "h" },
-} as const;
+export const OARNOTIFY_HELP = helpText(
+  "oarnotify",
+  "[OPTIONS] [COMMAND]",
+  "Manage queues and send a command to the OAR server (root/oar only). COMMAND (Qsub, Term, " +
+    "Scheduling...) is sent to almighty as is; a change of the queues sends Term.",
+  OARNOTIFY_OPTIONS,
+);
 
 const QUEUE_RE = /^[A-Za-z0-9_.-]{1,100}$/;
 
@@ -44,10 +38,10 @@ function queueName(s: string): string {
 }
 
 export async function oarnotifyMain(args: string[]): Promise<number> {
-  return await runCli("oarnotify", OARNOTIFY_USAGE, async (ctx) => {
-    const { values: v, positionals } = parse(args, OPTIONS);
+  return await runCli("oarnotify", OARNOTIFY_HELP, async (ctx) => {
+    const { values: v, positionals } = parse(args, OARNOTIFY_OPTIONS);
     if (v.help) {
-      out(OARNOTIFY_USAGE);
+      out(OARNOTIFY_HELP);
       return 0;
     }
     if (v.version) {

@@ -7,31 +7,32 @@ import { out } from "./scope.ts";
 import { BUILTIN_RESOURCE_COLUMNS, resourceColumns } from "../properties/columns.ts";
 import { requireAdmin } from "./admin.ts";
 import { list, parse } from "./args.ts";
+import { helpText, type OptionTable } from "./options.ts";
 import { CliError, runCli } from "./frame.ts";
 
-export const OARPROPERTY_USAGE = `Usage: oarproperty [OPTIONS]
+export const OARPROPERTY_OPTIONS = {
+  add: {
+    type: "string",
+    short: "a",
+    multiple: true,
+    arg: "NAME",
+    help: "add a property (an integer column; with -c a character varying)",
+  },
+  varchar: { type: "boolean", short: "c", help: "the properties added are character varying" },
+  delete: { type: "string", short: "d", multiple: true, arg: "NAME", help: "delete a property" },
+  list: { type: "boolean", short: "l", help: "list the properties" },
+  rename: { type: "string", multiple: true, arg: "OLD,NEW", help: "rename a property" },
+  quiet: { type: "boolean", short: "q", help: "quiet mode (no extra output)" },
+  version: { type: "boolean", short: "V", help: "print OAR version" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies OptionTable;
 
-Manage the properties of resources (root/oar only for changes).
-
-  -a, --add NAME        add a property (an integer column; with -c a character varying)
-  -c, --varchar         the properties added are character varying
-  -d, --delete NAME     delete a property
-  -l, --list            list the properties
-      --rename OLD,NEW  rename a property
-  -q, --quiet           quiet mode (no extra output)
-  -V, --version         print OAR version
-  -h, --help            show this help`;
-
-const OPTIONS = {
-  add: { type: "string", short: "a", multiple: true },
-  varchar: { type: "boolean", short: "c" },
-  delete: { type: "string", short: "d", multiple: true },
-  list: { type: "boolean", short: "l" },
-  rename: { type: "string", multiple: true },
-  quiet: { type: "boolean", short: "q" },
-  version: { type: "boolean", short: "V" },
-  help: { type: "boolean", short: "h" },
-} as const;
+export const OARPROPERTY_HELP = helpText(
+  "oarproperty",
+  "[OPTIONS]",
+  "Manage the properties of resources (root/oar only for changes).",
+  OARPROPERTY_OPTIONS,
+);
 
 const NAME_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -46,10 +47,10 @@ function checkName(name: string): string {
 }
 
 export async function oarpropertyMain(args: string[]): Promise<number> {
-  return await runCli("oarproperty", OARPROPERTY_USAGE, async (ctx) => {
-    const { values: v } = parse(args, OPTIONS, false);
+  return await runCli("oarproperty", OARPROPERTY_HELP, async (ctx) => {
+    const { values: v } = parse(args, OARPROPERTY_OPTIONS, false);
     if (v.help) {
-      out(OARPROPERTY_USAGE);
+      out(OARPROPERTY_HELP);
       return 0;
     }
     if (v.version) {

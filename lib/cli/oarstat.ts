@@ -11,36 +11,49 @@ import { jobColumns } from "../properties/columns.ts";
 import { type Param, parseExpression, toParameterised } from "../properties/expr.ts";
 import { formatTimedelta } from "../submission/walltime.ts";
 import { intOption, list, parse } from "./args.ts";
+import { helpText, type OptionTable } from "./options.ts";
 import { CliError, printWarning, runCli } from "./frame.ts";
 import { actingUser } from "./identity.ts";
 
-export const OARSTAT_USAGE = `Usage: oarstat [OPTIONS]
+export const OARSTAT_OPTIONS = {
+  job: {
+    type: "string",
+    short: "j",
+    multiple: true,
+    arg: "JOBID",
+    help: "show only this job (repeatable)",
+  },
+  full: { type: "boolean", short: "f", help: "show every field" },
+  state: { type: "boolean", short: "s", help: "show only the state of the jobs (-j or --array)" },
+  user: {
+    type: "string",
+    short: "u",
+    arg: "[USER]",
+    help: "show only the jobs of USER (default: you)",
+  },
+  array: { type: "string", arg: "ARRAYID", help: "show the jobs of an array" },
+  events: {
+    type: "boolean",
+    short: "e",
+    help: "show the events of the jobs (-j or --array)",
+  },
+  sql: {
+    type: "string",
+    short: "S",
+    arg: "FILTER",
+    help: "filter on the jobs table (SQL WHERE syntax)",
+  },
+  json: { type: "boolean", short: "J", help: "print the result in JSON" },
+  version: { type: "boolean", short: "V", help: "print OAR version" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const satisfies OptionTable;
 
-Show information about jobs.
-
-  -j, --job JOBID         show only this job (repeatable)
-  -f, --full              show every field
-  -s, --state             show only the state of the jobs (-j or --array)
-  -u, --user [USER]       show only the jobs of USER (default: you)
-      --array ARRAYID     show the jobs of an array
-  -e, --events            show the events of the jobs (-j or --array)
-      --sql FILTER        filter on the jobs table (SQL WHERE syntax)
-  -J, --json              print the result in JSON
-  -V, --version           print OAR version
-  -h, --help              show this help`;
-
-const OPTIONS = {
-  job: { type: "string", short: "j", multiple: true },
-  full: { type: "boolean", short: "f" },
-  state: { type: "boolean", short: "s" },
-  user: { type: "string", short: "u" },
-  array: { type: "string" },
-  events: { type: "boolean", short: "e" },
-  sql: { type: "string", short: "S" },
-  json: { type: "boolean", short: "J" },
-  version: { type: "boolean", short: "V" },
-  help: { type: "boolean", short: "h" },
-} as const;
+export const OARSTAT_HELP = helpText(
+  "oarstat",
+  "[OPTIONS]",
+  "Show information about jobs.",
+  OARSTAT_OPTIONS,
+);
 
 const THIS_USER = "\u0000this-user";
 
@@ -213,23 +226,23 @@ function printFull(jobs: Job[], hosts: Map<number, string[]>): void {
 export async function oarstatMain(args: string[]): Promise<number> {
   let values;
   try {
-    values = parse(markBareUser(args), OPTIONS, false).values;
+    values = parse(markBareUser(args), OARSTAT_OPTIONS, false).values;
   } catch (e) {
     if (e instanceof CliError) {
-      errOut(`#ERROR: ${e.message}\n${OARSTAT_USAGE}`);
+      errOut(`#ERROR: ${e.message}\n${OARSTAT_HELP}`);
       return 2;
     }
     throw e;
   }
   if (values.help) {
-    print(OARSTAT_USAGE);
+    print(OARSTAT_HELP);
     return 0;
   }
   if (values.version) {
     print("OAR version : 3.0.0 (oar-deno)");
     return 0;
   }
-  return await runCli("oarstat", OARSTAT_USAGE, async (ctx) => {
+  return await runCli("oarstat", OARSTAT_HELP, async (ctx) => {
     const ids = list(values.job).map((s) => intOption("-j", s, { min: 1 })!);
     const arrayId = intOption("--array", values.array, { min: 1 }) ?? null;
     if (ids.length && arrayId !== null) {

@@ -1,6 +1,6 @@
 /**
  * oarsub's submission, run by the command server for the caller the kernel named (OAR 3's
- * options, outputs and exit codes; see the usage text). The user's side (cli/oarsub/) reads the
+ * options, outputs and exit codes; see OARSUB_HELP). The user's side (cli/oarsub/) reads the
  * user's files, and waits for interactive jobs, reservations and --wait, asking
  * lib/cli/oarsub_jobs.ts for the job's state and shell.
  */
@@ -24,7 +24,8 @@ import {
 import { scanScript } from "../submission/scan_script.ts";
 import { type JobRequest, parseJobProperties, submitJobs } from "../submission/submit.ts";
 import { intOption, list, parse } from "./args.ts";
-import { OAR_VERSION, OARSUB_USAGE, OPTIONS } from "./oarsub_options.ts";
+import { OAR_VERSION, OPTIONS } from "./oarsub_options.ts";
+import { helpText } from "./options.ts";
 import { oarsubConnectMain } from "./oarsub_jobs.ts";
 import { lookupAccount } from "../exec/passwd.ts";
 import { privilegedAccountRefusal } from "../exec/system_users.ts";
@@ -40,6 +41,13 @@ import {
   runCli,
 } from "./frame.ts";
 import { actingUser } from "./identity.ts";
+
+export const OARSUB_HELP = helpText(
+  "oarsub",
+  "[OPTIONS] [COMMAND]",
+  "Submit a job to OAR batch scheduler.",
+  OPTIONS,
+);
 
 type Values = ReturnType<typeof parse<typeof OPTIONS>>["values"];
 
@@ -202,7 +210,7 @@ export async function oarsubMain(args: string[]): Promise<number> {
   }
   const { values: v, command } = parsed;
   if (v.help) {
-    out(OARSUB_USAGE);
+    out(OARSUB_HELP);
     return 0;
   }
   if (v.version) {
@@ -240,7 +248,7 @@ export async function oarsubMain(args: string[]): Promise<number> {
     printError("importing or exporting job keys is not supported: every job gets its own key");
     return 1;
   }
-  return await runCli("oarsub", OARSUB_USAGE, async (ctx) => {
+  return await runCli("oarsub", OARSUB_HELP, async (ctx) => {
     try {
       const user = await actingUser();
       await refuseSystemUser(ctx, user);
@@ -299,6 +307,6 @@ function submissionFailure(e: unknown): number {
     printError(`bad property (-p): ${e.message}`);
     return exitStatus(-5);
   }
-  if (e instanceof CliError) return reportFailure(e, OARSUB_USAGE);
+  if (e instanceof CliError) return reportFailure(e, OARSUB_HELP);
   throw e;
 }
