@@ -164,6 +164,31 @@ Deno.test("a missing working directory ends in WORKING_DIRECTORY (exit 10)", opt
   }
 });
 
+Deno.test(
+  "an output file that cannot be opened ends in Error with OUTPUT_FILES (exit 20)",
+  opts,
+  async () => {
+    await using db = await createTestDb();
+    const rig = await execRig(db);
+    const listener = new ReportListener(rig.port);
+    try {
+      const jobId = await launchableJob(db.sql, rig, { command: "echo never" });
+      await db.sql`UPDATE jobs SET stdout_file = ${join(rig.dir, "no-such-dir", "out")}
+      WHERE job_id = ${jobId}`;
+      const ctx = ctxFor(rig);
+      assertEquals(await bipbip(ctx, [String(jobId)]), 0);
+      const line = await listener.line(`OAREXEC_${jobId}_`);
+      assertOk(line.startsWith(`OAREXEC_${jobId}_20_N_`), line);
+      assertEquals(await deliver(ctx, line), 0);
+      assertEquals(await eventTypes(db.sql, jobId), ["SWITCH_INTO_ERROR_STATE", "OUTPUT_FILES"]);
+      await nodeChangeState(ctx);
+      assertEquals(await jobState(db.sql, jobId), "Error");
+    } finally {
+      await listener.close();
+    }
+  },
+);
+
 Deno.test("a node prologue failure ends in PROLOGUE_ERROR without a rendezvous", opts, async () => {
   await using db = await createTestDb();
   const dir = await Deno.makeTempDir({ prefix: "oar-prologue-" });

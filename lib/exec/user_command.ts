@@ -19,8 +19,10 @@ const OUTPUT_MARK = "OAREXEC_WRAPPER_CANNOT_OPEN_OUTPUT";
 
 const WRAPPER = [
   `cd -- "$1" 2>/dev/null || { echo ${CHDIR_MARK} >&2; exit 1; }`,
-  `{ : >>"$2"; } 2>/dev/null || { echo ${OUTPUT_MARK} >&2; exit 2; }`,
-  `{ : >>"$3"; } 2>/dev/null || { echo ${OUTPUT_MARK} >&2; exit 2; }`,
+  // `true`, not `:`: a redirection that fails on a special builtin (`:`) makes a POSIX sh
+  // exit on the spot, before `||` (the job then ended Terminated, with no event).
+  `true 2>/dev/null >>"$2" || { echo ${OUTPUT_MARK} >&2; exit 2; }`,
+  `true 2>/dev/null >>"$3" || { echo ${OUTPUT_MARK} >&2; exit 2; }`,
   `exec "$4" -c "$5" </dev/null >>"$2" 2>>"$3"`,
 ].join("\n");
 
