@@ -1,6 +1,6 @@
 /** oarsub as a real child process on a real database: options, rows written, refusals. */
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./support/assert.ts";
-import { insertResources } from "./support/fixtures.ts";
+import { insertJob, insertResources } from "./support/fixtures.ts";
 import { waitFor } from "./support/proc.ts";
 import { CliEnv } from "./cli_harness_test.ts";
 
@@ -61,6 +61,8 @@ Deno.test("oarsub: -l hierarchy, moldables, groups, -p, and the options stored",
   await platform(env);
   const dir = await Deno.makeTempDir();
   env.db.addTempDir(dir);
+  // -a names a job that exists.
+  const dep = await insertJob(env.sql, { user: "root", state: "Terminated" });
   const r = await env.run("oarsub", [
     "-l",
     "/nodes=2/core=2,walltime=1:30",
@@ -89,7 +91,7 @@ Deno.test("oarsub: -l hierarchy, moldables, groups, -p, and the options stored",
     "-t",
     "timesharing=user,*",
     "-a",
-    "1",
+    String(dep.jobId),
     "./run.sh 'a b' \"$(id)\"",
   ]);
   assertEquals(r.code, 0, r.stderr);
@@ -122,7 +124,7 @@ Deno.test("oarsub: -l hierarchy, moldables, groups, -p, and the options stored",
   const types = await env.sql`SELECT type FROM job_types WHERE job_id = ${id} ORDER BY job_type_id`;
   assertEquals(types.map((t) => t.type), ["idempotent", "timesharing=user,*"]);
   const deps = await env.sql`SELECT job_id_required FROM job_dependencies WHERE job_id = ${id}`;
-  assertEquals(deps.map((d) => d.job_id_required), [1]);
+  assertEquals(deps.map((d) => d.job_id_required), [dep.jobId]);
 });
 
 Deno.test("oarsub: arrays, besteffort, hold, reservation, -S, -J", async () => {
@@ -255,6 +257,13 @@ Deno.test("oarsub: refusals leave nothing behind", async () => {
     [["--notify", "exec:/bin/x;rm", "x"], 16, "insecure characters"],
     [["-O", "a$(id)", "x"], 12, "invalid stdout"],
     [["-t", "bad type", "x"], 2, "invalid job type"],
+    [["-t", "besteffrot", "x"], 2, 'unknown job type "besteffrot"'],
+    [["-a", "99999", "x"], 2, "no job 99999"],
+    [["-l", "/nodes=1,walltime=200000", "x"], 251, "walltime too long"],
+    [["-r", "2037-12-31 00:00:00", "-l", "/nodes=1,walltime=1000", "x"], 251, "2038-01-19"],
+    [["-n", "../../etc", "x"], 2, "invalid job name"],
+    [["-n", "a\tb", "x"], 2, "invalid job name"],
+    [["--project", "p\rq", "x"], 2, "invalid project"],
     [["-t", "inner=99999", "x"], 254, "not a container"],
     [["-t", "besteffort", "-r", "2099-01-01 00:00:00", "x"], 254, "besteffort job cannot"],
     [["-a", "x1", "x"], 2, "bad dependency"],

@@ -8,8 +8,10 @@ import { resolve } from "node:path";
 import { resourceColumns } from "../properties/columns.ts";
 import { PropertyError } from "../properties/expr.ts";
 import {
+  checkJobName,
   checkNotify,
   checkOutputFile,
+  checkProject,
   checkTypes,
   parseDependency,
   parseReservationDate,
@@ -117,7 +119,8 @@ async function buildRequest(
   const moldables: Moldable[] = (requests.length ? requests : [defaults]).map((r) =>
     parseResourceRequest(r, columns, { defaults, nodesAlias })
   );
-  const types = checkTypes(list(v.type));
+  const extraTypes = ctx.config.str("OARSUB_EXTRA_JOB_TYPES").split(/[\s,]+/).filter((t) => t);
+  const types = checkTypes(list(v.type), extraTypes);
   const reservationDate = v.reservation !== undefined ? parseReservationDate(v.reservation) : null;
   if (!command && reservationDate === null && !types.includes("noop") && !v.interactive) {
     throw new SubmissionError(
@@ -129,9 +132,8 @@ async function buildRequest(
   if (v.notify !== undefined) checkNotify(v.notify);
   if (v.stdout !== undefined) checkOutputFile("stdout", v.stdout);
   if (v.stderr !== undefined) checkOutputFile("stderr", v.stderr);
-  if (v.name !== undefined && (v.name.length > 100 || /[\0\n]/.test(v.name))) {
-    throw new SubmissionError("invalid job name (at most 100 characters, one line)", 2);
-  }
+  if (v.name !== undefined) checkJobName(v.name);
+  if (v.project !== undefined) checkProject(v.project.trim());
   const checkpoint = intOption("--checkpoint", v.checkpoint, { min: 0 }) ?? 0;
   const signal = intOption("--signal", v.signal, { min: 1 }) ?? 12;
   if (signal > 64) throw new CliError("option --signal must be a signal number", 2, true);

@@ -200,6 +200,10 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
   // Submission
   OARSUB_DEFAULT_RESOURCES: { value: "/resource_id=1", doc: "resources when -l gives none" },
   OARSUB_DEFAULT_WALLTIME: { value: 7200, doc: "walltime (seconds) when -l gives none" },
+  OARSUB_EXTRA_JOB_TYPES: {
+    value: "",
+    doc: "job types (-t) accepted beyond OAR's own, comma-separated (for site admission rules)",
+  },
   JOB_USER_MIN_UID: {
     value: 1000,
     doc: "jobs of accounts below this uid (system accounts), of root and of oar are refused",

@@ -14,8 +14,28 @@ export class SubmissionError extends Error {
 
 const TYPE_RE = /^(token:[A-Za-z0-9_-]+=\d+|[A-Za-z_][A-Za-z0-9_-]*(=[A-Za-z0-9_.,*:@\/+-]*)?)$/;
 
+/**
+ * The job types oar-deno's modules act upon (OAR 3's). Anything else is a typo until the admin
+ * says otherwise (OARSUB_EXTRA_JOB_TYPES, for types of the site's own admission rules): a
+ * `-t besteffrot` job silently ran as a normal job.
+ */
+export const KNOWN_JOB_TYPES: ReadonlySet<string> = new Set([
+  "besteffort",
+  "idempotent",
+  "noop",
+  "cosystem",
+  "deploy",
+  "timesharing",
+  "container",
+  "inner",
+  "placeholder",
+  "allow",
+  "no_quotas",
+  "desktop_computing",
+]);
+
 /** Job types (-t): one word, `key=value`, or `token:NAME=N`; stripped as OAR does. */
-export function checkTypes(types: string[]): string[] {
+export function checkTypes(types: string[], extra: readonly string[] = []): string[] {
   const out: string[] = [];
   for (const raw of types) {
     const t = raw.trim();
@@ -24,6 +44,13 @@ export function checkTypes(types: string[]): string[] {
       throw new SubmissionError(`invalid job type "${raw}"`, 2);
     }
     const [key, value] = t.split("=", 2);
+    if (!key.startsWith("token:") && !KNOWN_JOB_TYPES.has(key) && !extra.includes(key)) {
+      throw new SubmissionError(
+        `unknown job type "${key}" (known: ${[...KNOWN_JOB_TYPES].join(", ")}, token:NAME=N` +
+          `${extra.length ? `, ${extra.join(", ")}` : ""})`,
+        2,
+      );
+    }
     if (
       key === "timesharing" && value !== undefined &&
       !/^(\*|user|name)(,(\*|user|name))?$/.test(value)
@@ -39,6 +66,29 @@ export function checkTypes(types: string[]): string[] {
     if (!out.includes(t)) out.push(t);
   }
   return out;
+}
+
+/** Control characters, and `/` (names end up in file names: %jobname%). */
+const UNSAFE_TEXT = /[\x00-\x1f\x7f/]/;
+
+/** `-n NAME`: one line of at most 100 characters, no control character and no `/`. */
+export function checkJobName(name: string): void {
+  if (name.length > 100 || UNSAFE_TEXT.test(name)) {
+    throw new SubmissionError(
+      "invalid job name (at most 100 characters; no control character and no /)",
+      2,
+    );
+  }
+}
+
+/** `--project NAME`: the same rule, at most 255 characters. */
+export function checkProject(project: string): void {
+  if (project.length > 255 || UNSAFE_TEXT.test(project)) {
+    throw new SubmissionError(
+      "invalid project (at most 255 characters; no control character and no /)",
+      2,
+    );
+  }
 }
 
 export interface Dependency {

@@ -145,6 +145,35 @@ export function defaultRules(req: JobRequest): { queue: string; types: string[] 
  * Admits and inserts the jobs; returns their ids (ascending: array_index 1..N) and the array
  * id (the first job's id). Throws SubmissionError on refusal; nothing is written then.
  */
+/** OAR's times are 32-bit seconds: a job must end by 2038-01-19 03:14:07 UTC. */
+export const LAST_EPOCH = 2147483647;
+
+/** A job whose walltime would carry it past LAST_EPOCH would wait for ever: refused. */
+function checkEndTime(req: JobRequest, start: number): void {
+  for (const m of req.moldables) {
+    const walltime = m.walltime ?? req.defaultWalltime;
+    if (start + walltime > LAST_EPOCH) {
+      throw new SubmissionError(
+        `walltime too long: the job would end after 2038-01-19 03:14:07 UTC (OAR's times are ` +
+          `32-bit seconds)`,
+        -5,
+      );
+    }
+  }
+}
+
+/** `-a` names jobs that exist (a job waiting for a job that never was would run at once). */
+async function checkDependencies(sql: Queryable, ids: number[]): Promise<void> {
+  if (ids.length === 0) return;
+  const rows = await sql<{ job_id: number }[]>`
+    SELECT job_id FROM jobs WHERE job_id = ANY(${ids}::int[])`;
+  const known = new Set(rows.map((r) => Number(r.job_id)));
+  const missing = ids.filter((id) => !known.has(id));
+  if (missing.length) {
+    throw new SubmissionError(`bad dependency: no job ${missing.join(", ")}`, 2);
+  }
+}
+
 export async function submitJobs(
   sql: Sql,
   req: JobRequest,
@@ -156,10 +185,12 @@ export async function submitJobs(
   }
   await checkQueue(sql, queue);
   await checkInner(sql, types);
+  await checkDependencies(sql, req.dependencies.map((d) => d.jobId));
   const now = await dbNow(sql);
   if (req.reservationDate !== null && req.reservationDate <= now) {
     throw new SubmissionError("the advance reservation date is in the past", 7);
   }
+  checkEndTime(req, req.reservationDate ?? now);
   // Group properties as stored: the user's, plus type='default' when no type is named.
   const groupProps = req.moldables.map((m) =>
     m.groups.map((g) => groupPropertyWithType(g.property, req.properties))
