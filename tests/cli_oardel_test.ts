@@ -1,6 +1,6 @@
 /** oardel, oarhold, oarresume as real child processes: requests, permissions, messages. */
 import { assertEquals, assertStringIncludes } from "./support/assert.ts";
-import { insertJob } from "./support/fixtures.ts";
+import { insertJob, insertResources } from "./support/fixtures.ts";
 import { CliEnv } from "./cli_harness_test.ts";
 
 async function events(env: CliEnv, jobId: number): Promise<string[]> {
@@ -135,4 +135,25 @@ Deno.test("oarhold / oarresume: events, states, permissions", async () => {
   assertEquals(r.code, 0, r.stderr);
   r = await env.run("oarresume", ["--bogus"]);
   assertEquals(r.code, 2);
+});
+
+Deno.test("oardel --array of thousands: set-based, one summary line, every job fragged once", async () => {
+  await using env = await CliEnv.create();
+  await insertResources(env.sql, ["n1"], 1);
+  let r = await env.run("oarsub", ["--array", "3000", "--hold", "true"]);
+  assertEquals(r.code, 0, r.stderr);
+  const arrayId = Number(/OAR_ARRAY_ID=(\d+)/.exec(r.stdout)![1]);
+  r = await env.run("oardel", ["--array", String(arrayId)], { OARDO_USER: "bob" });
+  assertEquals(r.code, 1, r.stderr);
+  assertEquals(r.stdout.trim(), "Deleting 3000 jobs: 3000 not yours (refused).");
+  r = await env.run("oardel", ["--array", String(arrayId)]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.stdout.trim(), "Deleting 3000 jobs: 3000 REGISTERED.");
+  const [{ frags, events }] = await env.sql`
+    SELECT (SELECT count(*)::int FROM frag_jobs) AS frags,
+      (SELECT count(*)::int FROM event_logs WHERE type = 'FRAG_JOB_REQUEST') AS events`;
+  assertEquals([frags, events], [3000, 3000]);
+  r = await env.run("oardel", ["--array", String(arrayId)]);
+  assertEquals(r.code, 6, r.stderr);
+  assertEquals(r.stdout.trim(), "Deleting 3000 jobs: 3000 already being deleted.");
 });

@@ -286,6 +286,21 @@ Deno.test("oarsub: refusals leave nothing behind", async () => {
   const r = await env.run("oarsub", ["-q", "admin", "x"], { OARDO_USER: "bob" });
   assertEquals(r.code, 254, r.stderr);
   assertStringIncludes(r.stderr, "admin queue");
+  // Admission limits (oar.conf) hold users, not root or oar.
+  await env.sql`UPDATE jobs SET state = 'Terminated'`;
+  const big = await env.run("oarsub", ["--array", "10001", "x"], { OARDO_USER: "bob" });
+  assertEquals(big.code, 6, big.stderr);
+  assertStringIncludes(big.stderr, "OARSUB_MAX_ARRAY_SIZE");
+  for (let i = 0; i < 2; i++) {
+    const ok = await env.run("oarsub", ["--array", "10000", "--hold", "x"], { OARDO_USER: "bob" });
+    assertEquals(ok.code, 0, ok.stderr);
+  }
+  const over = await env.run("oarsub", ["x"], { OARDO_USER: "bob" });
+  assertEquals(over.code, 254, over.stderr);
+  assertStringIncludes(over.stderr, "OARSUB_MAX_WAITING_JOBS_PER_USER");
+  assertEquals((await env.run("oarsub", ["--array", "10001", "--hold", "x"])).code, 0);
+  await env.sql`UPDATE jobs SET state = 'Terminated'`;
+  assertStringIncludes(r.stderr, "admin queue");
   // A user cannot exempt their own job from the quotas; an admin can.
   const nq = await env.run("oarsub", ["-t", "no_quotas", "x"], { OARDO_USER: "bob" });
   assertEquals(nq.code, 254, nq.stderr);

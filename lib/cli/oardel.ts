@@ -8,7 +8,7 @@ import { out } from "./scope.ts";
 import { dbNow } from "../db/client.ts";
 import type { Queryable } from "../db/client.ts";
 import { insertEvent, inTransaction } from "../job/events.ts";
-import { fragJob, FragResult } from "../job/frag.ts";
+import { fragJobs, FragResult } from "../job/frag.ts";
 import { getJob, getJobTypes } from "../job/jobs.ts";
 import { intOption, parse } from "./args.ts";
 import { helpText, type OptionTable } from "./options.ts";
@@ -86,33 +86,47 @@ export async function targetJobs(
   return positionals.map(parseJobId);
 }
 
+/** Above this many jobs, oardel prints a summary instead of a line per job. */
+const LINE_PER_JOB_MAX = 20;
+
 async function deleteJobs(ctx: CliContext, ids: number[], user: string): Promise<number> {
   const codes = new ExitCodes();
-  const registered: number[] = [];
-  let notify = false;
-  for (const id of ids) {
-    const r = await fragJob(ctx.sql, id, user);
-    if (r === FragResult.ok) {
-      out(`Deleting the job = ${id} ...REGISTERED.`);
-      registered.push(id);
-      notify = true;
-    } else if (r === FragResult.notAllowed) {
-      printError(`Cannot frag ${id} ; You are not the right user.`);
-      codes.add(1);
-    } else if (r === FragResult.alreadyFragged) {
-      printWarning(`Cannot frag ${id} ; This job was already killed.`);
-      notify = true;
-      codes.add(6);
-    } else {
-      printWarning(`Cannot frag ${id} ; Job does not exist.`);
-      codes.add(7);
+  const unique = [...new Set(ids)];
+  const results = await fragJobs(ctx.sql, unique, user);
+  const by = (r: FragResult) => [...results].filter(([, v]) => v === r).map(([id]) => id);
+  const registered = by(FragResult.ok);
+  const notAllowed = by(FragResult.notAllowed);
+  const already = by(FragResult.alreadyFragged);
+  const missing = by(FragResult.noSuchJob);
+  if (results.size <= LINE_PER_JOB_MAX) {
+    for (const id of unique) {
+      const r = results.get(id);
+      if (r === FragResult.ok) out(`Deleting the job = ${id} ...REGISTERED.`);
+      else if (r === FragResult.notAllowed) {
+        printError(`Cannot frag ${id} ; You are not the right user.`);
+      } else if (r === FragResult.alreadyFragged) {
+        printWarning(`Cannot frag ${id} ; This job was already killed.`);
+      } else printWarning(`Cannot frag ${id} ; Job does not exist.`);
     }
+  } else {
+    const part = (n: number, what: string) => n ? [`${n} ${what}`] : [];
+    out(
+      `Deleting ${results.size} jobs: ` + [
+        ...part(registered.length, "REGISTERED"),
+        ...part(already.length, "already being deleted"),
+        ...part(notAllowed.length, "not yours (refused)"),
+        ...part(missing.length, "unknown"),
+      ].join(", ") + ".",
+    );
   }
-  if (notify) {
+  if (notAllowed.length) codes.add(1);
+  if (already.length) codes.add(6);
+  if (missing.length) codes.add(7);
+  if (registered.length || already.length) {
     ctx.notifier().almighty("ChState");
     ctx.notifier().almighty("Qdel");
   }
-  if (registered.length) {
+  if (registered.length && results.size <= LINE_PER_JOB_MAX) {
     out(`The job(s) [ ${registered.join(" ")} ] will be deleted in the near future.`);
   }
   return codes.code;

@@ -42,7 +42,7 @@ import {
   reportFailure,
   runCli,
 } from "./frame.ts";
-import { actingUser } from "./identity.ts";
+import { actingUser, isAdmin } from "./identity.ts";
 
 export const OARSUB_HELP = helpText(
   "oarsub",
@@ -181,6 +181,11 @@ async function buildRequest(
     reservationDate,
     initialRequest: args.join(" "),
     defaultWalltime: ctx.config.int("OARSUB_DEFAULT_WALLTIME"),
+    limits: isAdmin(user) ? null : {
+      maxArray: ctx.config.int("OARSUB_MAX_ARRAY_SIZE"),
+      maxWaitingPerUser: ctx.config.int("OARSUB_MAX_WAITING_JOBS_PER_USER"),
+      maxWaitingPerQueue: ctx.config.int("OARSUB_MAX_WAITING_JOBS_PER_QUEUE"),
+    },
   };
 }
 

@@ -200,6 +200,18 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
   // Submission
   OARSUB_DEFAULT_RESOURCES: { value: "/resource_id=1", doc: "resources when -l gives none" },
   OARSUB_DEFAULT_WALLTIME: { value: 7200, doc: "walltime (seconds) when -l gives none" },
+  OARSUB_MAX_ARRAY_SIZE: {
+    value: 10000,
+    doc: "most jobs in one array submission (0: no limit; root and oar are not limited)",
+  },
+  OARSUB_MAX_WAITING_JOBS_PER_USER: {
+    value: 20000,
+    doc: "most Waiting or Hold jobs one user may have (0: no limit; not root and oar)",
+  },
+  OARSUB_MAX_WAITING_JOBS_PER_QUEUE: {
+    value: 0,
+    doc: "most Waiting or Hold jobs in one queue from users (0: no limit)",
+  },
   OARSUB_EXTRA_JOB_TYPES: {
     value: "",
     doc: "job types (-t) accepted beyond OAR's own, comma-separated (for site admission rules)",

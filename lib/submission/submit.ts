@@ -47,6 +47,8 @@ export interface JobRequest {
   initialRequest: string;
   /** Seconds used for moldables that give no walltime. */
   defaultWalltime: number;
+  /** The admission limits of oar.conf (0: none); null for root and oar. */
+  limits?: SubmissionLimits | null;
 }
 
 export interface Submitted {
@@ -145,6 +147,52 @@ export function defaultRules(req: JobRequest): { queue: string; types: string[] 
  * Admits and inserts the jobs; returns their ids (ascending: array_index 1..N) and the array
  * id (the first job's id). Throws SubmissionError on refusal; nothing is written then.
  */
+/** How much one user may put in the queues (OARSUB_MAX_* in oar.conf; 0 is no limit). */
+export interface SubmissionLimits {
+  maxArray: number;
+  maxWaitingPerUser: number;
+  maxWaitingPerQueue: number;
+}
+
+/**
+ * One user's flood (100,000 jobs) would delay everyone's jobs for minutes: the jobs already
+ * waiting (Waiting or Hold) plus this submission must fit the limits.
+ */
+async function checkLimits(
+  sql: Queryable,
+  req: JobRequest,
+  queue: string,
+  n: number,
+): Promise<void> {
+  const l = req.limits;
+  if (!l) return;
+  if (l.maxArray > 0 && n > l.maxArray) {
+    throw new SubmissionError(
+      `An array of job may have at most ${l.maxArray} jobs (OARSUB_MAX_ARRAY_SIZE).`,
+      6,
+    );
+  }
+  if (l.maxWaitingPerUser <= 0 && l.maxWaitingPerQueue <= 0) return;
+  const [c] = await sql<{ user_jobs: number; queue_jobs: number }[]>`
+    SELECT count(*) FILTER (WHERE job_user = ${req.user})::int AS user_jobs,
+      count(*) FILTER (WHERE queue_name = ${queue})::int AS queue_jobs
+    FROM jobs WHERE state IN ('Waiting', 'Hold')`;
+  if (l.maxWaitingPerUser > 0 && c.user_jobs + n > l.maxWaitingPerUser) {
+    throw new SubmissionError(
+      `${req.user} has ${c.user_jobs} waiting jobs; with ${n} more that would be over the ` +
+        `limit of ${l.maxWaitingPerUser} (OARSUB_MAX_WAITING_JOBS_PER_USER)`,
+      -2,
+    );
+  }
+  if (l.maxWaitingPerQueue > 0 && c.queue_jobs + n > l.maxWaitingPerQueue) {
+    throw new SubmissionError(
+      `queue ${queue} has ${c.queue_jobs} waiting jobs; with ${n} more that would be over the ` +
+        `limit of ${l.maxWaitingPerQueue} (OARSUB_MAX_WAITING_JOBS_PER_QUEUE)`,
+      -2,
+    );
+  }
+}
+
 /** OAR's times are 32-bit seconds: a job must end by 2038-01-19 03:14:07 UTC. */
 export const LAST_EPOCH = 2147483647;
 
@@ -186,6 +234,7 @@ export async function submitJobs(
   await checkQueue(sql, queue);
   await checkInner(sql, types);
   await checkDependencies(sql, req.dependencies.map((d) => d.jobId));
+  await checkLimits(sql, req, queue, req.commands.length);
   const now = await dbNow(sql);
   if (req.reservationDate !== null && req.reservationDate <= now) {
     throw new SubmissionError("the advance reservation date is in the past", 7);
