@@ -283,6 +283,14 @@ Deno.test("oarsub: refusals leave nothing behind", async () => {
     const after = (await env.sql`SELECT count(*)::int AS n FROM jobs`)[0].n;
     assertEquals(after, before + (code === 0 ? 1 : 0), JSON.stringify(args));
   }
+  // A command longer than oarexec reads (an argument cannot be: the kernel caps one at 128 KiB,
+  // but an array's parameter line adds to it).
+  const params = await Deno.makeTempFile();
+  await Deno.writeTextFile(params, "x".repeat(140_000) + "\n");
+  const long = await env.run("oarsub", ["--array-param-file", params, "echo"]);
+  await Deno.remove(params);
+  assertEquals(long.code, 2, long.stderr);
+  assertStringIncludes(long.stderr, "the command is too long");
   const r = await env.run("oarsub", ["-q", "admin", "x"], { OARDO_USER: "bob" });
   assertEquals(r.code, 254, r.stderr);
   assertStringIncludes(r.stderr, "admin queue");

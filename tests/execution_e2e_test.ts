@@ -164,6 +164,23 @@ Deno.test("a missing working directory ends in WORKING_DIRECTORY (exit 10)", opt
   }
 });
 
+Deno.test("a 70 KB command runs: oarexec reads what oarsub accepts", opts, async () => {
+  await using db = await createTestDb();
+  const rig = await execRig(db);
+  const listener = new ReportListener(rig.port);
+  try {
+    const jobId = await launchableJob(db.sql, rig, { command: "true # " + "x".repeat(70_000) });
+    const ctx = ctxFor(rig);
+    assertEquals(await bipbip(ctx, [String(jobId)]), 0);
+    const line = await listener.line(`OAREXEC_${jobId}_`);
+    assertOk(line.startsWith(`OAREXEC_${jobId}_0_0_`), line);
+    assertEquals(await deliver(ctx, line), 0);
+    assertEquals(await eventTypes(db.sql, jobId), ["SWITCH_INTO_TERMINATE_STATE"]);
+  } finally {
+    await listener.close();
+  }
+});
+
 Deno.test(
   "an output file that cannot be opened ends in Error with OUTPUT_FILES (exit 20)",
   opts,

@@ -1,6 +1,7 @@
 import { assertEquals, assertOk } from "./support/assert.ts";
 import {
   commanderInvocation,
+  DESCRIPTOR_HEAD_MAX_BYTES,
   encodeAlmightyMessage,
   encodeCommanderMessage,
   encodeGretaMessage,
@@ -8,6 +9,7 @@ import {
   encodeStandbyDone,
   encodeStandbyGo,
   encodeStandbyRunning,
+  JOB_COMMAND_MAX_BYTES,
   LineSplitter,
   parseAlmightyMessage,
   parseCommanderMessage,
@@ -195,6 +197,10 @@ Deno.test("descriptor validation", () => {
     resources: [{ resource_id: 1, network_address: "n1" }],
   };
   assertOk(parseOarexecDescriptor(JSON.stringify(good)).ok);
+  // The longest command oarsub accepts fits what oarexec reads (once, a 70 KB command did not).
+  const longest = { ...good, command: "x".repeat(JOB_COMMAND_MAX_BYTES) };
+  assertOk(parseOarexecDescriptor(JSON.stringify(longest)).ok);
+  assertOk(JSON.stringify(longest).length < DESCRIPTOR_HEAD_MAX_BYTES);
   const bad = parseOarexecDescriptor(JSON.stringify({ ...good, job_id: "1" }));
   assertOk(!bad.ok && bad.error.includes("job_id"));
   assertEquals(parseOarexecDescriptor(JSON.stringify({ ...good, mode: "X" })).ok, false);

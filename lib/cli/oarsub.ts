@@ -30,6 +30,7 @@ import { OAR_VERSION, OPTIONS } from "./oarsub_options.ts";
 import { helpText } from "./options.ts";
 import { oarsubConnectMain } from "./oarsub_jobs.ts";
 import { lookupAccount } from "../exec/passwd.ts";
+import { JOB_COMMAND_MAX_BYTES } from "../protocol/oarexec_descriptor.ts";
 import { privilegedAccountRefusal } from "../exec/system_users.ts";
 import { callerCwd, currentScope, out, readCallerFile, setResult } from "./scope.ts";
 import {
@@ -138,6 +139,7 @@ async function buildRequest(
   const signal = intOption("--signal", v.signal, { min: 1 }) ?? 12;
   if (signal > 64) throw new CliError("option --signal must be a signal number", 2, true);
   const cmd = v.interactive ? "" : command ?? "";
+
   let commands = [cmd];
   if (v["array-param-file"] !== undefined) {
     commands = await readArrayParams(v["array-param-file"], cmd);
@@ -151,6 +153,17 @@ async function buildRequest(
     }
     if (n > 100000) throw new SubmissionError("An array of job may have at most 100000 jobs.", 6);
     commands = Array(n).fill(cmd);
+  }
+  // What oarexec would refuse to read must not reach it (the same limit on both sides).
+  for (const c of new Set(commands)) {
+    const bytes = new TextEncoder().encode(c).length;
+    if (bytes > JOB_COMMAND_MAX_BYTES) {
+      throw new SubmissionError(
+        `the command is too long (${bytes} bytes, at most ${JOB_COMMAND_MAX_BYTES}): ` +
+          `put it in a script`,
+        2,
+      );
+    }
   }
   const cwd = callerCwd();
   let host = currentScope()?.hostname || "localhost";

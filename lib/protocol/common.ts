@@ -46,12 +46,15 @@ export function pyJson(value: unknown): string {
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Decodes bytes (or passes text through) and parses a JSON object; never throws. */
-export function parseJsonObject(input: Uint8Array | string): Parsed<Record<string, unknown>> {
+export function parseJsonObject(
+  input: Uint8Array | string,
+  maxBytes = MAX_MESSAGE_BYTES,
+): Parsed<Record<string, unknown>> {
   let text: string;
   if (typeof input === "string") {
     text = input;
   } else {
-    if (input.byteLength > MAX_MESSAGE_BYTES) {
+    if (input.byteLength > maxBytes) {
       return fail(`message too large (${input.byteLength} bytes)`);
     }
     try {
@@ -60,7 +63,7 @@ export function parseJsonObject(input: Uint8Array | string): Parsed<Record<strin
       return fail("message is not valid UTF-8");
     }
   }
-  if (text.length > MAX_MESSAGE_BYTES) return fail(`message too large (${text.length} chars)`);
+  if (text.length > maxBytes) return fail(`message too large (${text.length} chars)`);
   let data: unknown;
   try {
     data = JSON.parse(text);

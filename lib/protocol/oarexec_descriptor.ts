@@ -4,6 +4,18 @@
  */
 import { fail, ok, type Parsed, parseJsonObject } from "./common.ts";
 
+/**
+ * The limits of a descriptor, the same for whoever writes one (oarsub refuses a command that
+ * would break them, lib/cli/oarsub.ts) and for oarexec reading it: a job's command once made
+ * oarexec refuse its descriptor (64 KiB here, 16 MiB there), which suspected the node.
+ */
+/** The whole descriptor, resources included. */
+export const DESCRIPTOR_MAX_BYTES = 16 * 1024 * 1024;
+/** Everything but the resource list: the command, names, paths, scripts. */
+export const DESCRIPTOR_HEAD_MAX_BYTES = 256 * 1024;
+/** A job's command (its text, as oarsub stores it): half the head, the rest for the others. */
+export const JOB_COMMAND_MAX_BYTES = 128 * 1024;
+
 export interface OarexecDescriptor {
   job_id: number;
   array_id: number;
@@ -79,7 +91,7 @@ export function encodeOarexecDescriptor(d: OarexecDescriptor): string {
 
 /** Validates a descriptor read by oarexec; a bad one is oarexec's exit 31. */
 export function parseOarexecDescriptor(input: Uint8Array | string): Parsed<OarexecDescriptor> {
-  const r = parseJsonObject(input);
+  const r = parseJsonObject(input, DESCRIPTOR_HEAD_MAX_BYTES);
   if (!r.ok) return r;
   const d = r.value;
   for (const k of DESCRIPTOR_INTS) {

@@ -4,7 +4,8 @@
  * (exit 31 when it is not one).
  */
 import {
-  MAX_MESSAGE_BYTES,
+  DESCRIPTOR_HEAD_MAX_BYTES,
+  DESCRIPTOR_MAX_BYTES,
   type OarexecDescriptor,
   parseOarexecDescriptor,
 } from "../../lib/protocol/mod.ts";
@@ -14,15 +15,12 @@ export type DescriptorRead =
   | { ok: true; descriptor: OarexecDescriptor; text: string }
   | { ok: false; code: number; error: string };
 
-/** The descriptor may carry many resources: allow far more than one protocol message. */
-const MAX_DESCRIPTOR_BYTES = 256 * MAX_MESSAGE_BYTES;
-
 /** Reads all of `input` (oarexec's stdin) within `timeoutMs`. */
 export async function readDescriptor(
   input: ReadableStream<Uint8Array>,
   timeoutMs: number,
 ): Promise<DescriptorRead> {
-  const read = await readBounded(input, timeoutMs, MAX_DESCRIPTOR_BYTES);
+  const read = await readBounded(input, timeoutMs, DESCRIPTOR_MAX_BYTES);
   return read.ok ? decodeDescriptor(read.bytes) : read;
 }
 
@@ -33,7 +31,7 @@ export async function readDescriptor(
 export async function readBounded(
   input: ReadableStream<Uint8Array>,
   timeoutMs: number,
-  maxBytes = MAX_DESCRIPTOR_BYTES + 64,
+  maxBytes = DESCRIPTOR_MAX_BYTES + 64,
 ): Promise<{ ok: true; bytes: Uint8Array } | { ok: false; code: number; error: string }> {
   const reader = input.getReader();
   const chunks: Uint8Array[] = [];
@@ -89,7 +87,7 @@ export function decodeDescriptor(all: Uint8Array): DescriptorRead {
 function parseDescriptorText(text: string) {
   // parseOarexecDescriptor bounds its input to one protocol message; a descriptor of a large
   // job is bigger, so parse here and hand it the object's text only when small enough.
-  if (text.length <= MAX_MESSAGE_BYTES) return parseOarexecDescriptor(text);
+  if (text.length <= DESCRIPTOR_HEAD_MAX_BYTES) return parseOarexecDescriptor(text);
   let obj: unknown;
   try {
     obj = JSON.parse(text);
