@@ -135,6 +135,25 @@ Deno.test("zmq: 20,000 messages arrive in order", async () => {
   }
 });
 
+Deno.test("zmq: a message over the limit is dropped with its sender; others still arrive", async () => {
+  const pull = new PullSocket({ maxMessageBytes: 1024 });
+  const big = new PushSocket();
+  const small = new PushSocket();
+  try {
+    const endpoint = await tcpEndpoint();
+    pull.bind(endpoint);
+    big.connect(endpoint);
+    small.connect(endpoint);
+    await big.send("x".repeat(4096));
+    await small.send("hello");
+    assertEquals(await pull.receiveText({ timeoutMs: 5000 }), "hello");
+    assertEquals(await pull.receiveText({ timeoutMs: 300 }), null);
+  } finally {
+    for (const s of [big, small, pull]) s.close();
+    await Promise.all([big.closed, small.closed, pull.closed]);
+  }
+});
+
 async function requirePythonZmq(): Promise<void> {
   let out: Deno.CommandOutput;
   try {
@@ -330,7 +349,8 @@ Deno.test("zmq: a send that cannot proceed times out with EAGAIN; close rejects 
 });
 
 Deno.test("zmq: empty, binary and large messages round-trip", async () => {
-  const pull = new PullSocket();
+  // The binding carries messages of any size; the protocol's limit is only the default.
+  const pull = new PullSocket({ maxMessageBytes: 4 * 1024 * 1024 });
   const push = new PushSocket();
   try {
     const endpoint = await tcpEndpoint();

@@ -23,12 +23,14 @@
  */
 
 import { LIBZMQ_PATH } from "./zmq_path.ts";
+import { MAX_MESSAGE_BYTES } from "../protocol/common.ts";
 
 export { LIBZMQ_PATH };
 
 const ZMQ_PULL = 7;
 const ZMQ_PUSH = 8;
 const ZMQ_LINGER = 17;
+const ZMQ_MAXMSGSIZE = 22;
 const ZMQ_SNDHWM = 23;
 const ZMQ_RCVHWM = 24;
 const ZMQ_LAST_ENDPOINT = 32;
@@ -276,6 +278,12 @@ interface SocketOptions {
   lingerMs?: number;
   /** ZMQ_SNDHWM / ZMQ_RCVHWM (libzmq's default is 1000 messages). */
   highWaterMark?: number;
+  /**
+   * ZMQ_MAXMSGSIZE of a receiving socket: a peer sending more is disconnected by libzmq before
+   * the message is held in memory (one 400 MB message grew almighty to 1.2 GB). Default: the
+   * protocol's limit of one message (lib/protocol/common.ts), the same the senders keep to.
+   */
+  maxMessageBytes?: number;
 }
 
 abstract class Socket {
@@ -310,6 +318,14 @@ abstract class Socket {
     const view = new DataView(this.#pollItem.buffer);
     view.setBigUint64(0, p, true);
     view.setInt16(12, pollEvents, true);
+  }
+
+  /** @internal */
+  setInt64(option: number, value: number): void {
+    const v = new BigInt64Array([BigInt(value)]);
+    if (zmq().zmq_setsockopt(this.#live(), option, new Uint8Array(v.buffer), 8n) !== 0) {
+      throw lastError(`zmq_setsockopt(${option})`);
+    }
   }
 
   #setInt(option: number, value: number): void {
@@ -540,6 +556,12 @@ export class PullSocket extends Socket {
 
   constructor(opts: SocketOptions = {}) {
     super(ZMQ_PULL, ZMQ_POLLIN, opts.lingerMs ?? 0, opts.highWaterMark);
+    try {
+      this.setInt64(ZMQ_MAXMSGSIZE, opts.maxMessageBytes ?? MAX_MESSAGE_BYTES);
+    } catch (e) {
+      this.close();
+      throw e;
+    }
   }
 
   #tryReceive(): Uint8Array | null {
