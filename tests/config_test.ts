@@ -1,5 +1,14 @@
 import { assertEquals, assertThrows } from "./support/assert.ts";
-import { Config, ConfigError, DEFAULTS, loadConfig, parseOarConf } from "../lib/runtime/config.ts";
+import {
+  chooseConfigFile,
+  Config,
+  ConfigError,
+  DEFAULTS,
+  findConfigFile,
+  loadConfig,
+  parseOarConf,
+  systemConfigFile,
+} from "../lib/runtime/config.ts";
 
 Deno.test("oar.conf: comments, quotes, numbers, whitespace", () => {
   const v = parseOarConf(
@@ -72,6 +81,64 @@ Deno.test("config: OARCONFFILE is honoured", async () => {
   } finally {
     if (saved === undefined) Deno.env.delete("OARCONFFILE");
     else Deno.env.set("OARCONFFILE", saved);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Runs `fn` with these variables set (undefined: removed), restoring the previous values. */
+async function withEnv(vars: Record<string, string | undefined>, fn: () => void | Promise<void>) {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
+  const apply = (v: Record<string, string | undefined>) => {
+    for (const [k, x] of Object.entries(v)) {
+      x === undefined ? Deno.env.delete(k) : Deno.env.set(k, x);
+    }
+  };
+  try {
+    apply(vars);
+    await fn();
+  } finally {
+    apply(saved);
+  }
+}
+
+Deno.test("config: OARCONFFILE, then ./var/oar.conf under deno task only, then the system file", async () => {
+  const dir = await Deno.makeTempDir();
+  const system = `${dir}/system.conf`;
+  const varDir = `${dir}/var`;
+  const explicit = `${dir}/explicit.conf`;
+  await Deno.mkdir(varDir);
+  for (const f of [system, explicit]) await Deno.writeTextFile(f, "SERVER_PORT=1\n");
+  try {
+    await withEnv(
+      { OARCONFFILE: undefined, OAR_SYSTEM_CONF: system, OAR_VAR_DIR: varDir },
+      async () => {
+        assertEquals(systemConfigFile(), system);
+        // No ./var/oar.conf yet: both orders take the system file.
+        assertEquals(chooseConfigFile("project"), { file: system, why: "the system file" });
+        assertEquals(findConfigFile("installed"), system);
+        await Deno.writeTextFile(`${varDir}/oar.conf`, "SERVER_PORT=2\n");
+        assertEquals(chooseConfigFile("project"), {
+          file: `${varDir}/oar.conf`,
+          why: "the project's quick-start file",
+        });
+        assertEquals(loadConfig("project").int("SERVER_PORT"), 2);
+        // Installed programs and modules never take the project's file.
+        assertEquals(findConfigFile(), system);
+        assertEquals(loadConfig().int("SERVER_PORT"), 1);
+        // An explicit OARCONFFILE wins everywhere, even when it does not exist (an error, no fallback).
+        Deno.env.set("OARCONFFILE", explicit);
+        assertEquals(chooseConfigFile("project"), { file: explicit, why: "OARCONFFILE" });
+        Deno.env.set("OARCONFFILE", `${dir}/missing.conf`);
+        assertThrows(() => loadConfig("project"), ConfigError, "missing.conf: cannot read");
+        Deno.env.delete("OARCONFFILE");
+        // Nothing at all: built-in defaults.
+        Deno.env.set("OAR_SYSTEM_CONF", `${dir}/none.conf`);
+        await Deno.remove(`${varDir}/oar.conf`);
+        assertEquals(findConfigFile("project"), null);
+        assertEquals(loadConfig("project").source, "");
+      },
+    );
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

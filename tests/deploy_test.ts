@@ -9,7 +9,7 @@ import { moduleCommand } from "../lib/runtime/spawn.ts";
 import { oarexecCommand } from "../lib/exec/oarexec_command.ts";
 import { bakedHeader } from "../tools/compile.ts";
 import { freePort } from "./support/ports.ts";
-import { waitFor } from "./support/proc.ts";
+import { childEnv, waitFor } from "./support/proc.ts";
 
 const root = new URL("../", import.meta.url);
 
@@ -73,6 +73,8 @@ Deno.test("compile: artifacts run from a directory with no source tree beside th
   try {
     const build = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", new URL("tools/compile.ts", root).pathname, dist],
+      // The defaults: no OARCONFFILE of ours, no ./var/oar.conf (an empty var dir), no /etc.
+      ...childEnv({ OAR_VAR_DIR: `${dist}/no-var-dir` }),
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -114,7 +114,7 @@ Deno.test({
     const install = await new Deno.Command(Deno.execPath(), {
       args: ["task", "--quiet", "install", "--prefix", prefix],
       cwd: root,
-      env: { OAR_VAR_DIR: server.varDir, NO_COLOR: "1" },
+      ...server.env(),
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -1,6 +1,9 @@
 /**
  * `deno task compile`: one self-contained artifact per module and command in dist/, with the
  * entry's permission flags (lib/permissions/mod.ts, under the configuration in force) baked in.
+ * The configuration is found as for every `deno task` in the project tree (OARCONFFILE, else
+ * ./var/oar.conf when it exists, else /etc/oar/oar.conf): for a real cluster, name it with
+ * OARCONFFILE.
  *
  * - With DENORT_BIN (the denort runtime, which our machines cannot download): `deno compile`.
  * - Otherwise: `deno bundle` into one JavaScript file, every npm dependency inlined, behind a
@@ -12,7 +15,7 @@
  */
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { ConfigError, loadConfig } from "../lib/runtime/config.ts";
+import { ConfigError, configLabel, loadConfig } from "../lib/runtime/config.ts";
 import { ALL_ENTRIES, type EntryName, entrySpec, permissionFlags } from "../lib/permissions/mod.ts";
 import { projectRoot } from "../lib/runtime/paths.ts";
 import pLimit from "p-limit";
@@ -21,11 +24,13 @@ export async function main(args: string[]): Promise<number> {
   const outDir = args[0] ?? join(projectRoot, "dist");
   let config;
   try {
-    config = loadConfig();
+    config = loadConfig("project");
   } catch (e) {
     console.error(e instanceof ConfigError ? e.message : String(e));
     return 1;
   }
+  // The flags depend on the file: say which one they were computed from.
+  console.error(`flags computed from ${configLabel(config)}`);
   await Deno.mkdir(outDir, { recursive: true });
   const denort = Deno.env.get("DENORT_BIN");
   const limit = pLimit(2);

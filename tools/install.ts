@@ -3,8 +3,9 @@
  * oarresume, oarnodes, oarnotify, oarproperty, oarnodesetting) in DIR/bin (default /usr/local),
  * so that users run them from their own directories. Each is one self-contained artifact (a
  * bundle behind a header that runs it with deno and the command's permission flags) wired to
- * the command server of the configuration in force: OARCONFFILE, /etc/oar/oar.conf, or this
- * tree's ./var/oar.conf (a quick start). The commands need no configuration file and no
+ * the command server of the configuration in force, in the order of `deno task` in the project
+ * tree (lib/runtime/config.ts): OARCONFFILE, else this tree's ./var/oar.conf when it exists (a
+ * quick start), else /etc/oar/oar.conf. The commands need no configuration file and no
  * credentials: only the command server's socket, which the artifact names.
  */
 import { parseArgs } from "node:util";
@@ -40,7 +41,7 @@ export async function main(args: string[]): Promise<number> {
   }
   let config;
   try {
-    config = loadConfig();
+    config = loadConfig("project");
   } catch (e) {
     console.error(e instanceof ConfigError ? e.message : String(e));
     return 1;

@@ -5,8 +5,9 @@
  * bad configuration), 2 bad arguments.
  */
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../../lib/runtime/config.ts";
+import { ConfigError, configLabel, loadConfig } from "../../lib/runtime/config.ts";
 import {
+  CONNECTION_CODES,
   connectTarget,
   type DbTarget,
   dbTarget,
@@ -68,7 +69,7 @@ export const OAR_DATABASE_HELP = helpText(
     "--create-roles --db-url SUPERUSER_URL [--password PASSWORD]",
   ],
   "Manages OAR's database, the one named by the DB_* keys of oar.conf (OARCONFFILE, then " +
-    "/etc/oar/oar.conf).",
+    "/etc/oar/oar.conf; under deno task, ./var/oar.conf before /etc/oar/oar.conf).",
   OAR_DATABASE_OPTIONS,
   `--create and --reset also let ${DEFAULT_READ_ONLY} read the tables, when that role exists.`,
 );
@@ -79,28 +80,17 @@ type Action = typeof ACTIONS[number];
 /** A failure with a message meant for the user (no stack trace). */
 class Failure extends Error {}
 
-const CONNECTION_CODES = new Set([
-  "ECONNREFUSED",
-  "ENOENT",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EAI_AGAIN",
-  "CONNECT_TIMEOUT",
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
-  "NotFound",
-  "ConnectionRefused",
-]);
+/**
+ * Where the target came from ("--db-url", or the configuration file), named with the server in
+ * every failure: one run of this command has one target, set once by main.
+ */
+let origin = "";
 
-/** Turns postgres.js / socket errors into one line naming the server. */
+/** Turns postgres.js / socket errors into one line naming the server and where it came from. */
 function explain(e: unknown, t: DbTarget): string {
   const err = e as { code?: string; message?: string; name?: string };
   const code = err.code ?? err.name ?? "";
-  const where = describeTarget(t);
+  const where = describeTarget(t) + (origin ? ` (${origin})` : "");
   if (CONNECTION_CODES.has(code)) {
     return `cannot connect to ${where}: ${err.message ?? code}`;
   }
@@ -302,7 +292,14 @@ export async function main(args: string[]): Promise<number> {
 
   let target: DbTarget;
   try {
-    target = v["db-url"] !== undefined ? parseDbUrl(v["db-url"]) : dbTarget(loadConfig());
+    if (v["db-url"] !== undefined) {
+      target = parseDbUrl(v["db-url"]);
+      origin = "--db-url";
+    } else {
+      const config = loadConfig();
+      target = dbTarget(config);
+      origin = configLabel(config);
+    }
   } catch (e) {
     if (e instanceof ConfigError || v["db-url"] === undefined) {
       console.error(`oar-database: ${(e as Error).message}`);

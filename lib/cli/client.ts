@@ -23,16 +23,24 @@ export interface CommandOutcome {
   result?: unknown;
 }
 
-/** The command server's socket, without needing to read oar.conf. */
-export function commandSocketPath(): string {
+/**
+ * The command server's socket, without needing to read oar.conf, and where that path came from
+ * (said when the server cannot be reached: with several oar.conf on a machine, the wrong one is
+ * the usual cause).
+ */
+export function commandSocketPath(): { path: string; from: string } {
   const fromEnv = envGet("OAR_COMMAND_SOCKET");
-  if (fromEnv) return fromEnv;
+  if (fromEnv) return { path: fromEnv, from: "OAR_COMMAND_SOCKET" };
   try {
-    return loadConfig().str("COMMAND_SERVER_SOCKET");
+    const config = loadConfig();
+    return {
+      path: config.str("COMMAND_SERVER_SOCKET"),
+      from: config.source ? `COMMAND_SERVER_SOCKET of ${config.source}` : "the default",
+    };
   } catch (e) {
     // An oar.conf this user may not read (it holds the database password): the default.
     if (e instanceof ConfigError && !/denied|NotCapable|permission/i.test(e.message)) throw e;
-    return new Config().str("COMMAND_SERVER_SOCKET");
+    return { path: new Config().str("COMMAND_SERVER_SOCKET"), from: "the default" };
   }
 }
 
@@ -54,8 +62,9 @@ export async function callCommandServer(
   extra: { files?: Record<string, string | null>; infoType?: string | null } = {},
 ): Promise<CommandOutcome> {
   let path: string;
+  let from: string;
   try {
-    path = commandSocketPath();
+    ({ path, from } = commandSocketPath());
   } catch (e) {
     console.error(`#ERROR: ${(e as Error).message}`);
     return { exit: 1 };
@@ -91,8 +100,8 @@ export async function callCommandServer(
     conn = await Deno.connect({ transport: "unix", path });
   } catch (e) {
     console.error(
-      `#ERROR: cannot reach the OAR command server at ${path}: ${(e as Error).message}` +
-        ` (is the OAR server running?)`,
+      `#ERROR: cannot reach the OAR command server at ${path} (${from}): ` +
+        `${(e as Error).message} (is the OAR server running?)`,
     );
     return { exit: 1 };
   }

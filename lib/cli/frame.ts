@@ -9,7 +9,7 @@ import type { CliContext } from "./context.ts";
 
 export type { CliContext };
 import { type Config, ConfigError, loadConfig } from "../runtime/config.ts";
-import { connect, dbTarget, describeTarget } from "../db/client.ts";
+import { connect, describeDbFailure } from "../db/client.ts";
 import { setupLogging } from "../runtime/log.ts";
 import { ZmqNotifier } from "../transport/zmq_notifier.ts";
 import { PropertyError } from "../properties/expr.ts";
@@ -35,8 +35,6 @@ export function printError(msg: string): void {
 export function printWarning(msg: string): void {
   errOut(`#WARNING: ${msg}`);
 }
-
-const CONNECTION_RE = /ECONNREFUSED|ENOENT|ENOTFOUND|CONNECT_TIMEOUT|connect|password/i;
 
 /**
  * Runs a command body. `usage` is printed after the message of a CliError that asks for it.
@@ -99,11 +97,8 @@ export function reportFailure(e: unknown, usage: string, config?: Config): numbe
   }
   const err = e as Error;
   const msg = String(err?.message ?? e);
-  if (config && CONNECTION_RE.test(msg)) {
-    printError(`cannot reach the ${describeTarget(dbTarget(config))}: ${msg}`);
-  } else {
-    printError(msg);
-  }
+  // A connection or login failure names the database and the file that pointed there.
+  printError((config && describeDbFailure(e, config)) ?? msg);
   return 1;
 }
 

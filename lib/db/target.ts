@@ -3,7 +3,7 @@
  * it. Apart from the client itself (lib/db/client.ts), so that computing a module's flags
  * (lib/permissions/mod.ts, hence every `deno task`) does not load the PostgreSQL driver.
  */
-import type { Config } from "../runtime/config.ts";
+import { type Config, configLabel } from "../runtime/config.ts";
 
 /** Where a configuration points: enough to connect and to name the server in messages. */
 export interface DbTarget {
@@ -42,6 +42,61 @@ export function describeTarget(t: DbTarget): string {
     ? `socket ${socketPath(t.host, t.port)}`
     : `${t.host}:${t.port}`;
   return `database "${t.database}" as "${t.user}" at ${where}`;
+}
+
+/** Error codes of a server that cannot be reached (sockets, DNS, postgres.js's own). */
+export const CONNECTION_CODES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ENOENT",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EAI_AGAIN",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "NotFound",
+  "ConnectionRefused",
+]);
+
+/** SQLSTATEs of a login refused: no such role or database, bad password, not allowed. */
+const LOGIN_CODES: ReadonlySet<string> = new Set(["28000", "28P01", "3D000"]);
+
+/**
+ * One line for a failure to reach or log in to the configured database, naming the target and
+ * the configuration file it came from: with several oar.conf on a machine (another OAR's
+ * /etc/oar/oar.conf, the quick start's ./var/oar.conf), `role "oar" does not exist` alone does
+ * not say which one was read. null for any other error (a query's own failure is not about
+ * where we connected).
+ */
+export function describeDbFailure(e: unknown, config: Config): string | null {
+  const err = e as { code?: unknown; name?: unknown; message?: unknown } | null;
+  const code = String(err?.code ?? err?.name ?? "");
+  const msg = String(err?.message ?? e);
+  let what: string;
+  if (
+    CONNECTION_CODES.has(code) || /ECONNREFUSED|ENOTFOUND|CONNECT_TIMEOUT|connect ENOENT/.test(msg)
+  ) {
+    what = "cannot reach the";
+  } else if (
+    LOGIN_CODES.has(code) ||
+    /password authentication failed|role ".*" does not exist|SASL/.test(msg)
+  ) {
+    what = "cannot log in to the";
+  } else {
+    return null;
+  }
+  let target: string;
+  try {
+    target = describeTarget(dbTarget(config));
+  } catch (te) {
+    // A DB_PORT that is not a number: still say which file to fix.
+    target = `database (${(te as Error).message})`;
+  }
+  return `${what} ${target} (${configLabel(config)}): ${msg}`;
 }
 
 /**

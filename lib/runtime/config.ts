@@ -1,7 +1,10 @@
 /**
- * OAR's configuration: `KEY=value` lines in an `oar.conf`, found through `OARCONFFILE`, then
- * `/etc/oar/oar.conf`, then the embedded default's file. One table of defaults (docs/modules.md
- * §14) lives here and nowhere else; every module reads its keys through the typed getters.
+ * OAR's configuration: `KEY=value` lines in an `oar.conf`. Which file is in force is decided here
+ * and nowhere else (`chooseConfigFile`): `OARCONFFILE` always wins; then installed programs and
+ * modules read the system file (`/etc/oar/oar.conf`), while `deno task <entry>` in the project
+ * tree (tools/run.ts) first takes the quick start's `./var/oar.conf`. One table of defaults
+ * (docs/modules.md §14) lives here and nowhere else; every module reads its keys through the
+ * typed getters.
  */
 import { canRead, envGet } from "./env.ts";
 import { embeddedConfigFile } from "./paths.ts";
@@ -375,16 +378,50 @@ export function readConfigFile(path: string): Config {
 }
 
 /**
- * The configuration file in force: `OARCONFFILE`, then `/etc/oar/oar.conf`, then the embedded
- * default's file; null when there is none (defaults only).
+ * Where the configuration is looked for:
+ * - "installed": `OARCONFFILE`, then the system file. Installed artifacts, and modules started by
+ *   almighty or start.ts (they are handed OARCONFFILE anyway).
+ * - "project": `OARCONFFILE`, then the project's quick-start file (`OAR_VAR_DIR`'s `oar.conf`,
+ *   `./var/oar.conf`) when it exists, then the system file: `deno task <entry>` in the project
+ *   tree, so that the commands after `deno task start` use its server even on a machine where
+ *   another OAR left an `/etc/oar/oar.conf`.
  */
-export function findConfigFile(): string | null {
+export type ConfigOrder = "installed" | "project";
+
+/** The configuration file in force, and the rule that chose it (for messages). */
+export interface ConfigChoice {
+  /** null: no file, built-in defaults only. */
+  file: string | null;
+  why: string;
+}
+
+/**
+ * `/etc/oar/oar.conf`, unless `OAR_SYSTEM_CONF` names another path: tests cannot write /etc, and
+ * must be able to put a decoy there to prove that nothing they run falls back to it.
+ */
+export function systemConfigFile(): string {
+  return envGet("OAR_SYSTEM_CONF") || "/etc/oar/oar.conf";
+}
+
+/** Picks the configuration file for `order`. An explicit OARCONFFILE is taken even if missing. */
+export function chooseConfigFile(order: ConfigOrder = "installed"): ConfigChoice {
   const fromEnv = envGet("OARCONFFILE");
-  if (fromEnv) return fromEnv;
-  for (const candidate of ["/etc/oar/oar.conf", embeddedConfigFile()]) {
-    if (canRead(candidate) && isFile(candidate)) return candidate;
+  // Named on purpose: a missing or broken file is an error (loadConfig), never a fallback.
+  if (fromEnv) return { file: fromEnv, why: "OARCONFFILE" };
+  const candidates: ConfigChoice[] = [];
+  if (order === "project") {
+    candidates.push({ file: embeddedConfigFile(), why: "the project's quick-start file" });
   }
-  return null;
+  candidates.push({ file: systemConfigFile(), why: "the system file" });
+  for (const c of candidates) {
+    if (c.file && canRead(c.file) && isFile(c.file)) return c;
+  }
+  return { file: null, why: "no oar.conf found: built-in defaults" };
+}
+
+/** The configuration file in force (see chooseConfigFile); null when there is none. */
+export function findConfigFile(order: ConfigOrder = "installed"): string | null {
+  return chooseConfigFile(order).file;
 }
 
 /** Deno.statSync rather than node:fs, whose import alone costs every process ~30 ms. */
@@ -396,9 +433,18 @@ function isFile(path: string): boolean {
   }
 }
 
-/** Loads the configuration in force. Throws ConfigError on a malformed file. */
-export function loadConfig(): Config {
-  const file = findConfigFile();
+/** The file a configuration came from, as messages name it. */
+export function configLabel(config: Config): string {
+  return config.source ? `configuration ${config.source}` : "no oar.conf (built-in defaults)";
+}
+
+/** Loads the configuration in force. Throws ConfigError on a malformed or unreadable file. */
+export function loadConfig(order: ConfigOrder = "installed"): Config {
+  return loadConfigFile(findConfigFile(order));
+}
+
+/** Loads one chosen file (null: defaults only); every failure is a ConfigError naming it. */
+export function loadConfigFile(file: string | null): Config {
   if (file === null) return new Config();
   try {
     return readConfigFile(file);

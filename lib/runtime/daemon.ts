@@ -14,6 +14,7 @@ import type { Logger } from "./log.ts";
 import { startModule } from "./module_start.ts";
 import { whenParentExits } from "./parent_watch.ts";
 import { terminate } from "../transport/zmq.ts";
+import { describeDbFailure } from "../db/target.ts";
 
 export interface DaemonContext {
   config: Config;
@@ -56,7 +57,8 @@ export async function runDaemon(
   try {
     daemon = await setup({ config, log, stop: stop.signal });
   } catch (e) {
-    log.error("cannot start: {error}", { error: String(e) });
+    // A database it cannot reach or log in to is named, with the oar.conf that named it.
+    log.error("cannot start: {error}", { error: describeDbFailure(e, config) ?? String(e) });
     daemon = 1;
   }
   if (typeof daemon === "number") {

@@ -3,7 +3,7 @@
  * set the table (lib/permissions/mod.ts) fills, and what every entry is granted. The node program
  * builds its own command from these (lib/exec/oarexec_command.ts): it carries no table.
  */
-import type { Config } from "./config.ts";
+import { type Config, systemConfigFile } from "./config.ts";
 import { joinPath, varDir } from "./paths.ts";
 
 /** A program to run: its path, arguments and the environment variables it is given. */
@@ -13,8 +13,17 @@ export interface ChildCommand {
   env: Record<string, string>;
 }
 
-/** Environment variables every entry may read: where the configuration and var dir are. */
-export const BASE_ENV = ["OARCONFFILE", "OAR_VAR_DIR", "OAR_SUPERVISED", "OAR_STANDBY"];
+/**
+ * Environment variables every entry may read: where the configuration and var dir are
+ * (OAR_SYSTEM_CONF too, so that an entry looks for the same system file as its parent did).
+ */
+export const BASE_ENV = [
+  "OARCONFFILE",
+  "OAR_SYSTEM_CONF",
+  "OAR_VAR_DIR",
+  "OAR_SUPERVISED",
+  "OAR_STANDBY",
+];
 
 export class FlagSet {
   readonly #sets = new Map<string, Set<string>>();
@@ -56,7 +65,7 @@ export class FlagSet {
 
 /** Config file the children read; granted explicitly so nothing else under /etc is readable. */
 function configFiles(config: Config): string[] {
-  return config.source ? [config.source] : ["/etc/oar/oar.conf", joinPath(varDir(), "oar.conf")];
+  return config.source ? [config.source] : [systemConfigFile(), joinPath(varDir(), "oar.conf")];
 }
 
 /** A flag set with what every entry is granted: its configuration, BASE_ENV, LOG_FILE. */

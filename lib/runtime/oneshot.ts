@@ -13,7 +13,7 @@
  */
 import type { Config } from "./config.ts";
 import { startModule } from "./module_start.ts";
-import { connect, dbTarget, describeTarget, type Sql } from "../db/client.ts";
+import { connect, describeDbFailure, type Sql } from "../db/client.ts";
 import type { Logger } from "./log.ts";
 import { ZmqNotifier } from "../transport/zmq_notifier.ts";
 import type { Notifier } from "../transport/notifier.ts";
@@ -83,14 +83,9 @@ async function runOnce(
     return { code: await body(ctx), failed: false };
   } catch (e) {
     const err = e as Error;
-    const where = /ECONNREFUSED|ENOENT|connect/i.test(String(err?.message))
-      ? ` (database ${describeTarget(dbTarget(ctx.config))})`
-      : "";
-    ctx.log.error("{name} failed{where}: {error}", {
-      name,
-      where,
-      error: err?.stack ?? String(e),
-    });
+    // Which database, and which oar.conf said so, when that is what failed.
+    const db = describeDbFailure(e, ctx.config);
+    ctx.log.error("{name} failed: {error}", { name, error: db ?? err?.stack ?? String(e) });
     return { code: 1, failed: true };
   }
 }

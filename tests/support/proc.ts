@@ -14,6 +14,43 @@ export interface Running {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/**
+ * Variables of the test process's own environment that would point a child at another OAR:
+ * an admin's exported OARCONFFILE, a quick start's OAR_VAR_DIR, an installed OAR_COMMAND_SOCKET...
+ * A child never inherits them (Deno.Command merges `env` into ours unless clearEnv).
+ */
+const FOREIGN_ENV = [
+  "OARCONFFILE",
+  "OAR_SYSTEM_CONF",
+  "OAR_VAR_DIR",
+  "OAR_COMMAND_SOCKET",
+  "OAR_VERBOSE",
+  "OAR_SUPERVISED",
+  "OAR_STANDBY",
+  "OARDO_USER",
+];
+
+/**
+ * What the system configuration path is for every child of a test: a file that cannot exist, so
+ * that nothing a test runs falls back to the machine's /etc/oar/oar.conf (lib/runtime/config.ts).
+ */
+export const NO_SYSTEM_CONF = "/nonexistent/oar-deno-tests/oar.conf";
+
+/**
+ * Options for a test's child process: the test process's environment without FOREIGN_ENV, no
+ * system configuration, NO_COLOR, and then `vars` (typically OARCONFFILE or OAR_VAR_DIR).
+ */
+export function childEnv(
+  vars: Record<string, string> = {},
+): { env: Record<string, string>; clearEnv: true } {
+  const env = Deno.env.toObject();
+  for (const k of FOREIGN_ENV) delete env[k];
+  return {
+    env: { ...env, OAR_SYSTEM_CONF: NO_SYSTEM_CONF, NO_COLOR: "1", ...vars },
+    clearEnv: true,
+  };
+}
+
 /** Writes an oar.conf with these keys into a fresh temp dir; returns its path. */
 export async function writeConf(values: Record<string, ConfigValue>): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "oar-test-conf-" });
@@ -33,7 +70,7 @@ export function spawnEntry(
   const config = readConfigFile(conf);
   const child = new Deno.Command(Deno.execPath(), {
     args: denoRunArgs(name, config, args),
-    env: { OARCONFFILE: conf, NO_COLOR: "1", ...opts.env },
+    ...childEnv({ OARCONFFILE: conf, ...opts.env }),
     stdin: opts.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
@@ -85,7 +122,7 @@ export async function runEntry(
   const config = readConfigFile(conf);
   const child = new Deno.Command(Deno.execPath(), {
     args: denoRunArgs(name, config, args),
-    env: { OARCONFFILE: conf, NO_COLOR: "1", ...opts.env },
+    ...childEnv({ OARCONFFILE: conf, ...opts.env }),
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

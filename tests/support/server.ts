@@ -4,7 +4,7 @@
  * and a stop that checks nothing is left running.
  */
 import { freePort } from "./ports.ts";
-import { waitFor } from "./proc.ts";
+import { childEnv, waitFor } from "./proc.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -32,10 +32,16 @@ export interface TaskResult {
   stderr: string;
 }
 
+/** How many of the server's last output lines a failure to start shows. */
+const LOG_TAIL_LINES = 40;
+
 export class TestServer {
   #child: Deno.ChildProcess | null = null;
+  #exited: Deno.CommandStatus | null = null;
   #log = "";
   #drained: Promise<unknown> = Promise.resolve();
+  /** The first failure of a method of this server: the test's real error (see dispose). */
+  #failure: unknown = null;
 
   private constructor(readonly varDir: string, readonly portBase: number) {}
 
@@ -51,6 +57,26 @@ export class TestServer {
 
   get confPath(): string {
     return `${this.varDir}/oar.conf`;
+  }
+
+  /**
+   * The environment of everything this server runs: the test's var directory, and none of the
+   * test process's OARCONFFILE, OAR_VAR_DIR... nor the machine's /etc/oar/oar.conf. start.ts then
+   * finds no configuration of an admin's and uses its own ./var; `deno task` finds it there.
+   */
+  env(): { env: Record<string, string>; clearEnv: true } {
+    return childEnv({ OAR_VAR_DIR: this.varDir });
+  }
+
+  /** The server's last output lines, for failures. */
+  logTail(lines = LOG_TAIL_LINES): string {
+    return this.#log.trimEnd().split("\n").slice(-lines).join("\n");
+  }
+
+  /** Records the first failure (the one dispose must not hide) and returns it. */
+  #fail(e: unknown): unknown {
+    this.#failure ??= e;
+    return e;
   }
 
   /** Starts the server and waits until the proxy listens. */
@@ -73,35 +99,56 @@ export class TestServer {
     const child = new Deno.Command(Deno.execPath(), {
       args,
       cwd: root,
-      env: { OAR_VAR_DIR: this.varDir, NO_COLOR: "1" },
+      ...this.env(),
       stdout: "piped",
       stderr: "piped",
     }).spawn();
     this.#child = child;
+    this.#exited = null;
     const decoder = new TextDecoder();
     const drain = async (s: ReadableStream<Uint8Array>) => {
       for await (const c of s) this.#log += decoder.decode(c, { stream: true });
     };
     this.#drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+    // Watched while we wait: a start.ts that exits fails the test at once, not after 60 s.
+    child.status.then((st) => (this.#exited = st));
     const mark = this.#log.length;
-    await waitFor(
-      "the server to listen",
-      () => this.#log.slice(mark).includes(`listening on port ${this.portBase}`),
-      60_000,
-    ).catch((e) => {
-      throw new Error(`${e.message}\n${this.#log}`);
-    });
-    // The commands go through the command server: ready once its socket answers.
-    await waitFor("the command server to listen", async () => {
-      try {
-        (await Deno.connect({ transport: "unix", path: this.commandSocket })).close();
-        return true;
-      } catch {
-        return false;
+    const alive = () => {
+      if (this.#exited) {
+        throw new Error(`tools/start.ts exited (code ${this.#exited.code}) before it was ready`);
       }
-    }, 60_000).catch((e) => {
-      throw new Error(`${e.message}\n${this.#log}`);
-    });
+    };
+    try {
+      await waitFor("the server to listen", () => {
+        alive();
+        return this.#log.slice(mark).includes(`listening on port ${this.portBase}`);
+      }, 60_000);
+      // The commands go through the command server: ready once its socket answers.
+      await waitFor("the command server to listen", async () => {
+        alive();
+        try {
+          (await Deno.connect({ transport: "unix", path: this.commandSocket })).close();
+          return true;
+        } catch {
+          return false;
+        }
+      }, 60_000);
+    } catch (e) {
+      // Nothing left running, and all its output read, before the log is shown.
+      if (!this.#exited) {
+        try {
+          child.kill("SIGINT");
+        } catch { /* exited meanwhile */ }
+      }
+      await child.status;
+      await Promise.race([this.#drained, new Promise((r) => setTimeout(r, 2000))]);
+      this.#child = null;
+      throw this.#fail(
+        new Error(
+          `${(e as Error).message}; the server's last ${LOG_TAIL_LINES} lines:\n${this.logTail()}`,
+        ),
+      );
+    }
   }
 
   get commandSocket(): string {
@@ -119,7 +166,7 @@ export class TestServer {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["task", "--quiet", ...args],
       cwd: root,
-      env: { OAR_VAR_DIR: this.varDir, NO_COLOR: "1" },
+      ...this.env(),
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -132,7 +179,7 @@ export class TestServer {
     const r = await this.task(["oarsub", ...args]);
     const id = Number(/OAR_JOB_ID=(\d+)/.exec(r.stdout)?.[1]);
     if (r.code !== 0 || !Number.isInteger(id)) {
-      throw new Error(`oarsub failed (${r.code}): ${r.stdout}${r.stderr}`);
+      throw this.#fail(new Error(`oarsub failed (${r.code}): ${r.stdout}${r.stderr}`));
     }
     return id;
   }
@@ -149,7 +196,7 @@ export class TestServer {
       const s = await this.state(id);
       return s === "Terminated" || s === "Error" ? s : undefined;
     }, timeoutMs).catch((e) => {
-      throw new Error(`${e.message}\n${this.#log}`);
+      throw this.#fail(new Error(`${e.message}\n${this.#log}`));
     });
   }
 
@@ -191,7 +238,9 @@ export class TestServer {
     const child = this.#child;
     if (!child) return 0;
     this.#child = null;
-    child.kill("SIGINT");
+    try {
+      child.kill("SIGINT");
+    } catch { /* it exited by itself (its status says how) */ }
     const status = await child.status;
     await this.#drained;
     await waitFor("no process left", async () => (await this.leftovers()).length === 0, 20_000)
@@ -201,12 +250,27 @@ export class TestServer {
     return status.code;
   }
 
+  /**
+   * Stops everything and removes the var directory. A failure here must not hide the test's own
+   * (Deno shows a SuppressedError without either message): after a failure of this server's
+   * methods it is only printed; otherwise it is printed and thrown, with the server's last lines.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
+    let problem: unknown = null;
     try {
       await this.stop();
       await this.stopNode();
+    } catch (e) {
+      problem = e;
     } finally {
-      await Deno.remove(this.varDir, { recursive: true });
+      await Deno.remove(this.varDir, { recursive: true }).catch((e) => (problem ??= e));
     }
+    if (problem === null) return;
+    const err = new Error(
+      `stopping the test server failed: ${(problem as Error)?.message ?? problem}; ` +
+        `its last ${LOG_TAIL_LINES} lines:\n${this.logTail()}`,
+    );
+    console.error(err.message);
+    if (this.#failure === null) throw err;
   }
 }
