@@ -7,12 +7,12 @@
  */
 import { assertEquals, assertOk } from "./support/assert.ts";
 import {
+  almightyBack,
   auditJobs,
   daemonPid,
   modulePids,
   oarexecPids,
   restartDatabase,
-  serverGone,
 } from "./support/fault_helpers.ts";
 import {
   faultRun,
@@ -96,12 +96,11 @@ const STREAM_FAULTS = [
   "database",
 ] as const;
 
-/** Kills almighty and starts the server again on the same var dir (as the almighty test). */
+/** Kills almighty and waits until start has restarted it (as the almighty test). */
 async function replaceAlmighty(server: TestServer): Promise<boolean> {
   const pid = await daemonPid(server.varDir, "almighty");
   if (pid === undefined || !kill(pid)) return false;
-  await serverGone(server);
-  await server.start();
+  await almightyBack(server, pid);
   return true;
 }
 

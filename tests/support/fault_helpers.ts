@@ -180,27 +180,17 @@ export async function jobsWithEvent(sql: Sql, ids: number[], type: string): Prom
 }
 
 /**
- * After almighty was killed: its companions followed it (lib/runtime/parent_watch.ts), and the old
- * start is gone with its database, so that a new start does not find them.
+ * After almighty (pid `killed`) was killed: `deno task start` restarts it (tools/start.ts), the
+ * database staying up, and the new one starts its companions again. Resolves once the new
+ * almighty, proxy and commander run, none of the old ones is left, and the proxy listens.
  */
-export async function serverGone(server: TestServer): Promise<void> {
-  await waitFor("almighty's companions to exit", async () => {
-    for (const m of ["almighty", "appendice_proxy", "bipbip_commander"]) {
-      if ((await modulePids(server.varDir, m)).length > 0) return false;
-    }
-    return true;
-  }, 20_000);
-  await waitFor("the old start and its database to exit", async () => {
-    const out = await new Deno.Command("pgrep", {
-      args: ["-f", `tools/start.ts .*--port-base ${server.portBase}`],
-      stdout: "piped",
-    }).output();
-    if (new TextDecoder().decode(out.stdout).trim() !== "") return false;
-    try {
-      await Deno.stat(`${server.varDir}/pg/postmaster.pid`);
-      return false;
-    } catch {
-      return true;
-    }
-  }, 20_000);
+export async function almightyBack(server: TestServer, killed: number): Promise<void> {
+  const mark = server.log.length;
+  await waitFor("almighty restarted with its companions", async () => {
+    const pids = await Promise.all(
+      ["almighty", "appendice_proxy", "bipbip_commander"].map((m) => modulePids(server.varDir, m)),
+    );
+    return pids.every((p) => p.length === 1) && pids[0][0] !== killed &&
+      server.log.slice(mark).includes(`listening on port ${server.portBase}`);
+  }, 30_000);
 }

@@ -273,4 +273,41 @@ export class TestServer {
     console.error(err.message);
     if (this.#failure === null) throw err;
   }
+
+  /**
+   * Sends `signal` to the start process alone (SIGKILL: as if it crashed) and waits for it;
+   * its exit code. What it leaves behind is the test's to check (`leftovers`).
+   */
+  async signalStart(signal: Deno.Signal): Promise<number> {
+    const child = this.#child;
+    if (!child) throw new Error("the server is not started");
+    this.#child = null;
+    child.kill(signal);
+    const status = await child.status;
+    await this.#drained;
+    return status.code;
+  }
+
+  /**
+   * `deno task start` on this var dir and port base with `args`, for a start expected to end by
+   * itself (refused); killed after `timeoutMs` so that a test cannot hang on one that runs.
+   */
+  async runStart(args: string[], timeoutMs = 60_000): Promise<TaskResult> {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${root}tools/start.ts`, "--port-base", String(this.portBase), ...args],
+      cwd: root,
+      env: { OAR_VAR_DIR: this.varDir, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGINT");
+      } catch { /* gone */ }
+    }, timeoutMs);
+    const out = await child.output();
+    clearTimeout(timer);
+    const d = new TextDecoder();
+    return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+  }
 }

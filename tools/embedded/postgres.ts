@@ -25,6 +25,10 @@ export interface EmbeddedPg {
   superuser: string;
   /** True when this call started the server, false when it was already running. */
   startedHere: boolean;
+  /** The pid of the server found running (left by a crashed start), when not startedHere. */
+  reusedPid?: number;
+  /** The pid named by a postmaster.pid whose server was gone, removed before starting. */
+  stalePid?: number;
   /** `postgres://` URL of one database of this instance, through its socket. */
   url(dbname?: string): string;
   /** Fast shutdown, waiting until the server is gone. */
@@ -42,6 +46,12 @@ export interface EnsureOptions {
   port?: number;
   /** Extra `postgresql.conf` settings (the throwaway instance turns durability off). */
   settings?: Record<string, string | number>;
+  /**
+   * Aborts the set-up (`deno task start` stopped by a signal): a running initdb is killed and its
+   * temporary directory removed, the server (started by this call, or found running: the caller
+   * owns it then) is stopped, and the call rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 const SUPERUSER = "postgres";
@@ -64,13 +74,22 @@ function commandError(what: string, out: Deno.CommandOutput): Error {
   return new Error(`${what} failed (exit ${out.code})${text ? `: ${text}` : ""}`);
 }
 
-async function run(cmd: string[], what: string): Promise<Deno.CommandOutput> {
+async function run(
+  cmd: string[],
+  what: string,
+  signal?: AbortSignal,
+): Promise<Deno.CommandOutput> {
+  signal?.throwIfAborted();
   const out = await new Deno.Command(cmd[0], {
     args: cmd.slice(1),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
+    // Killed (SIGTERM) on abort: output() then resolves with the signal, reported below.
+    signal,
   }).output();
+  // The abort's reason rather than "initdb failed (signal)": the caller asked for it.
+  signal?.throwIfAborted();
   if (!out.success) throw commandError(what, out);
   return out;
 }
@@ -261,11 +280,16 @@ function isOurPostmaster(pid: number, dataDir: string): boolean {
   }
 }
 
-/** Removes a postmaster.pid or socket lock file whose process is not our server. */
-function removeStaleLocks(dataDir: string, socketFile: string): void {
+/**
+ * Removes a postmaster.pid or socket lock file whose process is not our server; returns the pid
+ * the removed postmaster.pid named.
+ */
+function removeStaleLocks(dataDir: string, socketFile: string): number | undefined {
+  let stalePid: number | undefined;
   const pidInfo = readPidFile(dataDir);
   if (pidInfo && !isOurPostmaster(pidInfo.pid, dataDir)) {
     Deno.removeSync(join(dataDir, "postmaster.pid"));
+    stalePid = pidInfo.pid;
   }
   try {
     const lockPid = Number(Deno.readTextFileSync(`${socketFile}.lock`).split("\n")[0]);
@@ -276,6 +300,7 @@ function removeStaleLocks(dataDir: string, socketFile: string): void {
   } catch {
     // No lock file.
   }
+  return stalePid;
 }
 
 async function isReady(bin: string, socketDir: string, port: number): Promise<boolean> {
@@ -297,25 +322,35 @@ function tail(path: string, lines = 15): string {
 }
 
 /** Creates a data directory atomically: initdb into a sibling, then rename into place. */
-async function initDataDir(bin: string, dataDir: string, acct: RunAs, noSync: boolean) {
+async function initDataDir(
+  bin: string,
+  dataDir: string,
+  acct: RunAs,
+  noSync: boolean,
+  signal?: AbortSignal,
+) {
   const parent = dirname(dataDir);
   await Deno.mkdir(parent, { recursive: true });
   const tmp = join(parent, `.${basename(dataDir)}.initdb-${crypto.randomUUID().slice(0, 8)}`);
   await ownedDir(tmp, acct);
   try {
-    await run([
-      ...acct.prefix,
-      join(bin, "initdb"),
-      "-D",
-      tmp,
-      "-U",
-      SUPERUSER,
-      "--auth=trust",
-      "--encoding=UTF8",
-      // C locale: deterministic sorting, and no dependency on which locales the machine has.
-      "--locale=C",
-      ...(noSync ? ["--no-sync"] : []),
-    ], "initdb");
+    await run(
+      [
+        ...acct.prefix,
+        join(bin, "initdb"),
+        "-D",
+        tmp,
+        "-U",
+        SUPERUSER,
+        "--auth=trust",
+        "--encoding=UTF8",
+        // C locale: deterministic sorting, and no dependency on which locales the machine has.
+        "--locale=C",
+        ...(noSync ? ["--no-sync"] : []),
+      ],
+      "initdb",
+      signal,
+    );
     // Who may log in, for a new data directory (one made by an earlier version keeps its own,
     // which trusted every role). The superuser stays trusted: only the server's account and root
     // can open the socket, and the test harness and the setup of the embedded default connect
@@ -335,6 +370,8 @@ async function initDataDir(bin: string, dataDir: string, acct: RunAs, noSync: bo
       "\n# oar-deno: socket, port and durability settings\ninclude_if_exists = 'oar-deno.conf'\n",
       { append: true },
     );
+    // Not renamed into place once a stop is asked for: the finally below removes it.
+    signal?.throwIfAborted();
     try {
       await Deno.rename(tmp, dataDir);
     } catch (e) {
@@ -389,7 +426,7 @@ export async function ensureEmbeddedPostgres(opts: EnsureOptions): Promise<Embed
   const version = await binVersion(bin);
   const settings = opts.settings ?? {};
   if (!exists(join(dataDir, "PG_VERSION"))) {
-    await initDataDir(bin, dataDir, acct, settings.fsync === "off");
+    await initDataDir(bin, dataDir, acct, settings.fsync === "off", opts.signal);
   } else {
     const have = Deno.readTextFileSync(join(dataDir, "PG_VERSION")).trim();
     if (have !== version) {
@@ -420,15 +457,32 @@ export async function ensureEmbeddedPostgres(opts: EnsureOptions): Promise<Embed
   const pgCtl = (args: string[]) => [...acct.prefix, join(bin, "pg_ctl"), "-D", dataDir, ...args];
 
   let startedHere = false;
+  let reusedPid: number | undefined;
+  let stalePid: number | undefined;
   const running = readPidFile(dataDir);
-  if (!(running && isOurPostmaster(running.pid, dataDir))) {
-    removeStaleLocks(dataDir, socketFile);
-    // -W: we poll readiness ourselves, with our deadline and a useful error.
+  if (running && isOurPostmaster(running.pid, dataDir)) {
+    reusedPid = running.pid;
+  } else {
+    opts.signal?.throwIfAborted();
+    stalePid = removeStaleLocks(dataDir, socketFile);
+    // -W: we poll readiness ourselves, with our deadline and a useful error. No abort signal
+    // here: pg_ctl returns at once, and killing it could leave a server nobody knows about.
     await run(pgCtl(["start", "-W", "-s", "-l", logFile]), `pg_ctl start (log: ${logFile})`);
     startedHere = true;
   }
+  const stopNow = async () => {
+    const [cmd, ...args] = pgCtl(["stop", "-s", "-m", "fast", "-w", "-t", "60"]);
+    await new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" })
+      .output();
+  };
   const since = Date.now();
   while (!(await isReady(bin, socketDir, port))) {
+    // A stop asked for while the server starts: the server goes with it (one found running is
+    // the caller's from now on, see `signal`).
+    if (opts.signal?.aborted) {
+      await stopNow();
+      opts.signal.throwIfAborted();
+    }
     const pid = readPidFile(dataDir);
     const alive = pid !== null && isOurPostmaster(pid.pid, dataDir);
     // A server that is gone for more than a moment after pg_ctl returned has failed to start.
@@ -442,6 +496,10 @@ export async function ensureEmbeddedPostgres(opts: EnsureOptions): Promise<Embed
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+  if (opts.signal?.aborted) {
+    await stopNow();
+    opts.signal.throwIfAborted();
+  }
 
   const url = (dbname = "postgres") =>
     `postgres://${SUPERUSER}@localhost:${port}/${encodeURIComponent(dbname)}?host=${
@@ -453,6 +511,8 @@ export async function ensureEmbeddedPostgres(opts: EnsureOptions): Promise<Embed
     port,
     superuser: SUPERUSER,
     startedHere,
+    reusedPid,
+    stalePid,
     url,
     async stop() {
       if (!readPidFile(dataDir)) return;

@@ -38,6 +38,8 @@ export interface DbLogin {
 export interface PreparedDatabase extends DbLogin {
   created: boolean;
   registered: number;
+  /** True when `registered` replaced an earlier cluster (opts.reshape on a database with no job). */
+  reshaped: boolean;
   /**
    * True for a database made by an earlier version, owned by the superuser: it is left as it
    * was, and `login` is the superuser (trusted over the socket, no password).
@@ -51,12 +53,16 @@ export interface PreparedDatabase extends DbLogin {
  * by it, and, connected as `oar` so that it owns every table and sequence, the schema, the
  * resource property columns and the cluster (into an empty database); then lets `oar_ro` read.
  * A database of an earlier version, owned by the superuser, is only completed as before.
+ *
+ * With `opts.reshape` (--hosts/--cores given explicitly), a database whose resources are not
+ * that cluster gets it instead, provided it holds no job at all (a job's resources, accounting
+ * and logs name resource ids); otherwise it throws, saying why.
  */
 export async function prepareEmbeddedDatabase(
   pg: EmbeddedPg,
   dbName: string,
   cluster: ClusterShape,
-  opts: { password?: string } = {},
+  opts: { password?: string; reshape?: boolean } = {},
 ): Promise<PreparedDatabase> {
   const admin = connectUrl(pg.url("postgres"), { max: 1 });
   let created = false;
@@ -93,7 +99,22 @@ export async function prepareEmbeddedDatabase(
     if (!superuserDatabase) await grantReadOnly(sql);
     const [{ n }] = await sql`SELECT count(*)::int AS n FROM resources`;
     let registered = 0;
-    if (n === 0) {
+    let reshaped = false;
+    if (n > 0 && opts.reshape && !(await isCluster(sql, cluster))) {
+      const [{ jobs }] = await sql`SELECT count(*)::int AS jobs FROM jobs`;
+      if (jobs > 0) {
+        throw new Error(
+          `--hosts ${cluster.hosts} --cores ${cluster.coresPerHost}: the database already has ` +
+            `another set of ${n} resources and holds ${jobs} job${jobs > 1 ? "s" : ""}, whose ` +
+            "records name those resources, so the cluster is kept; start without --hosts/--cores, " +
+            "change the resources with oarnodesetting, or remove the var directory to start afresh",
+        );
+      }
+      // No job refers to any resource: the old set can go, ids starting again from 1.
+      await sql`TRUNCATE resources, resource_logs RESTART IDENTITY`;
+      reshaped = true;
+    }
+    if (n === 0 || reshaped) {
       let cpu = 0;
       let core = 0;
       for (let h = 1; h <= cluster.hosts; h++) {
@@ -109,10 +130,21 @@ export async function prepareEmbeddedDatabase(
         }
       }
     }
-    return { created, registered, ...login, superuserDatabase };
+    return { created, registered, reshaped, ...login, superuserDatabase };
   } finally {
     await sql.end();
   }
+}
+
+/** True when the resources are exactly the local cluster `cluster` registers (nodeN × cores). */
+async function isCluster(sql: ReturnType<typeof connectTarget>, cluster: ClusterShape) {
+  const rows = await sql<{ host: string; n: number }[]>`
+    SELECT network_address AS host, count(*)::int AS n FROM resources GROUP BY network_address`;
+  return rows.length === cluster.hosts && rows.every((r) => {
+    const h = /^node(\d+)$/.exec(r.host);
+    return h !== null && Number(h[1]) >= 1 && Number(h[1]) <= cluster.hosts &&
+      r.n === cluster.coresPerHost;
+  });
 }
 
 /**
