@@ -13,7 +13,7 @@
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
 import { existsSync } from "node:fs";
-import { readConfigFile } from "../lib/runtime/config.ts";
+import { readConfigFile, systemConfigFile } from "../lib/runtime/config.ts";
 import { type EmbeddedPg, ensureEmbeddedPostgres } from "./embedded/postgres.ts";
 import {
   type DbLogin,
@@ -31,7 +31,6 @@ const USAGE = "usage: deno task start [--hosts N] [--cores N] [--port-base N] " 
   "[--allow-system-user NAME]... | deno task start --config FILE";
 
 /** The system-wide configuration of an installed OAR (Debian's OAR writes it). */
-const SYSTEM_CONFIG = "/etc/oar/oar.conf";
 
 /** almighty's restart back-off: doubles from the first to the last, reset after a stable run. */
 const MIN_BACKOFF_MS = 1_000;
@@ -185,7 +184,8 @@ function keptLogin(confPath: string): DbLogin {
 function outsideConfig(): string | null {
   const fromEnv = Deno.env.get("OARCONFFILE");
   if (fromEnv && resolve(fromEnv) !== embeddedConfigFile()) return `${fromEnv} (OARCONFFILE)`;
-  return existsSync(SYSTEM_CONFIG) ? SYSTEM_CONFIG : null;
+  const system = systemConfigFile();
+  return existsSync(system) ? system : null;
 }
 
 export async function main(args: string[]): Promise<number> {
