@@ -37,6 +37,7 @@ const LOG_TAIL_LINES = 40;
 
 export class TestServer {
   #child: Deno.ChildProcess | null = null;
+  #startedOnce = false;
   #exited: Deno.CommandStatus | null = null;
   #log = "";
   #drained: Promise<unknown> = Promise.resolve();
@@ -83,14 +84,17 @@ export class TestServer {
   async start(
     opts: { hosts?: number; cores?: number; allowSystemUsers?: string[] } = {},
   ): Promise<void> {
+    // The cluster's shape on the first start, or when asked: start re-registers the resources
+    // for a new shape (replacing, say, those a cluster in a box registered).
+    const shape = !this.#startedOnce || opts.hosts !== undefined || opts.cores !== undefined
+      ? ["--hosts", String(opts.hosts ?? 2), "--cores", String(opts.cores ?? 2)]
+      : [];
+    this.#startedOnce = true;
     const args = [
       "run",
       "-A",
       `${root}tools/start.ts`,
-      "--hosts",
-      String(opts.hosts ?? 2),
-      "--cores",
-      String(opts.cores ?? 2),
+      ...shape,
       "--port-base",
       String(this.portBase),
       // The tests submit as root unless they say otherwise.
