@@ -213,3 +213,30 @@ Deno.test("a whole scenario: Qsub at start-up runs the scheduler, node_change_st
   // After the round, Time update finds sarko and finaud due (their clocks start at 0).
   assertEquals(ran, ["meta_sched", "node_change_state", "sarko", "finaud"]);
 });
+
+Deno.test("adaptive spacing: rounds are spaced by a multiple of the last one's cost, at most minBetween", () => {
+  const s = { ...DEFAULT_SETTINGS, minBetween: 5, spacingFactor: 2 };
+  // A round from t=100.0 to t=100.1: the next may start 0.2 s after its end.
+  let r = step(at("Scheduler"), { kind: "continue" }, 100, s);
+  assertEquals(r.action, { kind: "run", module: "meta_sched" } as Action);
+  r = step(r.automaton, { kind: "ran", module: "meta_sched", code: 0 }, 100.1, s);
+  assertEquals(r.automaton.schedulerCost > 0.099 && r.automaton.schedulerCost < 0.101, true);
+  const early = step({ ...r.automaton, state: "Scheduler" }, { kind: "continue" }, 100.2, s);
+  assertEquals(early.automaton.schedulerWanted, true);
+  const due = step({ ...r.automaton, state: "Scheduler" }, { kind: "continue" }, 100.31, s);
+  assertEquals(due.action, { kind: "run", module: "meta_sched" } as Action);
+  // An expensive round (10 s) is followed by at most minBetween.
+  const slow = { ...r.automaton, state: "Scheduler" as AlmightyState, schedulerCost: 10 };
+  assertEquals(step(slow, { kind: "continue" }, 100.1 + 4.9, s).automaton.schedulerWanted, true);
+  assertEquals(
+    step(slow, { kind: "continue" }, 100.1 + 5, s).action,
+    { kind: "run", module: "meta_sched" } as Action,
+  );
+  // 0: OAR's fixed spacing.
+  const fixed = { ...s, spacingFactor: 0 };
+  assertEquals(
+    step({ ...r.automaton, state: "Scheduler" }, { kind: "continue" }, 104, fixed).automaton
+      .schedulerWanted,
+    true,
+  );
+});

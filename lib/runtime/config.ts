@@ -42,7 +42,12 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
   META_SCHED_CMD: { value: "kao", doc: "meta-scheduler command (kao is ours, meta_sched)" },
   SCHEDULER_MIN_TIME_BETWEEN_2_CALLS: {
     value: 5,
-    doc: "minimal seconds between two scheduling rounds",
+    doc: "the longest spacing (seconds) between two scheduling rounds",
+  },
+  SCHEDULER_ADAPTIVE_SPACING: {
+    value: 2,
+    doc: "rounds are spaced by this multiple of the last round's duration, at most the above " +
+      "(0: always the above, as OAR)",
   },
   FINAUD_FREQUENCY: { value: 300, doc: "seconds between two node checks (0 disables)" },
   ENERGY_SAVING_INTERNAL: { value: "no", doc: "start and supervise greta" },

@@ -20,8 +20,14 @@ export type AlmightyState =
 export type OneShotModule = "meta_sched" | "sarko" | "finaud" | "leon" | "node_change_state";
 
 export interface Settings {
-  /** SCHEDULER_MIN_TIME_BETWEEN_2_CALLS, seconds. */
+  /** SCHEDULER_MIN_TIME_BETWEEN_2_CALLS, seconds: the longest spacing between two rounds. */
   minBetween: number;
+  /**
+   * SCHEDULER_ADAPTIVE_SPACING: rounds are spaced by this multiple of the last round's
+   * duration, up to minBetween (0: always minBetween, OAR's rule). The spacing exists to bound
+   * what scheduling costs; a fixed 5 s made an idle job wait 5 s for a round of 30 ms.
+   */
+  spacingFactor: number;
   /** FINAUD_FREQUENCY, seconds; 0 disables node checks. */
   finaudPeriod: number;
   /** A scheduling round at least this often (60 s in OAR). */
@@ -34,6 +40,7 @@ export interface Settings {
 
 export const DEFAULT_SETTINGS: Settings = {
   minBetween: 5,
+  spacingFactor: 0,
   finaudPeriod: 300,
   schedulerTimeout: 60,
   villainsTimeout: 10,
@@ -44,6 +51,9 @@ export interface Automaton {
   state: AlmightyState;
   queue: string[];
   lastScheduler: number;
+  /** When the current (or last) round started, and how long the last one took, seconds. */
+  schedulerStarted: number;
+  schedulerCost: number;
   lastVillains: number;
   lastCheckNodes: number;
   schedulerWanted: boolean;
@@ -55,6 +65,8 @@ export function initialAutomaton(): Automaton {
     state: "Qget",
     queue: [],
     lastScheduler: 0,
+    schedulerStarted: 0,
+    schedulerCost: 0,
     lastVillains: 0,
     lastCheckNodes: 0,
     schedulerWanted: false,
@@ -120,12 +132,18 @@ export function addCommand(queue: readonly string[], cmd: string): string[] {
   return queue.includes(cmd) ? [...queue] : [...queue, cmd];
 }
 
+/** Seconds that must pass between the end of a round and the start of the next. */
+export function schedulingSpacing(a: Automaton, s: Settings): number {
+  if (s.spacingFactor <= 0) return s.minBetween;
+  return Math.min(s.minBetween, s.spacingFactor * a.schedulerCost);
+}
+
 /** Enqueues the periodic commands that are due (docs/modules.md §1.4 "Time update"). */
 export function timeUpdate(a: Automaton, now: number, s: Settings): Automaton {
   let queue = a.queue;
   if (
     now >= a.lastScheduler + s.schedulerTimeout ||
-    (a.schedulerWanted && now >= a.lastScheduler + s.minBetween)
+    (a.schedulerWanted && now >= a.lastScheduler + schedulingSpacing(a, s))
   ) queue = addCommand(queue, "Scheduling");
   if (now >= a.lastVillains + s.villainsTimeout) queue = addCommand(queue, "Villains");
   if (s.finaudPeriod > 0 && now >= a.lastCheckNodes + s.finaudPeriod) {
@@ -186,8 +204,9 @@ export function step(
       next.state = "Qget";
       return { automaton: next, action: { kind: "continue" }, notes };
     case "Scheduler":
-      if (now >= next.lastScheduler + s.minBetween) {
+      if (now >= next.lastScheduler + schedulingSpacing(next, s)) {
         next.schedulerWanted = false;
+        next.schedulerStarted = now;
         next.queue = answeredBy(next.queue, "Scheduler");
         return { automaton: next, action: { kind: "run", module: "meta_sched" }, notes };
       }
@@ -234,6 +253,7 @@ function afterModule(
   switch (module) {
     case "meta_sched":
       next.lastScheduler = now;
+      next.schedulerCost = Math.max(0, now - next.schedulerStarted);
       if (code === 0) next.state = "Change node state";
       else if (code === 1) next.state = "Scheduler";
       else if (code === 2) next.state = "Leon";

@@ -10,6 +10,7 @@ import {
   initialAutomaton,
   type Input,
   type OneShotModule,
+  schedulingSpacing,
   type Settings,
   step,
 } from "./automaton.ts";
@@ -119,6 +120,6 @@ export function receiveTimeout(
   effects: Pick<LoopEffects, "now">,
 ): number {
   if (!a.schedulerWanted) return timeoutMs;
-  const untilAllowed = (a.lastScheduler + settings.minBetween - effects.now()) * 1000;
+  const untilAllowed = (a.lastScheduler + schedulingSpacing(a, settings) - effects.now()) * 1000;
   return Math.max(0, Math.min(timeoutMs, Math.ceil(untilAllowed)));
 }

@@ -83,6 +83,7 @@ async function automaton(
     {
       ...DEFAULT_SETTINGS,
       minBetween: config.int("SCHEDULER_MIN_TIME_BETWEEN_2_CALLS"),
+      spacingFactor: config.int("SCHEDULER_ADAPTIVE_SPACING"),
       finaudPeriod: config.int("FINAUD_FREQUENCY"),
     },
     stop,
