@@ -204,3 +204,106 @@ export async function serverGone(server: TestServer): Promise<void> {
     }
   }, 20_000);
 }
+
+/** A job in flight (toLaunch, Launching, Running, Finishing) and its state then. */
+export interface InFlight {
+  job_id: number;
+  state: string;
+}
+
+/** The jobs in flight now. */
+export async function jobsInFlight(sql: Sql): Promise<InFlight[]> {
+  return await sql<InFlight[]>`
+    SELECT job_id, state::text AS state FROM jobs
+    WHERE state IN ('toLaunch', 'Launching', 'Running', 'Finishing') ORDER BY job_id`;
+}
+
+/**
+ * A fault as the recovery measure sees it (issue 22): the jobs in flight just before it and
+ * when it was repaired (the restarted process runs again, the database is back; a process that
+ * nothing restarts, a bipbip or an oarexec, is "repaired" when it is killed).
+ */
+export interface FaultMark {
+  fault: string;
+  inFlight: InFlight[];
+  /** Date.now() at the repair. */
+  repairedAt: number;
+}
+
+export interface Recovery {
+  fault: string;
+  /** Seconds from the repair (or the job's natural end, when later) to the last final state. */
+  seconds: number;
+  /** The job that took longest, if any was in flight. */
+  job?: number;
+  jobs: number;
+}
+
+/** How long a job's command runs by itself: `sleep N` sleeps N s, anything else ~0. */
+function naturalDuration(command: string): number {
+  const m = /^\s*sleep\s+(\d+(?:\.\d+)?)\s*$/.exec(command);
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Per fault: the time from its repair to the final state of the last job it caught in flight,
+ * counting a job from its natural end instead when that is later (a running `sleep 8` cannot
+ * end before its 8 s are over): its Running start plus its command's duration, or, for a job
+ * not Running yet at the fault, the repair plus that duration (it could have been launched at
+ * once). Database times are whole seconds: a figure may be up to 1 s off. `offsetS` is the
+ * database clock minus this one, in seconds.
+ */
+export async function recoveries(
+  sql: Sql,
+  marks: readonly FaultMark[],
+  offsetS: number,
+): Promise<Recovery[]> {
+  const ids = [...new Set(marks.flatMap((m) => m.inFlight.map((j) => j.job_id)))];
+  const rows = await sql<
+    { job_id: number; command: string; running: number | null; final: number | null }[]
+  >`
+    SELECT j.job_id, j.command,
+      (SELECT min(date_start) FROM job_state_logs l
+        WHERE l.job_id = j.job_id AND l.job_state = 'Running')::float8 AS running,
+      (SELECT min(date_start) FROM job_state_logs l
+        WHERE l.job_id = j.job_id AND l.job_state IN ('Terminated', 'Error'))::float8 AS final
+    FROM jobs j WHERE j.job_id = ANY(${ids}::int[])`;
+  const byId = new Map(rows.map((r) => [r.job_id, r]));
+  return marks.map((m) => {
+    const repaired = m.repairedAt / 1000 + offsetS;
+    let worst: Recovery = { fault: m.fault, seconds: 0, jobs: m.inFlight.length };
+    for (const { job_id, state } of m.inFlight) {
+      const r = byId.get(job_id);
+      if (r?.final === null || r?.final === undefined) continue;
+      const duration = naturalDuration(r.command);
+      const natural = state === "Running" && r.running !== null
+        ? r.running + duration
+        : repaired + duration;
+      const late = r.final - Math.max(repaired, natural);
+      if (late > worst.seconds || worst.job === undefined) {
+        worst = { ...worst, seconds: Math.max(0, late), job: job_id };
+      }
+    }
+    return worst;
+  });
+}
+
+/**
+ * The pid files left in OAREXEC_DIRECTORY for jobs of `ids` (each job's oarexec removes its own
+ * once its report is acknowledged; a dead one's is removed as stale): `<file> (pid N alive|dead)`.
+ */
+export async function pidFilesLeft(oarexecDir: string, ids: readonly number[]): Promise<string[]> {
+  const wanted = new Set(ids);
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(oarexecDir)) {
+      const m = /^pid_of_oarexec_for_jobId_(\d+)$/.exec(e.name);
+      if (!m || !wanted.has(Number(m[1]))) continue;
+      const pid = (await Deno.readTextFile(`${oarexecDir}/${e.name}`).catch(() => "")).trim();
+      const alive = /^\d+$/.test(pid) &&
+        await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+      out.push(`${e.name} (pid ${pid || "none"} ${alive ? "alive" : "dead"})`);
+    }
+  } catch { /* no directory: no file left */ }
+  return out.sort();
+}
