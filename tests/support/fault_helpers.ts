@@ -234,8 +234,9 @@ export interface Recovery {
   fault: string;
   /** Seconds from the repair (or the job's natural end, when later) to the last final state. */
   seconds: number;
-  /** The job that took longest, if any was in flight. */
+  /** The job that took longest, if any counted. */
   job?: number;
+  /** The jobs counted: caught in flight, and not by a later fault. */
   jobs: number;
 }
 
@@ -246,12 +247,14 @@ function naturalDuration(command: string): number {
 }
 
 /**
- * Per fault: the time from its repair to the final state of the last job it caught in flight,
- * counting a job from its natural end instead when that is later (a running `sleep 8` cannot
- * end before its 8 s are over): its Running start plus its command's duration, or, for a job
- * not Running yet at the fault, the repair plus that duration (it could have been launched at
- * once). Database times are whole seconds: a figure may be up to 1 s off. `offsetS` is the
- * database clock minus this one, in seconds.
+ * Per fault: the time from its repair to the final state of the last job it caught in flight.
+ * A job caught by several faults counts for the last one repaired before its end (a job that
+ * ends late because of a later fault is that fault's). A job counts from its natural end
+ * instead when that is later (a running `sleep 8` cannot end before its 8 s are over): its
+ * Running start plus its command's duration, or, for a job not Running yet at the fault, the
+ * repair plus that duration (it could have been launched at once). Database times are whole
+ * seconds: a figure may be up to 1 s off. `offsetS` is the database clock minus this one, in
+ * seconds.
  */
 export async function recoveries(
   sql: Sql,
@@ -269,19 +272,31 @@ export async function recoveries(
         WHERE l.job_id = j.job_id AND l.job_state IN ('Terminated', 'Error'))::float8 AS final
     FROM jobs j WHERE j.job_id = ANY(${ids}::int[])`;
   const byId = new Map(rows.map((r) => [r.job_id, r]));
+  const repairedS = (m: FaultMark) => m.repairedAt / 1000 + offsetS;
+  // Each job's fault: the last one repaired before its end (to the second) that caught it.
+  const owner = new Map<number, FaultMark>();
+  for (const m of marks) {
+    for (const { job_id } of m.inFlight) {
+      const final = byId.get(job_id)?.final;
+      if (final === null || final === undefined || Math.floor(repairedS(m)) > final) continue;
+      const prev = owner.get(job_id);
+      if (prev === undefined || prev.repairedAt < m.repairedAt) owner.set(job_id, m);
+    }
+  }
   return marks.map((m) => {
-    const repaired = m.repairedAt / 1000 + offsetS;
-    let worst: Recovery = { fault: m.fault, seconds: 0, jobs: m.inFlight.length };
+    const repaired = repairedS(m);
+    let worst: Recovery = { fault: m.fault, seconds: 0, jobs: 0 };
     for (const { job_id, state } of m.inFlight) {
-      const r = byId.get(job_id);
-      if (r?.final === null || r?.final === undefined) continue;
+      if (owner.get(job_id) !== m) continue;
+      const r = byId.get(job_id)!;
+      worst.jobs++;
       const duration = naturalDuration(r.command);
       const natural = state === "Running" && r.running !== null
         ? r.running + duration
         : repaired + duration;
-      const late = r.final - Math.max(repaired, natural);
-      if (late > worst.seconds || worst.job === undefined) {
-        worst = { ...worst, seconds: Math.max(0, late), job: job_id };
+      const late = Math.max(0, r.final! - Math.max(repaired, natural));
+      if (worst.job === undefined || late > worst.seconds) {
+        worst = { ...worst, seconds: late, job: job_id };
       }
     }
     return worst;

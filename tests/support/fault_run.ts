@@ -264,7 +264,7 @@ export async function faultRun(
     for (const r of recovered) {
       console.log(
         `${name}: recovery after ${r.fault}: ${r.seconds.toFixed(1)} s ` +
-          `(${r.jobs} job(s) in flight${r.job === undefined ? "" : `, slowest ${r.job}`})`,
+          `(${r.jobs} job(s) caught in flight${r.job === undefined ? "" : `, slowest ${r.job}`})`,
       );
     }
     // Each job's oarexec removes its pid file once its report is in; a killed one's is
