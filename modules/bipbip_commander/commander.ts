@@ -17,7 +17,9 @@
  * acknowledged (`acknowledge(token)`, which reaches the proxy and then oarexec) once its bipbip
  * invocation was reported done with 0 (handled) or 1 (nothing to do: the job had ended already,
  * a duplicate) — never when it crashed, was killed, timed out, or its worker died before
- * reporting it: then oarexec sends the report again.
+ * reporting it: then the report is rejected (`reject(token)`, issue 22), the proxy closes its
+ * connection and oarexec sends it again after its short back-off (the database may have been
+ * down: the next try finds it back).
  */
 import type { Logger } from "../../lib/runtime/log.ts";
 import { exitCodeOf } from "../../lib/runtime/signals.ts";
@@ -25,6 +27,7 @@ import {
   commanderInvocation,
   type CommanderMessage,
   encodeAckLine,
+  encodeNackLine,
 } from "../../lib/protocol/mod.ts";
 
 export interface ChildHandle {
@@ -68,6 +71,8 @@ export interface CommanderOptions {
   batchMax?: number;
   /** Sends a handled report's acknowledgement back to the appendice proxy. */
   acknowledge?: (token: string) => void;
+  /** Tells the appendice proxy a report was not handled (its oarexec is to send it again). */
+  reject?: (token: string) => void;
   log?: Logger;
 }
 
@@ -89,6 +94,7 @@ export interface CommanderStats {
   killed: number;
   failedToStart: number;
   acknowledged: number;
+  rejected: number;
 }
 
 export class Commander {
@@ -98,6 +104,7 @@ export class Commander {
     killed: 0,
     failedToStart: 0,
     acknowledged: 0,
+    rejected: 0,
   };
   #queue: CommanderMessage[] = [];
   #running = new Map<number, ChildHandle>();
@@ -252,17 +259,22 @@ export class Commander {
     this.#pump();
   }
 
-  /** The job's invocation is over: its report is acknowledged if it was handled. */
+  /**
+   * The job's invocation is over: its report is acknowledged if it was handled, rejected
+   * otherwise (sent again by its oarexec).
+   */
   #settle(jobId: number, handled: boolean): void {
     const token = this.#tokens.get(jobId);
     if (token === undefined) return;
     this.#tokens.delete(jobId);
-    if (!handled || this.opts.acknowledge === undefined) return;
-    this.stats.acknowledged++;
+    const answer = handled ? this.opts.acknowledge : this.opts.reject;
+    if (answer === undefined) return;
+    if (handled) this.stats.acknowledged++;
+    else this.stats.rejected++;
     try {
-      this.opts.acknowledge(token);
+      answer(token);
     } catch (e) {
-      this.opts.log?.warn("cannot acknowledge job {id}'s report: {error}", {
+      this.opts.log?.warn("cannot answer job {id}'s report: {error}", {
         id: jobId,
         error: String(e),
       });
@@ -485,10 +497,11 @@ export function processWorkerSpawner(
 }
 
 /**
- * Sends acknowledgements to the appendice proxy as `OARACK_<token>` lines on SERVER_PORT: what
- * is queued goes on one connection, opened when there is something to send. When the proxy
- * cannot be reached the tokens are dropped (logged): a proxy that is down holds no report, and
- * the oarexecs waiting send theirs again.
+ * Sends lines to the appendice proxy on SERVER_PORT: acknowledgements (`OARACK_<token>`),
+ * rejections (`OARNACK_<token>`) and the commander's start. What is queued goes on one
+ * connection, opened when there is something to send. When the proxy cannot be reached the
+ * lines are dropped (logged): a proxy that is down holds no report, and the oarexecs waiting
+ * send theirs again (their connections broke with it).
  */
 export class AckSender {
   #queue: string[] = [];
@@ -504,7 +517,16 @@ export class AckSender {
   ) {}
 
   send(token: string): void {
-    this.#queue.push(token);
+    this.line(encodeAckLine(token));
+  }
+
+  reject(token: string): void {
+    this.line(encodeNackLine(token));
+  }
+
+  /** Queues one whole line (ending in a newline). */
+  line(text: string): void {
+    this.#queue.push(text);
     if (this.#sending === null) {
       this.#sending = this.#drain().finally(() => this.#sending = null);
     }
@@ -517,14 +539,14 @@ export class AckSender {
 
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
-      const tokens = this.#queue.splice(0);
+      const lines = this.#queue.splice(0);
       try {
-        await this.#write(tokens.map(encodeAckLine).join(""));
-        this.sent += tokens.length;
+        await this.#write(lines.join(""));
+        this.sent += lines.length;
       } catch (e) {
-        this.lost += tokens.length;
-        this.log?.warn("cannot acknowledge {n} report(s) to the proxy: {error}", {
-          n: tokens.length,
+        this.lost += lines.length;
+        this.log?.warn("cannot send {n} line(s) to the proxy: {error}", {
+          n: lines.length,
           error: String(e),
         });
       }
