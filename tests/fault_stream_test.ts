@@ -164,9 +164,9 @@ Deno.test("faults: SIGKILL at random moments of a job stream (almighty, proxy, c
           const [, pid] = rng.pick(victims);
           const inFlight = await recorder.before();
           if (kill(pid)) {
-            // Nothing restarts it: its jobs end through sarko's lost-oarexec check.
-            recorder.repaired("oarexec", inFlight);
             for (const [job, p] of victims) if (p === pid) orphaned.push(job);
+            // Nothing restarts it: its jobs end through sarko's lost-oarexec check.
+            recorder.repaired("oarexec", inFlight, orphaned);
             done.push(`oarexec ${pid} (job ${orphaned.join(",")})`);
           }
         }

@@ -20,6 +20,11 @@
  * reporting it: then the report is rejected (`reject(token)`, issue 22), the proxy closes its
  * connection and oarexec sends it again after its short back-off (the database may have been
  * down: the next try finds it back).
+ *
+ * Lost launches (issue 22): a launch (`bipbip <id>`) that died before it reported (its worker
+ * died, it was killed or timed out) is followed at once by `bipbip <id> --lost-launch`, which
+ * launches the job if it is still toLaunch and ends it if it is left in Launching — rather than
+ * leaving it to sarko's stuck-job limit (over a minute).
  */
 import type { Logger } from "../../lib/runtime/log.ts";
 import { exitCodeOf } from "../../lib/runtime/signals.ts";
@@ -28,6 +33,8 @@ import {
   type CommanderMessage,
   encodeAckLine,
   encodeNackLine,
+  isLaunchMessage,
+  lostLaunchMessage,
 } from "../../lib/protocol/mod.ts";
 
 export interface ChildHandle {
@@ -95,6 +102,8 @@ export interface CommanderStats {
   failedToStart: number;
   acknowledged: number;
   rejected: number;
+  /** Launches that died unreported, followed by a lost-launch invocation. */
+  lostLaunches: number;
 }
 
 export class Commander {
@@ -105,11 +114,14 @@ export class Commander {
     failedToStart: 0,
     acknowledged: 0,
     rejected: 0,
+    lostLaunches: 0,
   };
   #queue: CommanderMessage[] = [];
   #running = new Map<number, ChildHandle>();
   /** The ack token of each running job's invocation, when it has one. */
   #tokens = new Map<number, string>();
+  /** Running jobs whose invocation is a launch. */
+  #launches = new Set<number>();
   #idleWaiters: (() => void)[] = [];
   #stopping = false;
   /** Children working: one-invocation children and workers that were given work. */
@@ -247,6 +259,7 @@ export class Commander {
     this.stats.started++;
     this.#running.set(msg.job_id, w.handle);
     if (msg.ack !== undefined) this.#tokens.set(msg.job_id, msg.ack);
+    if (isLaunchMessage(msg)) this.#launches.add(msg.job_id);
     if (w.taken >= (this.opts.batchMax ?? BATCH_MAX)) this.#closeWorker(w);
     return true;
   }
@@ -261,9 +274,18 @@ export class Commander {
 
   /**
    * The job's invocation is over: its report is acknowledged if it was handled, rejected
-   * otherwise (sent again by its oarexec).
+   * otherwise (sent again by its oarexec); a launch that died unreported (`lost`) is followed
+   * by a lost-launch invocation (see the header).
    */
-  #settle(jobId: number, handled: boolean): void {
+  #settle(jobId: number, handled: boolean, lost = !handled): void {
+    if (this.#launches.delete(jobId) && lost && !this.#stopping) {
+      this.stats.lostLaunches++;
+      this.opts.log?.warn("the launch of job {id} failed or died; looking at the job again", {
+        id: jobId,
+      });
+      // Queued, not started here: the caller pumps once the job is no longer running.
+      this.#queue.push(lostLaunchMessage(jobId));
+    }
     const token = this.#tokens.get(jobId);
     if (token === undefined) return;
     this.#tokens.delete(jobId);
@@ -299,6 +321,7 @@ export class Commander {
     this.#children++;
     this.#running.set(msg.job_id, child);
     if (msg.ack !== undefined) this.#tokens.set(msg.job_id, msg.ack);
+    if (isLaunchMessage(msg)) this.#launches.add(msg.job_id);
     const timer = setTimeout(() => {
       this.stats.killed++;
       this.opts.log?.error("{module} {args} exceeded {s} s; killing it", {
@@ -317,7 +340,8 @@ export class Commander {
       this.#running.delete(msg.job_id);
       // A bipbip process exits 1 both for "nothing to do" and for a failure (lib/runtime/oneshot.ts):
       // only 0 is taken as handled here. (The batch workers tell the two apart.)
-      this.#settle(msg.job_id, code === 0);
+      // 2 is a failure that may have left the job in Launching; above, it did not exit itself.
+      this.#settle(msg.job_id, code === 0, code !== 0 && code !== 1);
       this.opts.log?.debug("{module} {args} exited with {code}", {
         module,
         args: args.join(" "),

@@ -226,6 +226,8 @@ export async function jobsInFlight(sql: Sql): Promise<InFlight[]> {
 export interface FaultMark {
   fault: string;
   inFlight: InFlight[];
+  /** The jobs it hit directly (a killed oarexec's): theirs whatever comes later. */
+  hit?: number[];
   /** Date.now() at the repair. */
   repairedAt: number;
 }
@@ -273,14 +275,18 @@ export async function recoveries(
     FROM jobs j WHERE j.job_id = ANY(${ids}::int[])`;
   const byId = new Map(rows.map((r) => [r.job_id, r]));
   const repairedS = (m: FaultMark) => m.repairedAt / 1000 + offsetS;
-  // Each job's fault: the last one repaired before its end (to the second) that caught it.
+  // Each job's fault: the one that hit it directly, else the last one repaired before its end
+  // (to the second) that caught it.
   const owner = new Map<number, FaultMark>();
+  const hitBy = new Map(marks.flatMap((m) => (m.hit ?? []).map((id) => [id, m] as const)));
   for (const m of marks) {
     for (const { job_id } of m.inFlight) {
       const final = byId.get(job_id)?.final;
       if (final === null || final === undefined || Math.floor(repairedS(m)) > final) continue;
       const prev = owner.get(job_id);
-      if (prev === undefined || prev.repairedAt < m.repairedAt) owner.set(job_id, m);
+      const hit = hitBy.get(job_id);
+      if (hit !== undefined) owner.set(job_id, hit);
+      else if (prev === undefined || prev.repairedAt < m.repairedAt) owner.set(job_id, m);
     }
   }
   return marks.map((m) => {

@@ -85,8 +85,8 @@ export class FaultRecorder {
     return await tolerant(() => jobsInFlight(this.db)) ?? [];
   }
 
-  repaired(fault: string, inFlight: InFlight[]): void {
-    this.marks.push({ fault, inFlight, repairedAt: Date.now() });
+  repaired(fault: string, inFlight: InFlight[], hit?: number[]): void {
+    this.marks.push({ fault, inFlight, repairedAt: Date.now(), hit });
   }
 }
 
