@@ -20,6 +20,7 @@ import {
   inState,
   kill,
   killCompanion,
+  shortJobs,
   sleep,
   type Submit,
   submitAll,
@@ -86,6 +87,36 @@ Deno.test("faults: an end report lost inside bipbip_commander is sent again by i
       } s after the restart`,
     );
     return { ids: [id], restarts: 1 };
+  });
+});
+
+Deno.test("faults: the database down 20 s while jobs end; their reports are in within seconds of its return", async () => {
+  await faultRun("database outage", async ({ server, db, submit, log, faults }) => {
+    // Jobs that end during the outage: their reports fail (bipbip cannot reach the database)
+    // and must be taken once it is back, not at oarexec's acknowledgement timeout (120 s).
+    const ids = await submitAll(submit, ["sleep 2", "sleep 3", "sleep 4", "sleep 5"]);
+    await waitFor(
+      "the jobs to run",
+      async () => (await inState(db, ids, "Running")).length === ids.length,
+      30_000,
+    );
+    const inFlight = await faults.before();
+    const t0 = performance.now();
+    await restartDatabase(server.varDir, 20_000);
+    faults.repaired("database (20 s outage)", inFlight);
+    log.push(`database down ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    // And the server still takes jobs (a submission may fail while the sessions reconnect).
+    const after = await submitAll(async (command) => {
+      for (let attempt = 0;; attempt++) {
+        try {
+          return await submit(command);
+        } catch (e) {
+          if (attempt >= 20) throw e;
+          await sleep(500);
+        }
+      }
+    }, shortJobs(2));
+    return { ids: [...ids, ...after], restarts: 0 };
   });
 });
 

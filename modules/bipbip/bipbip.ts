@@ -14,7 +14,7 @@
  *   instead of the blanket 50;
  * - an interactive job whose oarsub cannot be told `GOOD JOB` is fragged (docs/differences.md §8);
  * - no cpusets (JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD is ignored, with a warning);
- * - `bipbip <job_id> --lost-launch` (from bipbip_commander, whose launch of the job failed or
+ * - `bipbip <job_id> --lost-launch` (from bipbip_commander, whose launch of the job
  *   died) launches the job if it is still toLaunch and ends one left in Launching, at once
  *   instead of at sarko's stuck-job limit (issue 22).
  */
@@ -86,7 +86,7 @@ export async function bipbip(ctx: BipbipContext, args: string[]): Promise<number
 export const LOST_LAUNCH_EVENT = "BIPBIP_LAUNCH_LOST";
 
 /**
- * The job's launch failed or died before reporting (bipbip_commander saw it; no other bipbip
+ * The job's launch died before reporting (bipbip_commander saw it; no other bipbip
  * launches it). Still toLaunch: the launch never began, it is done now. Left in Launching: its
  * oarexec may or may not run, and nothing will move it on (sarko would, over a minute later).
  * It ends as sarko ends a Running job whose oarexec is gone: fragged straight to
@@ -106,10 +106,10 @@ async function lostLaunch(ctx: BipbipContext, job: Job): Promise<number> {
   await addEvent(sql, {
     type: LOST_LAUNCH_EVENT,
     jobId,
-    description: `[bipbip] job ${jobId} left in Launching by a launch that failed or died; ` +
+    description: `[bipbip] job ${jobId} left in Launching by a launch that died; ` +
       `exterminated`,
   });
-  log.warn("[{id}] left in Launching by a failed launch: exterminating it", { id: jobId });
+  log.warn("[{id}] left in Launching by a launch that died: exterminating it", { id: jobId });
   notifier.almighty("Qdel");
   return 0;
 }

@@ -22,7 +22,8 @@
  * down: the next try finds it back).
  *
  * Lost launches (issue 22): a launch (`bipbip <id>`) that died before it reported (its worker
- * died, it was killed or timed out) is followed at once by `bipbip <id> --lost-launch`, which
+ * died, it was killed or timed out; not one that exited 2, a failure bipbip dealt with) is
+ * followed at once by `bipbip <id> --lost-launch`, which
  * launches the job if it is still toLaunch and ends it if it is left in Launching — rather than
  * leaving it to sarko's stuck-job limit (over a minute).
  */
@@ -194,7 +195,9 @@ export class Commander {
     this.#workers.add(w);
     handle.onDone((jobId, code) => {
       if (!w.jobs.delete(jobId)) return;
-      this.#finished(jobId, code, "bipbip", code === 0 || code === 1);
+      // Reported, so it did not die: a launch's 2 is a failure bipbip has dealt with (its
+      // events are written for node_change_state), not a lost launch.
+      this.#finished(jobId, code, "bipbip", code === 0 || code === 1, false);
     });
     handle.exited.then((code) => {
       this.#workers.delete(w);
@@ -203,7 +206,7 @@ export class Commander {
       if (w.working) this.#children--;
       // Invocations it never reported: finished all the same (as a dead child's would be).
       // Their reports were not handled: no acknowledgement, oarexec sends them again.
-      for (const jobId of w.jobs) this.#finished(jobId, code, "bipbip", false);
+      for (const jobId of w.jobs) this.#finished(jobId, code, "bipbip", false, true);
       w.jobs.clear();
       this.#pump();
     });
@@ -264,25 +267,34 @@ export class Commander {
     return true;
   }
 
-  #finished(jobId: number, code: number, module: string, handled: boolean): void {
+  #finished(
+    jobId: number,
+    code: number,
+    module: string,
+    handled: boolean,
+    died: boolean,
+  ): void {
     this.stats.finished++;
     this.#running.delete(jobId);
-    this.#settle(jobId, handled);
+    this.#settle(jobId, handled, died);
     this.opts.log?.debug("{module} {id} exited with {code}", { module, id: jobId, code });
     this.#pump();
   }
 
   /**
    * The job's invocation is over: its report is acknowledged if it was handled, rejected
-   * otherwise (sent again by its oarexec); a launch that died unreported (`lost`) is followed
+   * otherwise (sent again by its oarexec); a launch that `died` before it reported is followed
    * by a lost-launch invocation (see the header).
    */
-  #settle(jobId: number, handled: boolean, lost = !handled): void {
-    if (this.#launches.delete(jobId) && lost && !this.#stopping) {
+  #settle(jobId: number, handled: boolean, died: boolean): void {
+    if (this.#launches.delete(jobId) && died && !this.#stopping) {
       this.stats.lostLaunches++;
-      this.opts.log?.warn("the launch of job {id} failed or died; looking at the job again", {
-        id: jobId,
-      });
+      this.opts.log?.warn(
+        "the launch of job {id} died before it reported; looking at the job again",
+        {
+          id: jobId,
+        },
+      );
       // Queued, not started here: the caller pumps once the job is no longer running.
       this.#queue.push(lostLaunchMessage(jobId));
     }
@@ -340,8 +352,9 @@ export class Commander {
       this.#running.delete(msg.job_id);
       // A bipbip process exits 1 both for "nothing to do" and for a failure (lib/runtime/oneshot.ts):
       // only 0 is taken as handled here. (The batch workers tell the two apart.)
-      // 2 is a failure that may have left the job in Launching; above, it did not exit itself.
-      this.#settle(msg.job_id, code === 0, code !== 0 && code !== 1);
+      // bipbip exits 0, 1 or 2 by itself (2: a failure it has dealt with, its events written
+      // for node_change_state); anything else is a death (a signal, the time limit).
+      this.#settle(msg.job_id, code === 0, code > 2);
       this.opts.log?.debug("{module} {args} exited with {code}", {
         module,
         args: args.join(" "),
@@ -554,6 +567,24 @@ export class AckSender {
     if (this.#sending === null) {
       this.#sending = this.#drain().finally(() => this.#sending = null);
     }
+  }
+
+  /**
+   * Sends one line on a connection of its own, trying `attempts` times `delayMs` apart; false
+   * when the proxy could not be reached (logged at debug: at a server's start the proxy may not
+   * listen yet, and then it holds nothing either).
+   */
+  async announce(text: string, attempts = 5, delayMs = 500): Promise<boolean> {
+    for (let i = 1; i <= attempts; i++) {
+      try {
+        await this.#write(text);
+        return true;
+      } catch (e) {
+        this.log?.debug("cannot reach the proxy (attempt {i}): {error}", { i, error: String(e) });
+        if (i < attempts) await new Promise((r) => setTimeout(r, delayMs));
+      }
+    }
+    return false;
   }
 
   /** Resolves once everything queued so far was sent or dropped. */

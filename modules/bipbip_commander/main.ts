@@ -36,7 +36,7 @@ export function main(_args: string[]): Promise<number> {
         commander.prestart();
         // Once bound: the proxy closes the reports it forwarded to a predecessor (their
         // oarexecs send them again, to us) and asks almighty to notify toLaunch jobs again.
-        acks.line(encodeCommanderStartedLine());
+        acks.announce(encodeCommanderStartedLine()).catch(() => {});
         log.info("ready");
         while (!stop.aborted) {
           const msg = await pull.receive({ signal: stop });

@@ -109,11 +109,15 @@ export async function diagnose(sql: Sql, ids: number[]): Promise<string> {
   ].join("\n");
 }
 
-/** The server's embedded PostgreSQL, stopped (fast: every session is cut) and started again. */
-export async function restartDatabase(varDir: string): Promise<void> {
+/**
+ * The server's embedded PostgreSQL, stopped (fast: every session is cut) and started again,
+ * after `downMs` (an outage: what fails meanwhile must be retaken once it is back).
+ */
+export async function restartDatabase(varDir: string, downMs = 0): Promise<void> {
   const where = { dir: `${varDir}/pg`, socketDir: `${varDir}/pgsocket` };
   const pg = await ensureEmbeddedPostgres(where);
   await pg.stop();
+  if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
   await ensureEmbeddedPostgres(where);
 }
 
@@ -240,6 +244,8 @@ export interface Recovery {
   job?: number;
   /** The jobs counted: caught in flight, and not by a later fault. */
   jobs: number;
+  /** The jobs in flight at the fault. */
+  caught: number;
 }
 
 /** How long a job's command runs by itself: `sleep N` sleeps N s, anything else ~0. */
@@ -291,7 +297,7 @@ export async function recoveries(
   }
   return marks.map((m) => {
     const repaired = repairedS(m);
-    let worst: Recovery = { fault: m.fault, seconds: 0, jobs: 0 };
+    let worst: Recovery = { fault: m.fault, seconds: 0, jobs: 0, caught: m.inFlight.length };
     for (const { job_id, state } of m.inFlight) {
       if (owner.get(job_id) !== m) continue;
       const r = byId.get(job_id)!;
