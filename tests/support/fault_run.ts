@@ -286,10 +286,23 @@ export async function faultRun(
     // recognised as stale and removed.
     const oarexecDir = `${server.varDir}/oarexec`;
     const pidWait = performance.now();
-    const leftovers = await waitFor("the jobs' pid files to go", async () => {
-      const left = await pidFilesLeft(oarexecDir, ids);
-      return left.length === 0 ? [] : undefined;
-    }, PID_FILES_GRACE_MS).catch(async () => await pidFilesLeft(oarexecDir, ids));
+    const gone = async (ms: number) =>
+      await waitFor("the jobs' pid files to go", async () => {
+        const left = await pidFilesLeft(oarexecDir, ids);
+        return left.length === 0 ? [] : undefined;
+      }, ms).catch(async () => await pidFilesLeft(oarexecDir, ids));
+    let leftovers = await gone(PID_FILES_GRACE_MS);
+    if (leftovers.length > 0) {
+      // A killed oarexec's files (dead pid) are removed by the next oarexec to start on its
+      // host (modules/oarexec/agent.ts), or by sarko's check while their job runs: one more job.
+      console.log(`${name}: pid files left: ${leftovers.join(", ")}; one more job to sweep them`);
+      const extra = await submit("true");
+      await waitFor("the extra job to end", async () => {
+        const [r] = await tolerant(() => auditJobs(sql, [extra])) ?? [];
+        return r?.state === "Terminated" || r?.state === "Error";
+      }, 60_000);
+      leftovers = await gone(PID_FILES_GRACE_MS);
+    }
     console.log(
       `${name}: pid files left: ${leftovers.join(", ") || "none"} (${
         ((performance.now() - pidWait) / 1000).toFixed(1)
