@@ -51,6 +51,25 @@ Deno.test("faults: proxy and commander SIGKILLed while jobs run and others wait;
   });
 });
 
+Deno.test("faults: proxy and commander SIGKILLed during a stream of 40 short jobs; every job ends within seconds", async () => {
+  // Issue 22's measure: reports and launches in flight die with the companions (before, 7-10
+  // of the 40 jobs were still not final 150 s later).
+  await faultRun("companions in a stream", async ({ rng, server, submit, log, faults }) => {
+    const stream = submitAll(submit, shortJobs(40), 4);
+    const order = rng.next() < 0.5
+      ? ["appendice_proxy", "bipbip_commander"]
+      : ["bipbip_commander", "appendice_proxy"];
+    let restarts = 0;
+    for (const m of order) {
+      await sleep(rng.int(1000, 3000));
+      if (await killCompanion(server, m, faults)) restarts++;
+    }
+    log.push(`killed ${order.join(" then ")} during the stream`);
+    assertEquals(restarts, 2, "both companions were restarted");
+    return { ids: await stream, restarts };
+  });
+});
+
 Deno.test("faults: every bipbip SIGKILLed mid-launch; the launches end in Error, the rest runs", async () => {
   // A launch through the local agent takes milliseconds: a node prologue holds the jobs in
   // Launching long enough for the kill to find them there.
