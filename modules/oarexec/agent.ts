@@ -285,8 +285,8 @@ export function sweepStalePidFiles(tmp: string, isAlive: (pid: number) => boolea
     return 0;
   }
   for (const e of entries) {
-    if (!e.isFile || !/^\d+$/.test(e.name.slice(PID_FILE_PREFIX.length))) continue;
-    if (!e.name.startsWith(PID_FILE_PREFIX)) continue;
+    if (!e.isFile || !e.name.startsWith(PID_FILE_PREFIX)) continue;
+    if (!/^\d+$/.test(e.name.slice(PID_FILE_PREFIX.length))) continue;
     const path = `${tmp}/${e.name}`;
     let text: string;
     try {
