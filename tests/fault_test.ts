@@ -23,7 +23,7 @@ import {
 import { waitFor } from "./support/proc.ts";
 
 Deno.test("faults: proxy and commander SIGKILLed while jobs run and others wait; every job ends once", async () => {
-  await faultRun("companions", async ({ server, db, rng, submit, log }) => {
+  await faultRun("companions", async ({ server, db, rng, submit, log, faults }) => {
     // 4 long jobs fill the cluster (2 hosts × 2 cores); 16 short ones queue behind them. The
     // kills happen while the long ones run and the queue, the scheduler and the launches go on;
     // reports in flight are the random-moment test's business (below).
@@ -40,7 +40,7 @@ Deno.test("faults: proxy and commander SIGKILLed while jobs run and others wait;
     let restarts = 0;
     for (const m of order) {
       await sleep(rng.int(50, 800));
-      if (await killCompanion(server, m)) restarts++;
+      if (await killCompanion(server, m, faults)) restarts++;
     }
     const stillRunning = (await inState(db, long, "Running")).length;
     log.push(`killed ${order.join(" then ")}; ${stillRunning}/4 long jobs still running after`);
@@ -48,6 +48,25 @@ Deno.test("faults: proxy and commander SIGKILLed while jobs run and others wait;
     // The kills are meant to fall while the long jobs run (the scenario of this test).
     assertEquals(stillRunning, 4, "the kills took longer than the long jobs: raise their sleep");
     return { ids: [...long, ...await queued], restarts };
+  });
+});
+
+Deno.test("faults: proxy and commander SIGKILLed during a stream of 40 short jobs; every job ends within seconds", async () => {
+  // Issue 22's measure: reports and launches in flight die with the companions (before, 7-10
+  // of the 40 jobs were still not final 150 s later).
+  await faultRun("companions in a stream", async ({ rng, server, submit, log, faults }) => {
+    const stream = submitAll(submit, shortJobs(40), 4);
+    const order = rng.next() < 0.5
+      ? ["appendice_proxy", "bipbip_commander"]
+      : ["bipbip_commander", "appendice_proxy"];
+    let restarts = 0;
+    for (const m of order) {
+      await sleep(rng.int(1000, 3000));
+      if (await killCompanion(server, m, faults)) restarts++;
+    }
+    log.push(`killed ${order.join(" then ")} during the stream`);
+    assertEquals(restarts, 2, "both companions were restarted");
+    return { ids: await stream, restarts };
   });
 });
 
@@ -64,7 +83,7 @@ Deno.test("faults: every bipbip SIGKILLed mid-launch; the launches end in Error,
   }
 });
 
-const bipbipScenario: Scenario = async ({ server, db, submit, log }) => {
+const bipbipScenario: Scenario = async ({ server, db, submit, log, faults }) => {
   // Nothing runs yet, so the only bipbip work under way is launching: the killed launches
   // stay in Launching until sarko's stuck-job check frags them.
   const first = await submitAll(submit, Array(4).fill("sleep 3"));
@@ -73,7 +92,10 @@ const bipbipScenario: Scenario = async ({ server, db, submit, log }) => {
     return l.length > 0 ? l : undefined;
   }, 20_000);
   let n = 0;
+  const inFlight = await faults.before();
   for (const pid of await modulePids(server.varDir, "bipbip")) if (kill(pid)) n++;
+  // Nothing restarts a bipbip: its kill is the repair (bipbip_commander starts others).
+  faults.repaired("bipbip", inFlight);
   log.push(`killed ${n} bipbip processes while job(s) ${caught.join(",")} were Launching`);
   assertOk(n > 0, "a bipbip was running");
   // Exterminating a stuck job suspects its nodes (its oarexec might run there), and only
@@ -102,7 +124,7 @@ const bipbipScenario: Scenario = async ({ server, db, submit, log }) => {
 };
 
 Deno.test("faults: almighty SIGKILLed while jobs run; start restarts it and every job ends", async () => {
-  await faultRun("almighty", async ({ server, db, rng, submit, log }) => {
+  await faultRun("almighty", async ({ server, db, rng, submit, log, faults }) => {
     // As in the companions test, the kill falls while the long jobs run and nothing launches.
     // They may start in different rounds on a loaded machine: every one has started (one that
     // already ended counts too, so the wait cannot miss its moment).
@@ -116,12 +138,14 @@ Deno.test("faults: almighty SIGKILLed while jobs run; start restarts it and ever
       30_000,
     );
     await sleep(rng.int(50, 1000));
+    const inFlight = await faults.before();
     const pid = await daemonPid(server.varDir, "almighty");
     assertOk(pid !== undefined && kill(pid), "almighty was killed");
     // The companions follow almighty (lib/runtime/parent_watch.ts); start restarts almighty,
     // which starts them again, the database staying up. The detached oarexecs carry on.
     const t0 = performance.now();
     await almightyBack(server, pid!);
+    faults.repaired("almighty", inFlight);
     log.push(
       `killed almighty (pid ${pid}); restarted in ${
         ((performance.now() - t0) / 1000).toFixed(1)

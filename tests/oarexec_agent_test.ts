@@ -21,6 +21,7 @@ import { LocalLauncher } from "../lib/launch/local.ts";
 import { agentJobs } from "../lib/launch/agent_client.ts";
 import { agentSocketPath } from "../lib/exec/agent_path.ts";
 import { isSpareDirectory } from "../modules/oarexec/recycled_files.ts";
+import { sweepStalePidFiles } from "../modules/oarexec/agent.ts";
 import { encodeOarexecDescriptor } from "../lib/protocol/mod.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
@@ -217,4 +218,20 @@ Deno.test("agent: its socket is its user's only", opts, async () => {
     await launcher.signalOarexec("n1", d.job_id, "TERM", { wait: true });
     await reports.line(`OAREXEC_${d.job_id}_3_`);
   });
+});
+
+Deno.test("agent: pid files naming a dead process are swept, live ones and others kept", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "oar-stale-pid-" });
+  try {
+    const live = new Set([100]);
+    Deno.writeTextFileSync(join(dir, "pid_of_oarexec_for_jobId_1"), "100"); // alive
+    Deno.writeTextFileSync(join(dir, "pid_of_oarexec_for_jobId_2"), "200\n"); // dead
+    Deno.writeTextFileSync(join(dir, "pid_of_oarexec_for_jobId_3"), ""); // being written
+    Deno.writeTextFileSync(join(dir, "2"), "node1\n"); // a node file
+    assertEquals(sweepStalePidFiles(dir, (p) => live.has(p)), 1);
+    const left = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assertEquals(left, ["2", "pid_of_oarexec_for_jobId_1", "pid_of_oarexec_for_jobId_3"]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

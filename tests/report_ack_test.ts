@@ -18,6 +18,7 @@ import {
 import {
   type CommanderMessage,
   encodeAckLine,
+  encodeCommanderStartedLine,
   isAckToken,
   newAckToken,
   parseCommanderMessage,
@@ -211,6 +212,69 @@ Deno.test("proxy: OAR's oarexec closes at once; its acknowledgement finds nobody
   }
 });
 
+Deno.test("proxy: a rejected report's connection is closed; oarexec sends it again at once", async () => {
+  const { proxy, toCommander } = proxyRig();
+  const acks = new AckSender("127.0.0.1", proxy.port);
+  try {
+    // The real sender, with its acknowledgement timeout far away: only the rejection can
+    // bring the second try this soon.
+    const t0 = Date.now();
+    const delivering = deliverReport("127.0.0.1", proxy.port, LINE, {
+      initialDelayMs: 50,
+      ackTimeoutMs: 120_000,
+    });
+    await waitFor("the report", () => toCommander.length === 1);
+    acks.reject(tokenOf(toCommander[0]));
+    await waitFor("the report again", () => toCommander.length === 2, 5000);
+    assertEquals(proxy.stats.released, 1);
+    acks.send(tokenOf(toCommander[1]));
+    assertEquals(await delivering, true);
+    assertOk(Date.now() - t0 < 5000, `${Date.now() - t0} ms`);
+    // A rejection for nothing held changes nothing.
+    acks.reject(newAckToken());
+    await acks.flush();
+    assertEquals(proxy.stats.released, 1);
+  } finally {
+    await proxy.stop();
+  }
+});
+
+Deno.test("proxy: a commander's start closes every held report and asks for a scheduling round, once in a while", async () => {
+  const { proxy, toCommander, toAlmighty } = proxyRig();
+  const acks = new AckSender("127.0.0.1", proxy.port);
+  const conns: Deno.Conn[] = [];
+  try {
+    const ends: Promise<unknown>[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: proxy.port });
+      conns.push(c);
+      await c.write(enc.encode(`OAREXEC_${i}_0_0_x\n`));
+      // Resolves once the proxy closes the connection.
+      ends.push(c.read(new Uint8Array(8)).catch(() => null));
+    }
+    await waitFor("the reports", () => toCommander.length === 3);
+    assertEquals(proxy.held, 3);
+    acks.line(encodeCommanderStartedLine());
+    await acks.flush();
+    assertEquals(await Promise.all(ends), [null, null, null]);
+    assertEquals(proxy.held, 0);
+    await waitFor("the scheduling round", () => toAlmighty.length === 1);
+    assertEquals(toAlmighty, ['{"cmd": "Scheduling"}']);
+    // The line carries no secret: repeated at once, it is not acted on again.
+    acks.line(encodeCommanderStartedLine());
+    await acks.flush();
+    await new Promise((r) => setTimeout(r, 100));
+    assertEquals(toAlmighty.length, 1);
+  } finally {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed by the proxy */ }
+    }
+    await proxy.stop();
+  }
+});
+
 Deno.test("proxy: held reports are bounded; past the bound a report goes untagged", async () => {
   const { proxy, toCommander } = proxyRig({ maxHeldReports: 2 });
   const conns: Deno.Conn[] = [];
@@ -255,12 +319,14 @@ Deno.test("commander: acknowledges a report once bipbip reported it done with 0 
     env: {},
   }));
   const acked: string[] = [];
+  const rejected: string[] = [];
   const c = new Commander({
     max: 2,
     childTimeoutMs: 60_000,
     spawn: processSpawner(() => ({ program: "true", args: [], env: {} })),
     worker,
     acknowledge: (t) => acked.push(t),
+    reject: (t) => rejected.push(t),
   });
   try {
     c.enqueue(report(1, "0")); // handled
@@ -271,6 +337,9 @@ Deno.test("commander: acknowledges a report once bipbip reported it done with 0 
     await c.idle();
     assertEquals(acked.sort(), [tok(1), tok(2)]);
     assertEquals(c.stats.acknowledged, 2);
+    // The others are rejected, for their oarexecs to send them again soon (issue 22).
+    assertEquals(rejected.sort(), [tok(3), tok(5)]);
+    assertEquals(c.stats.rejected, 2);
   } finally {
     await c.stop(2000);
   }
@@ -296,6 +365,51 @@ Deno.test("commander: a one-process bipbip is acknowledged on exit 0 only (1 may
     assertEquals(acked, [tok(1)]);
   } finally {
     await c.stop(2000);
+  }
+});
+
+Deno.test("commander: a launch that dies unreported is followed by a lost-launch invocation", async () => {
+  // A stand-in for `bipbip --stdin` that records its invocations and dies at a bare launch of
+  // job 7 (as if killed mid-launch); everything else is done with 0.
+  const record = await Deno.makeTempFile();
+  const worker = processWorkerSpawner(() => ({
+    program: "sh",
+    args: [
+      "-c",
+      `while IFS= read -r line; do
+         printf '%s\n' "$line" >> "$0"
+         [ "$line" = '["7"]' ] && exit 0
+         id=$(printf '%s' "$line" | sed 's/^\\["\\([0-9]*\\)".*/\\1/')
+         echo "done $id 0"
+       done`,
+      record,
+    ],
+    env: {},
+  }));
+  const c = new Commander({
+    max: 2,
+    childTimeoutMs: 60_000,
+    spawn: processSpawner(() => ({ program: "true", args: [], env: {} })),
+    worker,
+    batchWindowMs: 50,
+  });
+  try {
+    c.enqueue({ job_id: 7, cmd: "OARRUN", args: [] });
+    c.enqueue({ job_id: 8, cmd: "OARRUN", args: [] });
+    await waitFor(
+      "the lost launch to be looked at",
+      async () => (await Deno.readTextFile(record)).includes('["7","--lost-launch"]'),
+    );
+    await c.idle();
+    // Job 8 was handed to the same worker, which died before reading it: lost as well.
+    const lines = (await Deno.readTextFile(record)).trim().split("\n");
+    const lost = lines.filter((l) => l.endsWith(',"--lost-launch"]'));
+    assertEquals(c.stats.lostLaunches, lost.length, lines.join(" "));
+    // Once per job: a lost-launch invocation is not a launch, and is not followed again.
+    assertEquals(new Set(lost).size, lost.length, lines.join(" "));
+  } finally {
+    await c.stop(2000);
+    await Deno.remove(record);
   }
 });
 

@@ -9,6 +9,10 @@
  * One shell script answers for all the jobs of a host, a line `<id> alive` or `<id> gone` each,
  * then `END`: the ssh launcher runs it through OPENSSH_CMD (one command per host), the local
  * launcher through `sh`. No `END`, a failed command, a timeout: no answer (null), never "gone".
+ *
+ * A pid file naming no live process is stale (its oarexec was killed: nobody else will ever
+ * remove it, issue 22), and the script removes it: the answer stays "gone", as for no file. No
+ * other process writes a job's pid file once its oarexec is dead (job ids are not reused).
  */
 import { join } from "node:path";
 import type { Config } from "../runtime/config.ts";
@@ -28,7 +32,8 @@ export function heldJobsScript(config: Config, jobIds: readonly number[]): strin
     `for j in ${ids}; do`,
     `p=$(cat ${shellQuote(prefix)}"$j" 2>/dev/null);`,
     `case "$p" in ''|*[!0-9]*) s=gone;;`,
-    `*) if [ -d "/proc/$p" ] || kill -0 "$p" 2>/dev/null; then s=alive; else s=gone; fi;; esac;`,
+    `*) if [ -d "/proc/$p" ] || kill -0 "$p" 2>/dev/null; then s=alive;`,
+    `else s=gone; rm -f ${shellQuote(prefix)}"$j" 2>/dev/null; fi;; esac;`,
     `echo "$j $s"; done; echo ${END}`,
   ].join(" ");
 }

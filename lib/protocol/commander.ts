@@ -59,3 +59,21 @@ export function commanderInvocation(
   if (msg.cmd === "LEONEXTERMINATE") return { module: "leon", args: [String(msg.job_id)] };
   return { module: "bipbip", args: [String(msg.job_id), ...msg.args] };
 }
+
+/**
+ * The argument of `bipbip <id> --lost-launch` (issue 22): the job's launch died with its bipbip
+ * (killed, timed out, its worker gone) before it reported; bipbip_commander, which saw it die,
+ * has the job looked at at once instead of leaving it to sarko's stuck-job limits. Only the
+ * commander that ran the launch sends it (nobody else knows the launch is dead).
+ */
+export const LOST_LAUNCH_ARG = "--lost-launch";
+
+/** A launch of a job (`bipbip <id>`), as opposed to an end report or a kill. */
+export function isLaunchMessage(msg: CommanderMessage): boolean {
+  return (msg.cmd === "OARRUN" || msg.cmd === "OARRUNJOB") && msg.args.length === 0;
+}
+
+/** What bipbip_commander enqueues for a job whose launch died unreported. */
+export function lostLaunchMessage(jobId: number): CommanderMessage {
+  return { job_id: jobId, cmd: "OARRUN", args: [LOST_LAUNCH_ARG] };
+}

@@ -30,3 +30,35 @@ export function parseAckLine(line: string): string | null {
   const m = /^OARACK_([0-9a-f]{32})\s*$/.exec(line);
   return m ? m[1] : null;
 }
+
+/**
+ * bipbip_commander could not have the report tagged `token` handled (its bipbip failed, was
+ * killed or timed out, or its worker died; the database may be down): the proxy closes the
+ * report's connection, so that its oarexec sends it again after its short back-off instead of
+ * waiting out the acknowledgement timeout (issue 22).
+ */
+export function encodeNackLine(token: string): string {
+  return `OARNACK_${token}\n`;
+}
+
+/** The token of an `OARNACK_<token>` line, else null. */
+export function parseNackLine(line: string): string | null {
+  const m = /^OARNACK_([0-9a-f]{32})\s*$/.exec(line);
+  return m ? m[1] : null;
+}
+
+/**
+ * A bipbip_commander that starts tells the proxy so (issue 22): whatever the proxy forwarded to
+ * its predecessor and holds un-acknowledged may have died with it, so the proxy closes those
+ * reports' connections (their oarexecs send them again at once) and asks almighty for a
+ * scheduling round (its toLaunch jobs are notified again: an `OARRUN` may have been lost too).
+ */
+export const COMMANDER_STARTED = "OARCOMMANDER_STARTED";
+
+export function encodeCommanderStartedLine(): string {
+  return `${COMMANDER_STARTED}\n`;
+}
+
+export function isCommanderStartedLine(line: string): boolean {
+  return line.trim() === COMMANDER_STARTED;
+}

@@ -5,8 +5,14 @@
  * bipbip_commander or bipbip dying before the job is ended), so a report is acknowledged end to end
  * (issue 11): oarexec keeps the connection open until the proxy writes `OK`, which it does only
  * once bipbip has handled the report. No acknowledgement within `ackTimeoutMs`, or the connection
- * broken, and the line is sent again with back-off (1 s doubling up to 60 s) within a total bound.
- * A duplicate is harmless: bipbip ignores a report for a job that is no longer running.
+ * broken, and the line is sent again with back-off (1 s doubling up to 4 s, ±20 % so that the
+ * oarexecs of a cluster do not come back in step) within a total bound. A duplicate is harmless:
+ * bipbip ignores a report for a job that is no longer running.
+ *
+ * Why the back-off stays short (issue 22): the server closes a report's connection when the report
+ * cannot be handled (its bipbip failed, the database is down, a bipbip_commander restarted), and a
+ * restarted proxy breaks them all; each such report is then in within seconds of the repair, not
+ * after a minute's back-off. A try costs one connection (refused at once while the proxy is down).
  */
 import { REPORT_ACK } from "../protocol/mod.ts";
 
@@ -127,7 +133,7 @@ export async function deliverReport(
   opts: ReportOptions = {},
 ): Promise<boolean> {
   const initial = opts.initialDelayMs ?? 1000;
-  const max = opts.maxDelayMs ?? 60_000;
+  const max = opts.maxDelayMs ?? 4000;
   const deadline = Date.now() + (opts.maxTotalMs ?? 24 * 3600_000);
   let delay = initial;
   for (let attempt = 1;; attempt++) {
@@ -141,9 +147,10 @@ export async function deliverReport(
         opts.onFailure?.(attempt, String((e as Error).message), -1);
         return false;
       }
-      if (Date.now() + delay > deadline) return false;
-      opts.onFailure?.(attempt, String((e as Error)?.message ?? e), delay);
-      await new Promise((r) => setTimeout(r, delay));
+      const wait = Math.round(delay * (0.8 + 0.4 * Math.random()));
+      if (Date.now() + wait > deadline) return false;
+      opts.onFailure?.(attempt, String((e as Error)?.message ?? e), wait);
+      await new Promise((r) => setTimeout(r, wait));
       delay = Math.min(delay * 2, max);
     }
   }

@@ -10,15 +10,25 @@
  * (bipbip handled the report), `OK` is written to that connection — the only thing ever written
  * to a client. OAR's own oarexec closes at once: the write then fails, silently. Past
  * `maxHeldReports`, a report is forwarded untagged (its oarexec times out and sends it again).
+ *
+ * Recovery in seconds (issue 22): a report that will not be acknowledged does not wait out
+ * oarexec's acknowledgement timeout. Its connection is closed, and its oarexec sends it again
+ * after its short back-off, when bipbip_commander says it could not be handled
+ * (`OARNACK_<token>`), when it cannot be forwarded, and when a bipbip_commander starts
+ * (`OARCOMMANDER_STARTED`): every report held then was forwarded to its predecessor, which may
+ * have died with it. A commander's start also asks almighty for a scheduling round, which
+ * notifies the toLaunch jobs again (an `OARRUN` may have been lost with the old commander).
  */
 import type { Logger } from "../../lib/runtime/log.ts";
 import {
   encodeAlmightyMessage,
   encodeCommanderMessage,
+  isCommanderStartedLine,
   LineSplitter,
   newAckToken,
   parseAckLine,
   parseLegacyLine,
+  parseNackLine,
   REPORT_ACK,
 } from "../../lib/protocol/mod.ts";
 
@@ -43,6 +53,11 @@ export interface ProxyOptions {
    * oarexec gives up waiting well before (OAREXEC_REPORT_ACK_TIMEOUT).
    */
   holdTimeoutMs?: number;
+  /**
+   * A commander's start is acted on at most once in this long (default 2000 ms): the line
+   * carries no secret, and a client repeating it must not keep every oarexec re-sending.
+   */
+  commanderStartedMinIntervalMs?: number;
   log?: Logger;
 }
 
@@ -55,6 +70,8 @@ export interface ProxyStats {
   acknowledged: number;
   /** Reports forwarded without a token because too many were held. */
   untagged: number;
+  /** Reports whose connection was closed for their oarexec to send them again. */
+  released: number;
 }
 
 interface Client {
@@ -71,6 +88,7 @@ export class AppendiceProxy {
     dropped: 0,
     acknowledged: 0,
     untagged: 0,
+    released: 0,
   };
   #listener: Deno.TcpListener;
   #open = new Set<Deno.TcpConn>();
@@ -78,6 +96,8 @@ export class AppendiceProxy {
   #held = new Map<string, Client>();
   #done: Promise<void>;
   #closing = false;
+  /** When a commander's start was last acted on (performance.now()). */
+  #lastCommanderStart = -Infinity;
 
   constructor(readonly sinks: ProxySinks, readonly opts: ProxyOptions) {
     this.#listener = Deno.listen({ hostname: opts.hostname ?? "0.0.0.0", port: opts.port });
@@ -173,6 +193,9 @@ export class AppendiceProxy {
     if (line.trim() === "") return; // keep-alive newlines are not worth a log line
     const ack = parseAckLine(line);
     if (ack !== null) return this.acknowledge(ack);
+    const nack = parseNackLine(line);
+    if (nack !== null) return this.reject(nack);
+    if (isCommanderStartedLine(line)) return await this.commanderStarted();
     const parsed = parseLegacyLine(line);
     if (!parsed.ok) return this.#drop(parsed.error, line);
     let token: string | null = null;
@@ -203,11 +226,63 @@ export class AppendiceProxy {
         this.stats.routedToAlmighty++;
       }
     } catch (e) {
-      if (token !== null) {
-        this.#held.delete(token);
-        client.tokens.delete(token);
-      }
       this.#drop(`cannot forward: ${e}`, line);
+      // Its oarexec sends it again soon, rather than at its acknowledgement timeout.
+      if (token !== null) this.#release(token, "it could not be forwarded");
+    }
+  }
+
+  /**
+   * Closes the connection of the held report `token` (and so of any other report that client
+   * holds: each is sent again, a duplicate is ignored by bipbip), for its oarexec to send it
+   * again after its short back-off.
+   */
+  #release(token: string, why: string): void {
+    const client = this.#held.get(token);
+    if (client === undefined) return;
+    for (const t of client.tokens) this.#held.delete(t);
+    this.stats.released += client.tokens.size;
+    this.opts.log?.info("closing a report's connection ({why}): its oarexec sends it again", {
+      why,
+    });
+    client.tokens.clear();
+    try {
+      client.conn.close();
+    } catch { /* closed already */ }
+  }
+
+  /** bipbip could not handle the report tagged `token`: its oarexec sends it again. */
+  reject(token: string): void {
+    if (!this.#held.has(token)) {
+      this.opts.log?.debug("negative acknowledgement for no held report");
+      return;
+    }
+    this.#release(token, "it was not handled");
+  }
+
+  /**
+   * A bipbip_commander started: the reports held now went to its predecessor and are sent
+   * again; almighty is asked for a scheduling round (see the header).
+   */
+  async commanderStarted(): Promise<void> {
+    const now = performance.now();
+    if (now - this.#lastCommanderStart < (this.opts.commanderStartedMinIntervalMs ?? 2000)) {
+      this.opts.log?.debug("bipbip_commander start already handled");
+      return;
+    }
+    this.#lastCommanderStart = now;
+    const held = [...this.#held.keys()];
+    this.opts.log?.info("bipbip_commander started: {n} held report(s) to be sent again", {
+      n: held.length,
+    });
+    for (const t of held) this.#release(t, "bipbip_commander restarted");
+    try {
+      await this.sinks.almighty(encodeAlmightyMessage({ cmd: "Scheduling" }));
+      this.stats.routedToAlmighty++;
+    } catch (e) {
+      this.opts.log?.warn("cannot ask almighty for a scheduling round: {error}", {
+        error: String(e),
+      });
     }
   }
 

@@ -13,7 +13,10 @@
  * - oarexec's own exit code before the rendezvous (prologue failure, …) is used when known,
  *   instead of the blanket 50;
  * - an interactive job whose oarsub cannot be told `GOOD JOB` is fragged (docs/differences.md §8);
- * - no cpusets (JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD is ignored, with a warning).
+ * - no cpusets (JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD is ignored, with a warning);
+ * - `bipbip <job_id> --lost-launch` (from bipbip_commander, whose launch of the job
+ *   died) launches the job if it is still toLaunch and ends one left in Launching, at once
+ *   instead of at sarko's stuck-job limit (issue 22).
  */
 import { localHosts } from "../../lib/launch/local_hosts.ts";
 import {
@@ -23,6 +26,7 @@ import {
   serverScriptEnv,
 } from "../../lib/job/end.ts";
 import { addEvent } from "../../lib/job/events.ts";
+import { fragJob, FragResult, setFragState } from "../../lib/job/frag.ts";
 import {
   getJob,
   getJobTypes,
@@ -38,6 +42,7 @@ import {
   encodeOarexecDescriptor,
   InteractiveMessages,
   type JobTypes,
+  LOST_LAUNCH_ARG,
   type OarexecDescriptor,
 } from "../../lib/protocol/mod.ts";
 import type { Queryable } from "../../lib/db/client.ts";
@@ -72,8 +77,41 @@ export async function bipbip(ctx: BipbipContext, args: string[]): Promise<number
     log.warn("[{id}] no such job", { id: jobId });
     return 1;
   }
+  if (args.length === 2 && args[1] === LOST_LAUNCH_ARG) return await lostLaunch(ctx, job);
   if (args.length > 1) return await endOfJob(ctx, job, args.slice(1));
   return await launch(ctx, job);
+}
+
+/** The event recording why a job left in Launching was ended. */
+export const LOST_LAUNCH_EVENT = "BIPBIP_LAUNCH_LOST";
+
+/**
+ * The job's launch died before reporting (bipbip_commander saw it; no other bipbip
+ * launches it). Still toLaunch: the launch never began, it is done now. Left in Launching: its
+ * oarexec may or may not run, and nothing will move it on (sarko would, over a minute later).
+ * It ends as sarko ends a Running job whose oarexec is gone: fragged straight to
+ * LEON_EXTERMINATE (Leon moves it to Finishing, EXTERMINATE_JOB puts it in Error and suspects
+ * its nodes, since whatever may run there is unknown). An oarexec that does report meanwhile is
+ * handled as usual: the states move once, whichever comes first. Anything else: it got further,
+ * and its own path ends it (exit 1).
+ */
+async function lostLaunch(ctx: BipbipContext, job: Job): Promise<number> {
+  const { sql, log, notifier } = ctx;
+  const jobId = job.job_id;
+  if (job.state === "toLaunch") return await launch(ctx, job);
+  if (job.state !== "Launching") return 1;
+  // -2: fragged already (oardel, sarko): the kill path is under way.
+  if (await fragJob(sql, jobId, "oar") !== FragResult.ok) return 1;
+  await setFragState(sql, jobId, "LEON_EXTERMINATE", "LEON");
+  await addEvent(sql, {
+    type: LOST_LAUNCH_EVENT,
+    jobId,
+    description: `[bipbip] job ${jobId} left in Launching by a launch that died; ` +
+      `exterminated`,
+  });
+  log.warn("[{id}] left in Launching by a launch that died: exterminating it", { id: jobId });
+  notifier.almighty("Qdel");
+  return 0;
 }
 
 // ---------------------------------------------------------------------------------------------

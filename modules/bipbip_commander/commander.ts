@@ -17,7 +17,15 @@
  * acknowledged (`acknowledge(token)`, which reaches the proxy and then oarexec) once its bipbip
  * invocation was reported done with 0 (handled) or 1 (nothing to do: the job had ended already,
  * a duplicate) — never when it crashed, was killed, timed out, or its worker died before
- * reporting it: then oarexec sends the report again.
+ * reporting it: then the report is rejected (`reject(token)`, issue 22), the proxy closes its
+ * connection and oarexec sends it again after its short back-off (the database may have been
+ * down: the next try finds it back).
+ *
+ * Lost launches (issue 22): a launch (`bipbip <id>`) that died before it reported (its worker
+ * died, it was killed or timed out; not one that exited 2, a failure bipbip dealt with) is
+ * followed at once by `bipbip <id> --lost-launch`, which
+ * launches the job if it is still toLaunch and ends it if it is left in Launching — rather than
+ * leaving it to sarko's stuck-job limit (over a minute).
  */
 import type { Logger } from "../../lib/runtime/log.ts";
 import { exitCodeOf } from "../../lib/runtime/signals.ts";
@@ -25,6 +33,9 @@ import {
   commanderInvocation,
   type CommanderMessage,
   encodeAckLine,
+  encodeNackLine,
+  isLaunchMessage,
+  lostLaunchMessage,
 } from "../../lib/protocol/mod.ts";
 
 export interface ChildHandle {
@@ -68,6 +79,8 @@ export interface CommanderOptions {
   batchMax?: number;
   /** Sends a handled report's acknowledgement back to the appendice proxy. */
   acknowledge?: (token: string) => void;
+  /** Tells the appendice proxy a report was not handled (its oarexec is to send it again). */
+  reject?: (token: string) => void;
   log?: Logger;
 }
 
@@ -89,6 +102,9 @@ export interface CommanderStats {
   killed: number;
   failedToStart: number;
   acknowledged: number;
+  rejected: number;
+  /** Launches that died unreported, followed by a lost-launch invocation. */
+  lostLaunches: number;
 }
 
 export class Commander {
@@ -98,11 +114,15 @@ export class Commander {
     killed: 0,
     failedToStart: 0,
     acknowledged: 0,
+    rejected: 0,
+    lostLaunches: 0,
   };
   #queue: CommanderMessage[] = [];
   #running = new Map<number, ChildHandle>();
   /** The ack token of each running job's invocation, when it has one. */
   #tokens = new Map<number, string>();
+  /** Running jobs whose invocation is a launch. */
+  #launches = new Set<number>();
   #idleWaiters: (() => void)[] = [];
   #stopping = false;
   /** Children working: one-invocation children and workers that were given work. */
@@ -175,7 +195,9 @@ export class Commander {
     this.#workers.add(w);
     handle.onDone((jobId, code) => {
       if (!w.jobs.delete(jobId)) return;
-      this.#finished(jobId, code, "bipbip", code === 0 || code === 1);
+      // Reported, so it did not die: a launch's 2 is a failure bipbip has dealt with (its
+      // events are written for node_change_state), not a lost launch.
+      this.#finished(jobId, code, "bipbip", code === 0 || code === 1, false);
     });
     handle.exited.then((code) => {
       this.#workers.delete(w);
@@ -184,7 +206,7 @@ export class Commander {
       if (w.working) this.#children--;
       // Invocations it never reported: finished all the same (as a dead child's would be).
       // Their reports were not handled: no acknowledgement, oarexec sends them again.
-      for (const jobId of w.jobs) this.#finished(jobId, code, "bipbip", false);
+      for (const jobId of w.jobs) this.#finished(jobId, code, "bipbip", false, true);
       w.jobs.clear();
       this.#pump();
     });
@@ -240,29 +262,53 @@ export class Commander {
     this.stats.started++;
     this.#running.set(msg.job_id, w.handle);
     if (msg.ack !== undefined) this.#tokens.set(msg.job_id, msg.ack);
+    if (isLaunchMessage(msg)) this.#launches.add(msg.job_id);
     if (w.taken >= (this.opts.batchMax ?? BATCH_MAX)) this.#closeWorker(w);
     return true;
   }
 
-  #finished(jobId: number, code: number, module: string, handled: boolean): void {
+  #finished(
+    jobId: number,
+    code: number,
+    module: string,
+    handled: boolean,
+    died: boolean,
+  ): void {
     this.stats.finished++;
     this.#running.delete(jobId);
-    this.#settle(jobId, handled);
+    this.#settle(jobId, handled, died);
     this.opts.log?.debug("{module} {id} exited with {code}", { module, id: jobId, code });
     this.#pump();
   }
 
-  /** The job's invocation is over: its report is acknowledged if it was handled. */
-  #settle(jobId: number, handled: boolean): void {
+  /**
+   * The job's invocation is over: its report is acknowledged if it was handled, rejected
+   * otherwise (sent again by its oarexec); a launch that `died` before it reported is followed
+   * by a lost-launch invocation (see the header).
+   */
+  #settle(jobId: number, handled: boolean, died: boolean): void {
+    if (this.#launches.delete(jobId) && died && !this.#stopping) {
+      this.stats.lostLaunches++;
+      this.opts.log?.warn(
+        "the launch of job {id} died before it reported; looking at the job again",
+        {
+          id: jobId,
+        },
+      );
+      // Queued, not started here: the caller pumps once the job is no longer running.
+      this.#queue.push(lostLaunchMessage(jobId));
+    }
     const token = this.#tokens.get(jobId);
     if (token === undefined) return;
     this.#tokens.delete(jobId);
-    if (!handled || this.opts.acknowledge === undefined) return;
-    this.stats.acknowledged++;
+    const answer = handled ? this.opts.acknowledge : this.opts.reject;
+    if (answer === undefined) return;
+    if (handled) this.stats.acknowledged++;
+    else this.stats.rejected++;
     try {
-      this.opts.acknowledge(token);
+      answer(token);
     } catch (e) {
-      this.opts.log?.warn("cannot acknowledge job {id}'s report: {error}", {
+      this.opts.log?.warn("cannot answer job {id}'s report: {error}", {
         id: jobId,
         error: String(e),
       });
@@ -287,6 +333,7 @@ export class Commander {
     this.#children++;
     this.#running.set(msg.job_id, child);
     if (msg.ack !== undefined) this.#tokens.set(msg.job_id, msg.ack);
+    if (isLaunchMessage(msg)) this.#launches.add(msg.job_id);
     const timer = setTimeout(() => {
       this.stats.killed++;
       this.opts.log?.error("{module} {args} exceeded {s} s; killing it", {
@@ -305,7 +352,9 @@ export class Commander {
       this.#running.delete(msg.job_id);
       // A bipbip process exits 1 both for "nothing to do" and for a failure (lib/runtime/oneshot.ts):
       // only 0 is taken as handled here. (The batch workers tell the two apart.)
-      this.#settle(msg.job_id, code === 0);
+      // bipbip exits 0, 1 or 2 by itself (2: a failure it has dealt with, its events written
+      // for node_change_state); anything else is a death (a signal, the time limit).
+      this.#settle(msg.job_id, code === 0, code > 2);
       this.opts.log?.debug("{module} {args} exited with {code}", {
         module,
         args: args.join(" "),
@@ -485,10 +534,11 @@ export function processWorkerSpawner(
 }
 
 /**
- * Sends acknowledgements to the appendice proxy as `OARACK_<token>` lines on SERVER_PORT: what
- * is queued goes on one connection, opened when there is something to send. When the proxy
- * cannot be reached the tokens are dropped (logged): a proxy that is down holds no report, and
- * the oarexecs waiting send theirs again.
+ * Sends lines to the appendice proxy on SERVER_PORT: acknowledgements (`OARACK_<token>`),
+ * rejections (`OARNACK_<token>`) and the commander's start. What is queued goes on one
+ * connection, opened when there is something to send. When the proxy cannot be reached the
+ * lines are dropped (logged): a proxy that is down holds no report, and the oarexecs waiting
+ * send theirs again (their connections broke with it).
  */
 export class AckSender {
   #queue: string[] = [];
@@ -504,10 +554,37 @@ export class AckSender {
   ) {}
 
   send(token: string): void {
-    this.#queue.push(token);
+    this.line(encodeAckLine(token));
+  }
+
+  reject(token: string): void {
+    this.line(encodeNackLine(token));
+  }
+
+  /** Queues one whole line (ending in a newline). */
+  line(text: string): void {
+    this.#queue.push(text);
     if (this.#sending === null) {
       this.#sending = this.#drain().finally(() => this.#sending = null);
     }
+  }
+
+  /**
+   * Sends one line on a connection of its own, trying `attempts` times `delayMs` apart; false
+   * when the proxy could not be reached (logged at debug: at a server's start the proxy may not
+   * listen yet, and then it holds nothing either).
+   */
+  async announce(text: string, attempts = 5, delayMs = 500): Promise<boolean> {
+    for (let i = 1; i <= attempts; i++) {
+      try {
+        await this.#write(text);
+        return true;
+      } catch (e) {
+        this.log?.debug("cannot reach the proxy (attempt {i}): {error}", { i, error: String(e) });
+        if (i < attempts) await new Promise((r) => setTimeout(r, delayMs));
+      }
+    }
+    return false;
   }
 
   /** Resolves once everything queued so far was sent or dropped. */
@@ -517,14 +594,14 @@ export class AckSender {
 
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
-      const tokens = this.#queue.splice(0);
+      const lines = this.#queue.splice(0);
       try {
-        await this.#write(tokens.map(encodeAckLine).join(""));
-        this.sent += tokens.length;
+        await this.#write(lines.join(""));
+        this.sent += lines.length;
       } catch (e) {
-        this.lost += tokens.length;
-        this.log?.warn("cannot acknowledge {n} report(s) to the proxy: {error}", {
-          n: tokens.length,
+        this.lost += lines.length;
+        this.log?.warn("cannot send {n} line(s) to the proxy: {error}", {
+          n: lines.length,
           error: String(e),
         });
       }

@@ -7,7 +7,7 @@
 import { AckSender, Commander, processSpawner, processWorkerSpawner } from "./commander.ts";
 import { bindEndpoint } from "../../lib/transport/endpoints.ts";
 import { runDaemon } from "../../lib/runtime/daemon.ts";
-import { parseCommanderMessage } from "../../lib/protocol/mod.ts";
+import { encodeCommanderStartedLine, parseCommanderMessage } from "../../lib/protocol/mod.ts";
 import { moduleCommand } from "../../lib/runtime/spawn.ts";
 import { PullSocket } from "../../lib/transport/zmq.ts";
 
@@ -21,6 +21,7 @@ export function main(_args: string[]): Promise<number> {
       // bipbip invocations are served in batches by `bipbip --stdin` workers.
       worker: processWorkerSpawner(() => moduleCommand("bipbip", config, ["--stdin"]), log),
       acknowledge: (token) => acks.send(token),
+      reject: (token) => acks.reject(token),
       log,
     });
     const pull = new PullSocket({ highWaterMark: 100_000 });
@@ -33,6 +34,9 @@ export function main(_args: string[]): Promise<number> {
     return {
       run: async () => {
         commander.prestart();
+        // Once bound: the proxy closes the reports it forwarded to a predecessor (their
+        // oarexecs send them again, to us) and asks almighty to notify toLaunch jobs again.
+        acks.announce(encodeCommanderStartedLine()).catch(() => {});
         log.info("ready");
         while (!stop.aborted) {
           const msg = await pull.receive({ signal: stop });

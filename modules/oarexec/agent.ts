@@ -21,7 +21,7 @@ import {
 import { decodeDescriptor } from "./descriptor_input.ts";
 import { OarexecLog } from "../../lib/exec/log.ts";
 import { type Handled, runOarexec } from "../../lib/exec/run.ts";
-import { userSignalFilePath } from "../../lib/exec/job_files.ts";
+import { PID_FILE_PREFIX, userSignalFilePath } from "../../lib/exec/job_files.ts";
 import { RecycledFiles, sweepSpares } from "./recycled_files.ts";
 
 /** A request is read within this (the reference's descriptor transfer limit). */
@@ -257,6 +257,7 @@ class JobFileRecyclers {
     let r = this.#byDir.get(tmp);
     if (!r) {
       sweepSpares(tmp, processExists);
+      sweepStalePidFiles(tmp, processExists);
       r = new RecycledFiles(tmp);
       this.#byDir.set(tmp, r);
     }
@@ -266,6 +267,41 @@ class JobFileRecyclers {
   clear(): void {
     for (const r of this.#byDir.values()) r.clear();
   }
+}
+
+/**
+ * Removes the job pid files that name no live process (issue 22): their oarexec (an agent like
+ * this one, or a per-job oarexec) was killed between its report's acknowledgement and the
+ * file's removal, or its job ended without it (sarko's check then said "gone", as it does for
+ * no file). Nobody else would remove them. Run once per job directory and agent: a readdir. No
+ * live process writes a dead oarexec's job's file (job ids are not reused).
+ */
+export function sweepStalePidFiles(tmp: string, isAlive: (pid: number) => boolean): number {
+  let removed = 0;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(tmp)];
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    if (!e.isFile || !e.name.startsWith(PID_FILE_PREFIX)) continue;
+    if (!/^\d+$/.test(e.name.slice(PID_FILE_PREFIX.length))) continue;
+    const path = `${tmp}/${e.name}`;
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(path).trim();
+    } catch {
+      continue;
+    }
+    // A file being written (empty for an instant) is left alone.
+    if (!/^\d+$/.test(text) || isAlive(Number(text))) continue;
+    try {
+      Deno.removeSync(path);
+      removed++;
+    } catch { /* removed meanwhile, or not ours */ }
+  }
+  return removed;
 }
 
 function processExists(pid: number): boolean {

@@ -109,11 +109,15 @@ export async function diagnose(sql: Sql, ids: number[]): Promise<string> {
   ].join("\n");
 }
 
-/** The server's embedded PostgreSQL, stopped (fast: every session is cut) and started again. */
-export async function restartDatabase(varDir: string): Promise<void> {
+/**
+ * The server's embedded PostgreSQL, stopped (fast: every session is cut) and started again,
+ * after `downMs` (an outage: what fails meanwhile must be retaken once it is back).
+ */
+export async function restartDatabase(varDir: string, downMs = 0): Promise<void> {
   const where = { dir: `${varDir}/pg`, socketDir: `${varDir}/pgsocket` };
   const pg = await ensureEmbeddedPostgres(where);
   await pg.stop();
+  if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
   await ensureEmbeddedPostgres(where);
 }
 
@@ -193,4 +197,130 @@ export async function almightyBack(server: TestServer, killed: number): Promise<
     return pids.every((p) => p.length === 1) && pids[0][0] !== killed &&
       server.log.slice(mark).includes(`listening on port ${server.portBase}`);
   }, 30_000);
+}
+
+/** A job in flight (toLaunch, Launching, Running, Finishing) and its state then. */
+export interface InFlight {
+  job_id: number;
+  state: string;
+}
+
+/** The jobs in flight now. */
+export async function jobsInFlight(sql: Sql): Promise<InFlight[]> {
+  return await sql<InFlight[]>`
+    SELECT job_id, state::text AS state FROM jobs
+    WHERE state IN ('toLaunch', 'Launching', 'Running', 'Finishing') ORDER BY job_id`;
+}
+
+/**
+ * A fault as the recovery measure sees it (issue 22): the jobs in flight just before it and
+ * when it was repaired (the restarted process runs again, the database is back; a process that
+ * nothing restarts, a bipbip or an oarexec, is "repaired" when it is killed).
+ */
+export interface FaultMark {
+  fault: string;
+  inFlight: InFlight[];
+  /** The jobs it hit directly (a killed oarexec's): theirs whatever comes later. */
+  hit?: number[];
+  /** Date.now() at the repair. */
+  repairedAt: number;
+}
+
+export interface Recovery {
+  fault: string;
+  /** Seconds from the repair (or the job's natural end, when later) to the last final state. */
+  seconds: number;
+  /** The job that took longest, if any counted. */
+  job?: number;
+  /** The jobs counted: caught in flight, and not by a later fault. */
+  jobs: number;
+  /** The jobs in flight at the fault. */
+  caught: number;
+}
+
+/** How long a job's command runs by itself: `sleep N` sleeps N s, anything else ~0. */
+function naturalDuration(command: string): number {
+  const m = /^\s*sleep\s+(\d+(?:\.\d+)?)\s*$/.exec(command);
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Per fault: the time from its repair to the final state of the last job it caught in flight.
+ * A job caught by several faults counts for the last one repaired before its end (a job that
+ * ends late because of a later fault is that fault's). A job counts from its natural end
+ * instead when that is later (a running `sleep 8` cannot end before its 8 s are over): its
+ * Running start plus its command's duration, or, for a job not Running yet at the fault, the
+ * repair plus that duration (it could have been launched at once). Database times are whole
+ * seconds: a figure may be up to 1 s off. `offsetS` is the database clock minus this one, in
+ * seconds.
+ */
+export async function recoveries(
+  sql: Sql,
+  marks: readonly FaultMark[],
+  offsetS: number,
+): Promise<Recovery[]> {
+  const ids = [...new Set(marks.flatMap((m) => m.inFlight.map((j) => j.job_id)))];
+  const rows = await sql<
+    { job_id: number; command: string; running: number | null; final: number | null }[]
+  >`
+    SELECT j.job_id, j.command,
+      (SELECT min(date_start) FROM job_state_logs l
+        WHERE l.job_id = j.job_id AND l.job_state = 'Running')::float8 AS running,
+      (SELECT min(date_start) FROM job_state_logs l
+        WHERE l.job_id = j.job_id AND l.job_state IN ('Terminated', 'Error'))::float8 AS final
+    FROM jobs j WHERE j.job_id = ANY(${ids}::int[])`;
+  const byId = new Map(rows.map((r) => [r.job_id, r]));
+  const repairedS = (m: FaultMark) => m.repairedAt / 1000 + offsetS;
+  // Each job's fault: the one that hit it directly, else the last one repaired before its end
+  // (to the second) that caught it.
+  const owner = new Map<number, FaultMark>();
+  const hitBy = new Map(marks.flatMap((m) => (m.hit ?? []).map((id) => [id, m] as const)));
+  for (const m of marks) {
+    for (const { job_id } of m.inFlight) {
+      const final = byId.get(job_id)?.final;
+      if (final === null || final === undefined || Math.floor(repairedS(m)) > final) continue;
+      const prev = owner.get(job_id);
+      const hit = hitBy.get(job_id);
+      if (hit !== undefined) owner.set(job_id, hit);
+      else if (prev === undefined || prev.repairedAt < m.repairedAt) owner.set(job_id, m);
+    }
+  }
+  return marks.map((m) => {
+    const repaired = repairedS(m);
+    let worst: Recovery = { fault: m.fault, seconds: 0, jobs: 0, caught: m.inFlight.length };
+    for (const { job_id, state } of m.inFlight) {
+      if (owner.get(job_id) !== m) continue;
+      const r = byId.get(job_id)!;
+      worst.jobs++;
+      const duration = naturalDuration(r.command);
+      const natural = state === "Running" && r.running !== null
+        ? r.running + duration
+        : repaired + duration;
+      const late = Math.max(0, r.final! - Math.max(repaired, natural));
+      if (worst.job === undefined || late > worst.seconds) {
+        worst = { ...worst, seconds: late, job: job_id };
+      }
+    }
+    return worst;
+  });
+}
+
+/**
+ * The pid files left in OAREXEC_DIRECTORY for jobs of `ids` (each job's oarexec removes its own
+ * once its report is acknowledged; a dead one's is removed as stale): `<file> (pid N alive|dead)`.
+ */
+export async function pidFilesLeft(oarexecDir: string, ids: readonly number[]): Promise<string[]> {
+  const wanted = new Set(ids);
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(oarexecDir)) {
+      const m = /^pid_of_oarexec_for_jobId_(\d+)$/.exec(e.name);
+      if (!m || !wanted.has(Number(m[1]))) continue;
+      const pid = (await Deno.readTextFile(`${oarexecDir}/${e.name}`).catch(() => "")).trim();
+      const alive = /^\d+$/.test(pid) &&
+        await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+      out.push(`${e.name} (pid ${pid || "none"} ${alive ? "alive" : "dead"})`);
+    }
+  } catch { /* no directory: no file left */ }
+  return out.sort();
 }

@@ -2,7 +2,9 @@
  * The frame of the fault tests (issue 11; tests/fault_test.ts, tests/fault_stream_test.ts): a
  * whole server with fast failure detection, a scenario that submits jobs and injects faults,
  * then the checks every fault must pass: every job final, once, its end explained by its
- * events; none launched twice; almighty itself alive unless the scenario replaced it.
+ * events; none launched twice; almighty itself alive unless the scenario replaced it; no pid
+ * file left behind; and each fault recovered from in seconds (issue 22: the time from its repair
+ * to the last affected job's final state is printed, and bounded).
  */
 import { assertEquals, assertOk } from "./assert.ts";
 import {
@@ -10,8 +12,13 @@ import {
   auditJobs,
   daemonPid,
   diagnose,
+  type FaultMark,
+  type InFlight,
+  jobsInFlight,
   jobsWithEvent,
   modulePids,
+  pidFilesLeft,
+  recoveries,
   Rng,
   serverDb,
   testSeed,
@@ -47,15 +54,47 @@ const FAST_FAILURE = {
   // Exterminating a stuck job suspects its nodes (its oarexec may run there); finaud brings
   // them back once they answer, so the jobs still waiting can run.
   FINAUD_FREQUENCY: 2,
-  // An unacknowledged report is sent again after 2 s; a Running job's oarexec is checked at
-  // every sarko run once the job has run 1 s, and a job seen without it at two runs ends.
-  OAREXEC_REPORT_ACK_TIMEOUT: 2,
+  // OAREXEC_REPORT_ACK_TIMEOUT keeps its default (120 s), as on a real server: a report lost
+  // with a killed process must come back through the server's own recovery (issue 22), not
+  // through a short acknowledgement timeout. A Running job's oarexec is checked at every sarko
+  // run once the job has run 1 s, and a job seen without it at two runs ends.
   OAREXEC_CHECK_INTERVAL: 1,
   OAREXEC_CHECK_MIN_AGE: 1,
   OAREXEC_LOST_GRACE: 1,
 };
 
+/**
+ * The bound on each fault's recovery time (issue 22 asks for 10 s): the margin is for CI's two
+ * cores running the whole suite in parallel; the real figure is printed.
+ */
+export const RECOVERY_BOUND_S = 30;
+/**
+ * A killed oarexec is no server process: nothing restarts it, and its jobs end once sarko's
+ * periodic check has seen it gone twice (OAREXEC_LOST_GRACE apart), at two sarko runs, then
+ * Leon's extermination: about two sarko periods (10 s each here).
+ */
+export const LOST_OAREXEC_BOUND_S = 60;
+/** A pid file still there this long after every job is final is left behind. */
+const PID_FILES_GRACE_MS = 15_000;
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * What a scenario tells the recovery measure: `before()` just before injecting a fault (the
+ * jobs in flight), `repaired(name, those)` once it is repaired (see FaultMark).
+ */
+export class FaultRecorder {
+  readonly marks: FaultMark[] = [];
+  constructor(readonly db: Sql) {}
+
+  async before(): Promise<InFlight[]> {
+    return await tolerant(() => jobsInFlight(this.db)) ?? [];
+  }
+
+  repaired(fault: string, inFlight: InFlight[], hit?: number[]): void {
+    this.marks.push({ fault, inFlight, repairedAt: Date.now(), hit });
+  }
+}
 
 /** Fast-forwards sarko's clock for the jobs stuck past STUCK_AFTER_S; their ids. */
 export async function ageStuckJobs(db: Sql, ids: number[]): Promise<number[]> {
@@ -78,14 +117,23 @@ export function kill(pid: number): boolean {
   }
 }
 
-/** Kills a supervised companion and waits for almighty to start a new one. */
-export async function killCompanion(server: TestServer, module: string): Promise<boolean> {
+/**
+ * Kills a supervised companion and waits for almighty to start a new one (the repair, for
+ * `faults`).
+ */
+export async function killCompanion(
+  server: TestServer,
+  module: string,
+  faults?: FaultRecorder,
+): Promise<boolean> {
+  const inFlight = await faults?.before();
   const pid = await daemonPid(server.varDir, module);
   if (pid === undefined || !kill(pid)) return false;
   await waitFor(`${module} to be restarted`, async () => {
     const now = await daemonPid(server.varDir, module);
     return now !== undefined && now !== pid;
   }, 15_000);
+  faults?.repaired(module, inFlight ?? []);
   return true;
 }
 
@@ -94,7 +142,14 @@ export type Submit = (command: string) => Promise<number>;
 
 export interface Scenario {
   /** Submits jobs and injects faults; returns the ids and the restarts it observed. */
-  (ctx: { server: TestServer; db: Sql; rng: Rng; submit: Submit; log: string[] }): Promise<{
+  (ctx: {
+    server: TestServer;
+    db: Sql;
+    rng: Rng;
+    submit: Submit;
+    log: string[];
+    faults: FaultRecorder;
+  }): Promise<{
     ids: number[];
     restarts: number;
     almightyReplaced?: boolean;
@@ -151,7 +206,10 @@ export async function faultRun(
     const sql = db;
     const submit: Submit = (command) => server.submit(["-d", work, "-l", "core=1", command]);
     const log: string[] = [];
-    const out = await scenario({ server, db: sql, rng, submit, log });
+    // The database's clock minus ours (state log times are the database's).
+    const offsetS = await dbNow(sql) - Date.now() / 1000;
+    const faults = new FaultRecorder(sql);
+    const out = await scenario({ server, db: sql, rng, submit, log, faults });
     const { restarts, almightyReplaced, stuck: stuckEarly, orphaned = [] } = out;
     console.log(`${name}: ${log.join("; ")}`);
     if (out.expectedFaults !== undefined) {
@@ -197,16 +255,68 @@ export async function faultRun(
     const duplicates = server.log.split("\n").filter((l) =>
       /report for a job in state "?\w+"?: ignored/.test(l)
     ).length;
+    const lostLaunches = server.log.split("\n").filter((l) =>
+      /the launch of job \d+ died before it reported/.test(l)
+    ).length;
+    const rejected = server.log.split("\n").filter((l) =>
+      /closing a report's connection/.test(l)
+    ).length;
     console.log(
       `${name}: submitted ${ids.length}, Terminated ${terminated}, Error ${errors}, ` +
         `companion restarts ${restarts}, stuck jobs fast-forwarded ${
           [...stuck].join(" ") || "none"
         }, ended by sarko ${lost.join(" ") || "none"}, ` +
-        `duplicate reports ignored ${duplicates}, oarexec killed for ${
+        `duplicate reports ignored ${duplicates}, reports sent again at the server's request ${rejected}, ` +
+        `lost launches looked at again ${lostLaunches}, oarexec killed for ${
           orphaned.join(" ") || "none"
         }`,
     );
+    // Recovery per fault (issue 22). A job fast-forwarded out of Launching/Finishing above
+    // makes its fault's figure too small: the list of those is printed with it.
+    const recovered = await recoveries(sql, faults.marks, offsetS);
+    for (const r of recovered) {
+      console.log(
+        `${name}: recovery after ${r.fault}: ${r.seconds.toFixed(1)} s ` +
+          `(${r.caught} job(s) in flight, ${r.jobs} counted here${
+            r.job === undefined ? "" : `, slowest ${r.job}`
+          })`,
+      );
+    }
+    // Each job's oarexec removes its pid file once its report is in; a killed one's is
+    // recognised as stale and removed.
+    const oarexecDir = `${server.varDir}/oarexec`;
+    const pidWait = performance.now();
+    const gone = async (ms: number) =>
+      await waitFor("the jobs' pid files to go", async () => {
+        const left = await pidFilesLeft(oarexecDir, ids);
+        return left.length === 0 ? [] : undefined;
+      }, ms).catch(async () => await pidFilesLeft(oarexecDir, ids));
+    let leftovers = await gone(PID_FILES_GRACE_MS);
+    if (leftovers.length > 0) {
+      // A killed oarexec's files (dead pid) are removed by the next oarexec to start on its
+      // host (modules/oarexec/agent.ts), or by sarko's check while their job runs: one more job.
+      console.log(`${name}: pid files left: ${leftovers.join(", ")}; one more job to sweep them`);
+      const extra = await submit("true");
+      await waitFor("the extra job to end", async () => {
+        const [r] = await tolerant(() => auditJobs(sql, [extra])) ?? [];
+        return r?.state === "Terminated" || r?.state === "Error";
+      }, 60_000);
+      leftovers = await gone(PID_FILES_GRACE_MS);
+    }
+    console.log(
+      `${name}: pid files left: ${leftovers.join(", ") || "none"} (${
+        ((performance.now() - pidWait) / 1000).toFixed(1)
+      } s after every job was final)`,
+    );
     assertEquals(rows.length, ids.length);
+    for (const r of recovered) {
+      const bound = r.fault === "oarexec" ? LOST_OAREXEC_BOUND_S : RECOVERY_BOUND_S;
+      assertOk(
+        r.seconds <= bound,
+        `recovery after ${r.fault} took ${r.seconds.toFixed(1)} s (bound ${bound} s)`,
+      );
+    }
+    assertEquals(leftovers, [], "no pid file is left behind");
     for (const r of rows) {
       assertEquals(r.finals, 1, `job ${r.job_id} has ${r.finals} final state rows`);
       assertOk(r.launchings <= 1, `job ${r.job_id} was launched ${r.launchings} times`);
