@@ -72,7 +72,7 @@ function oarsub(server: TestServer, args: string[]): Oarsub {
   const child = new Deno.Command("setsid", {
     args: cmd,
     cwd: root,
-    env: { OAR_VAR_DIR: server.varDir, NO_COLOR: "1" },
+    ...server.env(),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
