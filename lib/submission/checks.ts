@@ -69,6 +69,7 @@ export function checkTypes(types: string[], extra: readonly string[] = []): stri
 }
 
 /** Control characters, and `/` (names end up in file names: %jobname%). */
+// deno-lint-ignore no-control-regex -- control characters are what it must find
 const UNSAFE_TEXT = /[\x00-\x1f\x7f/]/;
 
 /** `-n NAME`: one line of at most 100 characters, no control character and no `/`. */
