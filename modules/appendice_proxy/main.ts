@@ -41,7 +41,10 @@ export function main(_args: string[]): Promise<number> {
         log,
       },
     );
-    log.info("listening on {host}:{port}", { host: serverBindAddress(config), port: proxy.port });
+    log.info("listening on port {port} ({host})", {
+      port: proxy.port,
+      host: serverBindAddress(config),
+    });
     return {
       close: async () => {
         log.info("stopping");
