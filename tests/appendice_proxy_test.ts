@@ -17,7 +17,7 @@ interface Rig {
   conf: string;
 }
 
-async function startRig(): Promise<Rig> {
+async function startRig(extra: Record<string, string | number> = {}): Promise<Rig> {
   const proxyPort = await freePort();
   const almighty = new PullSocket();
   const almightyPort = bindLoopback(almighty);
@@ -31,6 +31,10 @@ async function startRig(): Promise<Rig> {
     BIPBIP_COMMANDER_PORT: commanderPort,
     LOG_FILE: ":stderr:",
     LOG_LEVEL: 3,
+    APPENDICE_PROXY_CHECK_CHALLENGES: "no",
+    APPENDICE_PROXY_MAX_CONNECTIONS_PER_HOST: 2000,
+    APPENDICE_PROXY_REJECT_LOG_LINES: 1000,
+    ...extra,
   });
   const proxy = spawnEntry("appendice_proxy", conf);
   await waitFor("the proxy to listen", async () => {

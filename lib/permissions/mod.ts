@@ -9,7 +9,7 @@
 import type { Config } from "../runtime/config.ts";
 import { dbPermissionFlags } from "../db/target.ts";
 import { joinPath, projectRoot } from "../runtime/paths.ts";
-import { baseFlagSet, serverPortAddress } from "../runtime/entry_flags.ts";
+import { baseFlagSet, serverBindAddress, serverPortAddress } from "../runtime/entry_flags.ts";
 import { LIBZMQ_PATH } from "../transport/zmq_path.ts";
 import { agentSocketPath } from "../exec/agent_path.ts";
 import { addNodeExecutionFlags } from "../exec/oarexec_command.ts";
@@ -81,7 +81,8 @@ const NEED_REASONS: Record<Need, string> = {
   db_setup: "reads OAR_DB_PASSWORD, the password --create-roles gives the oar role",
   db: "reads and writes OAR's database",
   zmq: "talks to almighty/bipbip_commander/greta over ZeroMQ (libzmq through FFI)",
-  listen_server_port: "listens on SERVER_PORT for oarsub, oardel and oarexec lines",
+  listen_server_port:
+    "listens on SERVER_PORT (SERVER_BIND_ADDRESS) for oarsub, oardel and oarexec lines",
   tcp_server_port:
     "sends job reports (oarexec) or their acknowledgements (bipbip_commander) to SERVER_HOSTNAME:SERVER_PORT",
   spawn_modules: "starts the other modules (deno, or their artifacts in OARDIR)",
@@ -111,7 +112,9 @@ interface EntrySpec {
 
 const MODULE_NEEDS: Record<EntryName, Need[]> = {
   almighty: ["zmq", "spawn_modules"],
-  appendice_proxy: ["zmq", "listen_server_port"],
+  // db: reads job challenges (an oarexec report with a bad one is dropped before it costs a bipbip
+  // run) and writes one BIPBIP_CHALLENGE event per job and minute for them (issue 20).
+  appendice_proxy: ["db", "zmq", "listen_server_port"],
   // tcp_server_port: acknowledges oarexec reports to the appendice proxy (issue 11).
   bipbip_commander: ["zmq", "spawn_modules", "tcp_server_port"],
   greta: ["db", "zmq", "node_manager"],
@@ -181,7 +184,7 @@ export function permissionFlags(name: EntryName, config: Config): string[] {
         f.add("env", "OAR_LIBZMQ");
         break;
       case "listen_server_port":
-        f.add("net", `0.0.0.0:${serverPort}`);
+        f.add("net", `${serverBindAddress(config)}:${serverPort}`);
         break;
       case "tcp_server_port":
         f.add("net", serverPortAddress(config));

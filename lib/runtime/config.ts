@@ -29,6 +29,40 @@ export const DEFAULTS: Readonly<Record<string, Default>> = {
   // Server topology
   SERVER_HOSTNAME: { value: "localhost", doc: "host running almighty and the appendice proxy" },
   SERVER_PORT: { value: 6666, doc: "TCP port of the appendice proxy (oarsub, oarexec reports)" },
+  SERVER_BIND_ADDRESS: {
+    value: "",
+    doc:
+      "address the appendice proxy listens on (empty: 127.0.0.1 with the local launcher, else 0.0.0.0)",
+  },
+  SERVER_ALLOWED_HOSTS: {
+    value: "",
+    doc:
+      "IP addresses allowed on SERVER_PORT, space or comma separated (empty: loopback with the local launcher, any with ssh)",
+  },
+  APPENDICE_PROXY_MAX_CONNECTIONS: { value: 1024, doc: "most clients of the appendice proxy" },
+  APPENDICE_PROXY_MAX_CONNECTIONS_PER_HOST: {
+    value: 32,
+    doc: "most clients of the appendice proxy from one address (more are closed at once)",
+  },
+  APPENDICE_PROXY_IDLE_TIMEOUT: {
+    value: 60,
+    doc:
+      "seconds a proxy client may send no useful line (blank lines do not count) before it is closed",
+  },
+  APPENDICE_PROXY_REJECT_LOG_LINES: {
+    value: 10,
+    doc:
+      "rejected lines the proxy logs per APPENDICE_PROXY_REJECT_LOG_INTERVAL (then a summary per host)",
+  },
+  APPENDICE_PROXY_REJECT_LOG_INTERVAL: {
+    value: 10,
+    doc: "seconds (see APPENDICE_PROXY_REJECT_LOG_LINES)",
+  },
+  APPENDICE_PROXY_CHECK_CHALLENGES: {
+    value: "yes",
+    doc:
+      "the proxy checks oarexec reports' challenges in the database and drops bad ones (one event per job and minute)",
+  },
   APPENDICE_SERVER_PORT: { value: 6670, doc: "ZeroMQ port where almighty pulls commands" },
   BIPBIP_COMMANDER_SERVER: { value: "localhost", doc: "host of bipbip_commander" },
   BIPBIP_COMMANDER_PORT: { value: 6671, doc: "ZeroMQ port where bipbip_commander pulls" },

@@ -82,3 +82,41 @@ export function baseFlagSet(config: Config): FlagSet {
 export function serverPortAddress(config: Config): string {
   return `${config.str("SERVER_HOSTNAME")}:${config.int("SERVER_PORT")}`;
 }
+
+function usesLocalLauncherConfig(config: Config): boolean {
+  return config.str("OAREXEC_LAUNCHER").trim().toLowerCase() === "local";
+}
+
+/**
+ * Where the appendice proxy listens (issue 20): SERVER_BIND_ADDRESS, else loopback with the
+ * local launcher (every oarexec and command runs on this host) and every interface with ssh.
+ */
+export function serverBindAddress(config: Config): string {
+  const set = config.str("SERVER_BIND_ADDRESS").trim();
+  if (set) return set;
+  return usesLocalLauncherConfig(config) ? "127.0.0.1" : "0.0.0.0";
+}
+
+/**
+ * The peer addresses the appendice proxy serves (issue 20), or null for any: SERVER_ALLOWED_HOSTS
+ * (IP literals; `localhost` means loopback), else loopback with the local launcher, else any.
+ */
+export function serverAllowedHosts(config: Config): ((addr: string) => boolean) | null {
+  const list = config.str("SERVER_ALLOWED_HOSTS").split(/[\s,]+/).filter((s) => s !== "");
+  if (list.length === 0 && !usesLocalLauncherConfig(config)) return null;
+  const loopback = list.length === 0 || list.includes("localhost");
+  const set = new Set(list.map(normalizeAddr));
+  return (addr) => {
+    const a = normalizeAddr(addr);
+    return set.has(a) || (loopback && isLoopback(a));
+  };
+}
+
+function normalizeAddr(a: string): string {
+  const s = a.trim().toLowerCase();
+  return s.startsWith("::ffff:") && s.includes(".") ? s.slice(7) : s;
+}
+
+function isLoopback(a: string): boolean {
+  return a === "::1" || /^127\.\d+\.\d+\.\d+$/.test(a);
+}

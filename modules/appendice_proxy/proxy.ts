@@ -29,8 +29,10 @@ import {
   parseAckLine,
   parseLegacyLine,
   parseNackLine,
+  parseOarexecArgs,
   REPORT_ACK,
 } from "../../lib/protocol/mod.ts";
+import type { Verdict } from "./challenges.ts";
 
 export interface ProxySinks {
   /** Sends one encoded message to almighty. */
@@ -44,8 +46,23 @@ export interface ProxyOptions {
   port: number;
   /** Most simultaneous clients; more are closed at once (logged). */
   maxConnections?: number;
-  /** A client silent this long is disconnected. */
+  /** Most simultaneous clients from one address (default 32); more are closed at once. */
+  maxConnectionsPerHost?: number;
+  /** The peer addresses served (default: any); others are closed at once. */
+  allowed?: ((addr: string) => boolean) | null;
+  /**
+   * A client that sends no useful line this long is disconnected: blank or whitespace lines do
+   * not count (issue 20: they kept 1,024 idle clients connected for good).
+   */
   idleTimeoutMs?: number;
+  /** Rejected lines and clients logged per `rejectLogIntervalMs`; the rest are summed per host. */
+  rejectLogLines?: number;
+  rejectLogIntervalMs?: number;
+  /**
+   * Checks an oarexec report's challenge before it is forwarded (challenges.ts): a bad one, or
+   * a report for no job, is dropped and its connection closed.
+   */
+  checker?: { check(jobId: number, challenge: string, host: string): Promise<Verdict> };
   /** Most reports waiting for their acknowledgement at once (default 256). */
   maxHeldReports?: number;
   /**
@@ -72,10 +89,21 @@ export interface ProxyStats {
   untagged: number;
   /** Reports whose connection was closed for their oarexec to send them again. */
   released: number;
+  /** Clients closed at once: not allowed, or over a cap. */
+  refused: number;
+  /** Clients closed for sending nothing useful within the idle timeout. */
+  idleClosed: number;
+  /** Reports dropped for a bad challenge or naming no job. */
+  badReports: number;
 }
 
 interface Client {
   conn: Deno.TcpConn;
+  host: string;
+  /** performance.now() of the client's last useful line (or its connection). */
+  lastUseful: number;
+  /** Closed by the proxy: stop reading. */
+  closed: boolean;
   /** Tokens of this client's reports not acknowledged yet. */
   tokens: Set<string>;
 }
@@ -89,7 +117,13 @@ export class AppendiceProxy {
     acknowledged: 0,
     untagged: 0,
     released: 0,
+    refused: 0,
+    idleClosed: 0,
+    badReports: 0,
   };
+  /** Open clients per peer address. */
+  #perHost = new Map<string, number>();
+  #rejects: RejectLog;
   #listener: Deno.TcpListener;
   #open = new Set<Deno.TcpConn>();
   /** Held reports: token → its client. */
@@ -100,6 +134,11 @@ export class AppendiceProxy {
   #lastCommanderStart = -Infinity;
 
   constructor(readonly sinks: ProxySinks, readonly opts: ProxyOptions) {
+    this.#rejects = new RejectLog(
+      opts.rejectLogLines ?? 10,
+      opts.rejectLogIntervalMs ?? 10_000,
+      opts.log,
+    );
     this.#listener = Deno.listen({ hostname: opts.hostname ?? "0.0.0.0", port: opts.port });
     this.#done = this.#accept();
   }
@@ -124,15 +163,30 @@ export class AppendiceProxy {
         this.opts.log?.error("accept failed: {error}", { error: String(e) });
         continue;
       }
-      if (this.#open.size >= max) {
-        this.opts.log?.warn("too many clients ({n}); closing a new one", { n: this.#open.size });
-        conn.close();
+      const host = (conn.remoteAddr as Deno.NetAddr).hostname;
+      const perHost = this.#perHost.get(host) ?? 0;
+      let refusal: string | null = null;
+      if (this.opts.allowed && !this.opts.allowed(host)) refusal = "address not allowed";
+      else if (this.#open.size >= max) refusal = `too many clients (${this.#open.size})`;
+      else if (perHost >= (this.opts.maxConnectionsPerHost ?? 32)) {
+        refusal = `too many clients from this address (${perHost})`;
+      }
+      if (refusal !== null) {
+        this.stats.refused++;
+        this.#rejects.reject(host, `client closed: ${refusal}`);
+        try {
+          conn.close();
+        } catch { /* closed already */ }
         continue;
       }
       this.stats.connections++;
       this.#open.add(conn);
-      this.#serve(conn).finally(() => {
+      this.#perHost.set(host, perHost + 1);
+      this.#serve(conn, host).finally(() => {
         this.#open.delete(conn);
+        const n = (this.#perHost.get(host) ?? 1) - 1;
+        if (n > 0) this.#perHost.set(host, n);
+        else this.#perHost.delete(host);
         try {
           conn.close();
         } catch { /* closed already */ }
@@ -140,8 +194,14 @@ export class AppendiceProxy {
     }
   }
 
-  async #serve(conn: Deno.TcpConn): Promise<void> {
-    const client: Client = { conn, tokens: new Set() };
+  async #serve(conn: Deno.TcpConn, host: string): Promise<void> {
+    const client: Client = {
+      conn,
+      host,
+      lastUseful: performance.now(),
+      closed: false,
+      tokens: new Set(),
+    };
     try {
       await this.#read(client);
     } finally {
@@ -158,9 +218,17 @@ export class AppendiceProxy {
     const hold = this.opts.holdTimeoutMs ?? 30 * 60_000;
     for (;;) {
       let timer: ReturnType<typeof setTimeout> | undefined;
+      let idled = false;
       const timeout = new Promise<null>((resolve) => {
-        // A client waiting for its acknowledgement is silent on purpose.
-        timer = setTimeout(() => resolve(null), client.tokens.size > 0 ? hold : idle);
+        // A client waiting for its acknowledgement is silent on purpose. Otherwise the time
+        // left counts from its last useful line: blank lines do not buy time.
+        const left = client.tokens.size > 0
+          ? hold
+          : Math.max(0, idle - (performance.now() - client.lastUseful));
+        timer = setTimeout(() => {
+          idled = client.tokens.size === 0;
+          resolve(null);
+        }, left);
       });
       let n: number | null;
       try {
@@ -173,35 +241,77 @@ export class AppendiceProxy {
       } finally {
         clearTimeout(timer);
       }
-      if (n === null) break;
+      if (n === null) {
+        if (idled) {
+          this.stats.idleClosed++;
+          this.#rejects.reject(
+            client.host,
+            "client closed: nothing useful within the idle timeout",
+          );
+        }
+        break;
+      }
       const { lines, errors } = splitter.push(buf.subarray(0, n));
-      for (const e of errors) this.#drop(e);
-      for (const line of lines) await this.#route(line, client);
+      for (const e of errors) this.#drop(client.host, e);
+      for (const line of lines) {
+        await this.#route(line, client);
+        if (client.closed) return;
+      }
     }
-    for (const line of splitter.end()) await this.#route(line, client);
+    for (const line of splitter.end()) {
+      await this.#route(line, client);
+      if (client.closed) return;
+    }
   }
 
-  #drop(reason: string, line?: string): void {
+  #drop(host: string, reason: string, line?: string): void {
     this.stats.dropped++;
-    this.opts.log?.warn("dropped a message: {reason} {line}", {
-      reason,
-      line: line === undefined ? "" : JSON.stringify(line.slice(0, 120)),
-    });
+    this.#rejects.reject(
+      host,
+      `dropped a message: ${reason} ${
+        line === undefined ? "" : JSON.stringify(line.slice(0, 120))
+      }`,
+    );
+  }
+
+  #close(client: Client): void {
+    client.closed = true;
+    try {
+      client.conn.close();
+    } catch { /* closed already */ }
   }
 
   async #route(line: string, client: Client): Promise<void> {
-    if (line.trim() === "") return; // keep-alive newlines are not worth a log line
+    if (line.trim() === "") return; // keep-alive newlines: neither logged nor useful
+    client.lastUseful = performance.now();
     const ack = parseAckLine(line);
     if (ack !== null) return this.acknowledge(ack);
     const nack = parseNackLine(line);
     if (nack !== null) return this.reject(nack);
     if (isCommanderStartedLine(line)) return await this.commanderStarted();
     const parsed = parseLegacyLine(line);
-    if (!parsed.ok) return this.#drop(parsed.error, line);
+    if (!parsed.ok) return this.#drop(client.host, parsed.error, line);
     let token: string | null = null;
     try {
       if (parsed.value.kind === "commander") {
         const message = parsed.value.message;
+        if (message.cmd === "OAREXEC" && this.opts.checker !== undefined) {
+          const report = parseOarexecArgs(message.job_id, message.args);
+          const verdict: Verdict = report.ok
+            ? await this.opts.checker.check(message.job_id, report.value.challenge, client.host)
+            : "bad";
+          if (verdict !== "ok") {
+            // Dropped before it costs a bipbip run or a held slot; its connection is closed
+            // (an honest oarexec sends it again after its short back-off).
+            this.stats.badReports++;
+            this.#drop(
+              client.host,
+              verdict === "no_job" ? "report for no job" : "report with a bad challenge",
+              line.slice(0, 40),
+            );
+            return this.#close(client);
+          }
+        }
         if (message.cmd === "OAREXEC") {
           if (this.#held.size < (this.opts.maxHeldReports ?? 256)) {
             token = newAckToken();
@@ -226,7 +336,7 @@ export class AppendiceProxy {
         this.stats.routedToAlmighty++;
       }
     } catch (e) {
-      this.#drop(`cannot forward: ${e}`, line);
+      this.#drop(client.host, `cannot forward: ${e}`, line);
       // Its oarexec sends it again soon, rather than at its acknowledgement timeout.
       if (token !== null) this.#release(token, "it could not be forwarded");
     }
@@ -309,6 +419,7 @@ export class AppendiceProxy {
   /** Stops listening and disconnects every client. */
   async stop(): Promise<void> {
     this.#closing = true;
+    this.#rejects.close();
     try {
       this.#listener.close();
     } catch { /* closed already */ }
@@ -318,5 +429,45 @@ export class AppendiceProxy {
       } catch { /* closed already */ }
     }
     await this.#done;
+  }
+}
+
+/**
+ * The proxy's rejection log (issue 20): at most `lines` lines per `intervalMs`; past them, one
+ * summary per host at the interval's end ("M more rejected lines from H"). A flood of garbage
+ * costs a counter increment per line, not a log line.
+ */
+export class RejectLog {
+  #logged = 0;
+  #more = new Map<string, number>();
+  #timer: ReturnType<typeof setInterval>;
+
+  constructor(readonly lines: number, readonly intervalMs: number, readonly log?: Logger) {
+    this.#timer = setInterval(() => this.#roll(), intervalMs);
+  }
+
+  reject(host: string, what: string): void {
+    if (this.#logged < this.lines) {
+      this.#logged++;
+      this.log?.warn("{what} (from {host})", { what, host });
+      return;
+    }
+    // The number of hosts is bounded by the clients the proxy accepts and refuses per interval.
+    if (this.#more.size < 1000 || this.#more.has(host)) {
+      this.#more.set(host, (this.#more.get(host) ?? 0) + 1);
+    }
+  }
+
+  #roll(): void {
+    this.#logged = 0;
+    for (const [host, n] of this.#more) {
+      this.log?.warn("{n} more rejected lines from {host}", { n, host });
+    }
+    this.#more.clear();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#roll();
   }
 }
