@@ -53,6 +53,26 @@ export async function runDaemon(
   if (!started) return 1;
   const { config, log } = started;
   const stop = new AbortController();
+  // Listened to from the start: a stop requested while the daemon sets up (sockets half bound)
+  // is kept and honoured once it is set up, never an abrupt end (exit 143) with its setup undone.
+  const signals = opts.signals ?? ["SIGTERM", "SIGINT"];
+  let setUp = false;
+  let early: Deno.Signal | null = null;
+  const requestStop = (sig: Deno.Signal) => {
+    if (opts.logSignal && !stop.signal.aborted) log.info("{sig} received; stopping", { sig });
+    stop.abort();
+  };
+  const onSignal = signals.map((sig) => {
+    const listener = () => {
+      if (setUp) requestStop(sig);
+      else early ??= sig;
+    };
+    Deno.addSignalListener(sig, listener);
+    return () => Deno.removeSignalListener(sig, listener);
+  });
+  const unlisten = () => {
+    for (const remove of onSignal) remove();
+  };
   let daemon: Daemon | number;
   try {
     daemon = await setup({ config, log, stop: stop.signal });
@@ -62,20 +82,12 @@ export async function runDaemon(
     daemon = 1;
   }
   if (typeof daemon === "number") {
+    unlisten();
     await terminate();
     return daemon;
   }
-
-  // Listened to only once set up: a signal before then ends the process as it would any other.
-  const signals = opts.signals ?? ["SIGTERM", "SIGINT"];
-  const onSignal = signals.map((sig) => {
-    const listener = () => {
-      if (opts.logSignal && !stop.signal.aborted) log.info("{sig} received; stopping", { sig });
-      stop.abort();
-    };
-    Deno.addSignalListener(sig, listener);
-    return () => Deno.removeSignalListener(sig, listener);
-  });
+  setUp = true;
+  if (early !== null) requestStop(early);
   whenParentExits(() => stop.abort());
   const run = daemon.run ?? (() => waitFor(stop.signal).then(() => 0));
   try {
@@ -83,7 +95,7 @@ export async function runDaemon(
   } finally {
     await daemon.close();
     await terminate();
-    for (const remove of onSignal) remove();
+    unlisten();
   }
 }
 

@@ -29,6 +29,7 @@ export function main(_args: string[]): Promise<number> {
     log.info("listening on {path}", { path });
     // A stop signal, or the end of almighty when it supervises us: serving ends, then close.
     stop.addEventListener("abort", () => server.stop(), { once: true });
+    if (stop.aborted) server.stop();
     return {
       run: async () => {
         await server.serve();
