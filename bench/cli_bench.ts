@@ -9,7 +9,7 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { freePortBase } from "../tests/support/server.ts";
+import { startQuickStart } from "./quick_start.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const TICKS = 100; // USER_HZ: /proc times are in 1/100 s
@@ -86,32 +86,10 @@ export async function main(args: string[]): Promise<number> {
   });
   const runs = Number(values.runs);
   const loop = Number(values.loop);
-  const varDir = await Deno.makeTempDir({ prefix: "oar-bench-cli-" });
+  const qs = await startQuickStart("oar-bench-cli-");
+  const varDir = qs.varDir;
   const prefix = join(varDir, "install");
-  const base = await freePortBase();
-  const start = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${root}tools/start.ts`, "--port-base", String(base)].concat([
-      "--allow-system-user",
-      "root",
-    ]),
-    cwd: root,
-    env: { OAR_VAR_DIR: varDir, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
   try {
-    const socket = join(varDir, "oar-commands.sock");
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        (await Deno.connect({ transport: "unix", path: socket })).close();
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error("the server did not start");
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
     await run([Deno.execPath(), "task", "--quiet", "install", "--prefix", prefix], {
       OAR_VAR_DIR: varDir,
     });
@@ -157,11 +135,7 @@ export async function main(args: string[]): Promise<number> {
     );
     return 0;
   } finally {
-    try {
-      start.kill("SIGINT");
-    } catch { /* gone */ }
-    await start.status;
-    await Deno.remove(varDir, { recursive: true }).catch(() => {});
+    await qs.stop();
   }
 }
 

@@ -9,7 +9,7 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { freePortBase } from "../tests/support/server.ts";
+import { startQuickStart } from "./quick_start.ts";
 import { connect } from "../lib/db/client.ts";
 import { readConfigFile } from "../lib/runtime/config.ts";
 
@@ -118,40 +118,13 @@ export async function main(args: string[]): Promise<number> {
     },
   });
   const n = Number(values.jobs);
-  const varDir = await Deno.makeTempDir({ prefix: "oar-bench-flood-" });
+  const qs = await startQuickStart("oar-bench-flood-");
+  const { varDir, portBase: base } = qs;
   const work = join(varDir, "work");
   await Deno.mkdir(work);
-  const base = await freePortBase();
-  const start = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${root}tools/start.ts`,
-      "--port-base",
-      String(base),
-      "--allow-system-user",
-      "root",
-    ],
-    cwd: root,
-    env: { OAR_VAR_DIR: varDir, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
   const stop = new AbortController();
   const cap = setTimeout(() => stop.abort(), Number(values["flood-seconds"]) * 1000);
   try {
-    const socket = join(varDir, "oar-commands.sock");
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        (await Deno.connect({ transport: "unix", path: socket })).close();
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error("the server did not start");
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
     const sql = connect(readConfigFile(join(varDir, "oar.conf")), { max: 1 });
     try {
       await runJobs(varDir, work, sql, 3); // warm-up
@@ -181,11 +154,7 @@ export async function main(args: string[]): Promise<number> {
   } finally {
     clearTimeout(cap);
     stop.abort();
-    try {
-      start.kill("SIGINT");
-    } catch { /* gone */ }
-    await start.status;
-    await Deno.remove(varDir, { recursive: true }).catch(() => {});
+    await qs.stop();
   }
 }
 

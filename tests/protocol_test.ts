@@ -1,5 +1,6 @@
 import { assertEquals, assertOk } from "./support/assert.ts";
 import {
+  COMMAND_REQUEST_MAX_BYTES,
   commanderInvocation,
   DESCRIPTOR_HEAD_MAX_BYTES,
   encodeAlmightyMessage,
@@ -13,6 +14,7 @@ import {
   LineSplitter,
   parseAlmightyMessage,
   parseCommanderMessage,
+  parseCommandRequest,
   parseGretaMessage,
   parseInfoType,
   parseJobTypes,
@@ -306,4 +308,34 @@ Deno.test("readLines: lines across chunks, the last without its newline, overlon
   const got: string[] = [];
   for await (const l of readLines(stream, 16)) got.push(l);
   assertEquals(got, ["go", "OAR_STANDBY_DONE 0", "last"]);
+});
+
+Deno.test("command requests: what the command server accepts from a caller", () => {
+  const good = {
+    command: "oarsub",
+    args: ["-l", "core=1", "true"],
+    cwd: "/home/alice",
+    env: { OARDO_USER: "bob", LD_PRELOAD: "/tmp/x.so" },
+    files: { "./job.sh": "#!/bin/sh\n", missing: null },
+    hostname: "front1.example.org",
+    infoType: null,
+  };
+  const r = parseCommandRequest(JSON.stringify(good));
+  assertOk(r.ok);
+  // Only the variables that change what a command does are kept.
+  assertEquals(r.value.env, { OARDO_USER: "bob" });
+  for (
+    const [bad, why] of [
+      [{ ...good, hostname: "a\nb" }, "hostname"],
+      [{ ...good, command: "../oarsub" }, "command"],
+      [{ ...good, args: ["x", 1] }, "args"],
+      [{ ...good, cwd: "relative" }, "cwd"],
+      [{ ...good, files: { a: 1 } }, "files"],
+    ] as const
+  ) {
+    const p = parseCommandRequest(JSON.stringify(bad));
+    assertOk(!p.ok && p.error.includes(why), JSON.stringify(p));
+  }
+  assertEquals(parseCommandRequest("not json").ok, false);
+  assertEquals(parseCommandRequest("x".repeat(COMMAND_REQUEST_MAX_BYTES + 1)).ok, false);
 });

@@ -7,7 +7,7 @@
  * (`{"out": ...}` for stdout, `{"err": ...}` for stderr), then one `{"exit": N, "result": ...}`.
  * The same limits apply on both sides: the client refuses to send what the server would refuse.
  */
-import { fail, ok, type Parsed } from "./common.ts";
+import { fail, isValidHostname, ok, type Parsed } from "./common.ts";
 
 /** A request's largest size: a job script scanned by -S, or an array's parameter file. */
 export const COMMAND_REQUEST_MAX_BYTES = 8 * 1024 * 1024;
@@ -77,7 +77,8 @@ export function parseCommandRequest(text: string): Parsed<CommandRequest> {
     return fail("bad args");
   }
   if (typeof r.cwd !== "string" || !r.cwd.startsWith("/")) return fail("bad cwd");
-  if (typeof r.hostname !== "string" || r.hostname.length > 255) return fail("bad hostname");
+  // It becomes the job's info_type: a host name, nothing else.
+  if (typeof r.hostname !== "string" || !isValidHostname(r.hostname)) return fail("bad hostname");
   if (r.infoType !== null && typeof r.infoType !== "string") return fail("bad infoType");
   const env = stringRecord(r.env ?? {}, "env", false);
   if (!env.ok) return env;
